@@ -1,0 +1,123 @@
+// The error hierarchy every stage of the pipeline throws or reports. It sits beside the modules rather
+// than inside one because load, validate, the store's owner and the shells all speak it; it imports nothing.
+// Messages read `config/app.yaml:12:5: /server/port: must be <= 65535` and never quote the config's
+// values, so that an error can be logged or served without leaking a secret (DESIGN.md point 10).
+
+/** Stable machine-readable codes. Adding one is fine; renaming one breaks users. */
+export type HotconfErrorCode =
+  | 'E_OPTIONS'
+  | 'E_CLOSED'
+  | 'E_READ'
+  | 'E_NOT_FOUND'
+  | 'E_NOT_FILE'
+  | 'E_TOO_LARGE'
+  | 'E_UNSTABLE'
+  | 'E_ENCODING'
+  | 'E_PARSE'
+  | 'E_DUPLICATE_KEY'
+  | 'E_ALIAS_LIMIT'
+  | 'E_DEPTH'
+  | 'E_FORBIDDEN_KEY'
+  | 'E_TAG'
+  | 'E_SCHEMA'
+  | 'E_NO_SCHEMA'
+  | 'E_SCHEMA_INVALID'
+  | 'E_DUPLICATE_NAME'
+  | 'E_INITIAL_LOAD';
+
+export interface HotconfErrorOptions {
+  cause?: unknown;
+}
+
+/** Base class: `err.code` is one of {@link HotconfErrorCode}. */
+export class HotconfError extends Error {
+  readonly code: HotconfErrorCode;
+
+  constructor(code: HotconfErrorCode, message: string, options: HotconfErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Where in a config file a problem is. `line` and `col` are 1-based; `pointer` is an RFC 6901 JSON pointer. */
+export interface ErrorLocation {
+  file: string;
+  line?: number | undefined;
+  col?: number | undefined;
+  pointer?: string | undefined;
+}
+
+/** A problem with one config file (or one config name). Carries its location; the message is formatted from it. */
+export class ConfigError extends HotconfError {
+  readonly file: string;
+  readonly line: number | undefined;
+  readonly col: number | undefined;
+  readonly pointer: string | undefined;
+  /** The bare problem, without the location prefix: `must be <= 65535`. */
+  readonly detail: string;
+
+  constructor(code: HotconfErrorCode, location: ErrorLocation, detail: string, options: HotconfErrorOptions = {}) {
+    super(code, formatLocation(location, detail), options);
+    this.file = location.file;
+    this.line = location.line;
+    this.col = location.col;
+    this.pointer = location.pointer;
+    this.detail = detail;
+  }
+
+  /** Plain data for logs, status and HTTP: never includes config values. */
+  toJSON(): ConfigErrorJSON {
+    return {
+      code: this.code,
+      file: this.file,
+      line: this.line,
+      col: this.col,
+      pointer: this.pointer,
+      message: this.message,
+    };
+  }
+}
+
+export interface ConfigErrorJSON {
+  code: HotconfErrorCode;
+  file: string;
+  line: number | undefined;
+  col: number | undefined;
+  pointer: string | undefined;
+  message: string;
+}
+
+/** The file could not be read: missing, not a regular file, too large, changing under us, bad encoding. */
+export class ReadError extends ConfigError {}
+
+/** The bytes are not a well-formed, safe YAML/JSON document. */
+export class ParseError extends ConfigError {}
+
+/** The document does not satisfy its JSON Schema, or has no schema, or its schema is broken. */
+export class SchemaError extends ConfigError {}
+
+/** Two files claim one config name (`app.yaml` and `app.json`). */
+export class NameConflictError extends ConfigError {}
+
+/** The initial load found problems; `errors` lists every one of them, not only the first. */
+export class InitialLoadError extends HotconfError {
+  readonly errors: readonly ConfigError[];
+
+  constructor(errors: readonly ConfigError[]) {
+    const lines = errors.map((e) => `  ${e.message}`).join('\n');
+    super('E_INITIAL_LOAD', `initial config is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n${lines}`);
+    this.errors = errors;
+  }
+}
+
+/** `file:line:col: /pointer: detail`, leaving out the parts that are unknown. */
+export function formatLocation(location: ErrorLocation, detail: string): string {
+  let where = location.file;
+  if (location.line !== undefined) {
+    where += `:${location.line}`;
+    if (location.col !== undefined) where += `:${location.col}`;
+  }
+  const pointer = location.pointer === undefined ? '' : ` ${location.pointer === '' ? '/' : location.pointer}:`;
+  return `${where}:${pointer} ${detail}`;
+}
