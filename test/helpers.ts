@@ -64,3 +64,20 @@ export async function tempDir(prefix = 'hotconf-test-'): Promise<TempDir> {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A pino logger that keeps every line (parsed) in memory, for asserting on logs. */
+export async function memoryLogger(level = 'debug') {
+  const { pino } = await import('pino');
+  const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
+  const logger = pino(
+    { level },
+    {
+      write(chunk: string) {
+        raw.push(chunk);
+        lines.push(JSON.parse(chunk) as Record<string, unknown>);
+      },
+    },
+  );
+  return { logger, lines, raw, text: () => raw.join('') };
+}

@@ -1,0 +1,427 @@
+// The first stage of the pipeline: file-system events become an AsyncIterable<ChangeBatch>.
+// Events are hints, not truth (DESIGN.md point 4): chokidar's own events, the raw directory events under
+// them, watcher errors and a periodic verify tick all only say "look here"; the consumer stats and reads
+// to find out what really changed. Batches are debounced, coalesced per path and pulled by the consumer.
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { opendir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+
+/** One unit of work for the consumer: every path hinted since the previous batch, coalesced. */
+export interface ChangeBatch {
+  /** Increases by one per batch. */
+  readonly seq: number;
+  /** Absolute paths of config files that may have changed (added, modified, removed). */
+  readonly paths: ReadonlySet<string>;
+  /** Absolute directories whose whole subtree must be listed again (directory events, ConfigMap
+   *  `..data` swaps, watcher errors, verify ticks, explicit requests). */
+  readonly rescan: ReadonlySet<string>;
+  /** Why this batch exists. */
+  readonly reasons: ReadonlySet<BatchReason>;
+  /** `performance.now()` of the earliest hint coalesced into this batch (event → commit latency). */
+  readonly firstHintAt: number;
+}
+
+export type BatchReason = 'event' | 'error' | 'verify' | 'request';
+
+export interface WatchOptions {
+  /** Directories to watch, recursively. Required. */
+  roots: readonly string[];
+  /** File extensions that are config files. Default `['.yaml', '.yml', '.json']`. */
+  extensions?: readonly string[];
+  /** Quiet time after the last event before a batch is released, in ms. Restarts on each event. Default 25. */
+  debounceMs?: number;
+  /** Ceiling on how long a batch may be held back by a storm of events, in ms. Default 1000. */
+  maxBatchDelayMs?: number;
+  /** Period of the verify tick that asks the consumer to re-stat everything (catches dropped events), in ms.
+   *  Stretched automatically so that sweeping never takes more than ~5% of the time. 0 disables. Default 1000. */
+  verifyIntervalMs?: number;
+  /** Use stat polling instead of inotify (network file systems, exhausted watch limits). Default false. */
+  usePolling?: boolean;
+  /** Polling interval when `usePolling` is set, in ms. Default 250. */
+  pollIntervalMs?: number;
+  /** Logger for watcher problems. Default: none. */
+  logger?: Logger;
+  /** Aborting closes the watcher and ends iteration. */
+  signal?: AbortSignal;
+}
+
+const DEFAULT_EXTENSIONS = ['.yaml', '.yml', '.json'] as const;
+
+/** True for a path segment that hotconf never treats as config: editor temp files, `.git`, ConfigMap internals. */
+const isHidden = (segment: string) => segment.startsWith('.');
+
+interface Pending {
+  paths: Set<string>;
+  rescan: Set<string>;
+  reasons: Set<BatchReason>;
+  firstHintAt: number;
+  lastHintAt: number;
+  /** Resolved once the consumer is done with the batch that carries them. */
+  settle: Array<() => void>;
+  /** Release at once (requests, verify ticks), without waiting for the debounce. */
+  urgent: boolean;
+}
+
+function emptyPending(): Pending {
+  return {
+    paths: new Set(),
+    rescan: new Set(),
+    reasons: new Set(),
+    firstHintAt: 0,
+    lastHintAt: 0,
+    settle: [],
+    urgent: false,
+  };
+}
+
+/**
+ * Watches directories and yields {@link ChangeBatch}es. Single consumer: iterate it once with `for await`.
+ * Breaking out of the loop, aborting the signal or `close()` releases the watcher and every timer.
+ */
+export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
+  readonly roots: readonly string[];
+  private readonly extensions: ReadonlySet<string>;
+  private readonly debounceMs: number;
+  private readonly maxBatchDelayMs: number;
+  private readonly verifyIntervalMs: number;
+  private readonly logger: Logger | undefined;
+  private readonly chokidar: FSWatcher;
+  private pending = emptyPending();
+  private releaseTimer: NodeJS.Timeout | undefined;
+  private verifyTimer: NodeJS.Timeout | undefined;
+  private due = false;
+  private waiter: ((batch: ChangeBatch | undefined) => void) | undefined;
+  private inFlight: Pending | undefined;
+  private inFlightSince = 0;
+  private seq = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly lostRoots = new Set<string>();
+  private readonly abortListener = () => void this.close().catch(() => undefined);
+  private readonly signal: AbortSignal | undefined;
+
+  private constructor(options: WatchOptions) {
+    if (options.roots.length === 0) throw new TypeError('watch: at least one root is required');
+    this.roots = options.roots.map((r) => path.resolve(r));
+    this.extensions = new Set(options.extensions ?? DEFAULT_EXTENSIONS);
+    this.debounceMs = Math.max(0, options.debounceMs ?? 25);
+    this.maxBatchDelayMs = Math.max(this.debounceMs, options.maxBatchDelayMs ?? 1000);
+    this.verifyIntervalMs = Math.max(0, options.verifyIntervalMs ?? 1000);
+    this.logger = options.logger;
+    this.signal = options.signal;
+    this.chokidar = chokidarWatch([...this.roots], {
+      ignoreInitial: true,
+      persistent: true,
+      followSymlinks: true,
+      // hotconf reconciles delete+recreate itself from what is on disk; chokidar's 100 ms unlink delay only adds latency.
+      atomic: false,
+      usePolling: options.usePolling ?? false,
+      interval: options.pollIntervalMs ?? 250,
+      binaryInterval: options.pollIntervalMs ?? 250,
+      ignored: (p: string, stats?: { isFile(): boolean }) => this.ignored(p, stats),
+    });
+  }
+
+  /** Starts watching; resolves once the initial directory scan of the watcher is done. */
+  static async open(options: WatchOptions): Promise<DirWatcher> {
+    const w = new DirWatcher(options);
+    await w.start();
+    return w;
+  }
+
+  private async start(): Promise<void> {
+    const { chokidar } = this;
+    chokidar.on('all', (event: string, p: string) => this.onEvent(event, p));
+    chokidar.on('raw', (event: string, p: string, details: unknown) => this.onRaw(event, p, details));
+    chokidar.on('error', (err: unknown) => {
+      this.logger?.warn({ err }, 'watcher error; rescanning');
+      this.request(this.roots, 'error');
+    });
+    if (this.signal?.aborted) {
+      await this.close();
+      return;
+    }
+    this.signal?.addEventListener('abort', this.abortListener, { once: true });
+    await new Promise<void>((resolve) => chokidar.once('ready', () => resolve()));
+    this.scheduleVerify(this.verifyIntervalMs);
+  }
+
+  /** True if `file` (absolute) has a config extension and no hidden segment below its root. */
+  isConfigFile(file: string): boolean {
+    if (!this.extensions.has(path.extname(file))) return false;
+    const root = this.rootOf(file);
+    if (root === undefined) return false;
+    return !path.relative(root, file).split(path.sep).some(isHidden);
+  }
+
+  private rootOf(p: string): string | undefined {
+    let best: string | undefined;
+    for (const root of this.roots) {
+      if ((p === root || p.startsWith(root + path.sep)) && (best === undefined || root.length > best.length)) best = root;
+    }
+    return best;
+  }
+
+  private ignored(p: string, stats?: { isFile(): boolean }): boolean {
+    const abs = path.resolve(p);
+    const root = this.rootOf(abs);
+    if (root === undefined || abs === root) return false;
+    if (path.relative(root, abs).split(path.sep).some(isHidden)) return true;
+    // Files that are not configs need no watch of their own; directories do.
+    return stats?.isFile() === true && !this.extensions.has(path.extname(abs));
+  }
+
+  private onEvent(event: string, p: string): void {
+    const abs = path.resolve(p);
+    if (event === 'addDir' || event === 'unlinkDir') {
+      if (this.roots.includes(abs) && event === 'unlinkDir') this.lostRoots.add(abs);
+      this.hintDir(abs);
+    } else if (this.isConfigFile(abs)) {
+      this.hint([abs]);
+    }
+  }
+
+  /** chokidar's `raw` events come from the fs.watch under it, before its own filtering and throttling:
+   *  measured here, they still arrive for every atomic save where chokidar's `change` arrives once. */
+  private onRaw(_event: string, evPath: string, details: unknown): void {
+    const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+    if (typeof watched !== 'string' || typeof evPath !== 'string' || evPath === '') return;
+    const base = path.resolve(watched);
+    // A directory watcher names the child; a file watcher names the file itself.
+    const candidate = path.basename(base) === evPath && this.isConfigFile(base) ? base : path.join(base, evPath);
+    const name = path.basename(candidate);
+    if (this.isConfigFile(candidate)) {
+      this.hint([candidate]);
+    } else if (name.startsWith('..')) {
+      // Kubernetes ConfigMap volumes swap a `..data` symlink: every file of the directory may have changed.
+      this.hintDir(path.dirname(candidate));
+    } else if (!isHidden(name) && !this.extensions.has(path.extname(name)) && this.rootOf(candidate) !== undefined) {
+      // Could be a directory renamed in or out; listing a path that is not a directory costs one failed opendir.
+      this.hintDir(candidate);
+    }
+  }
+
+  private hintDir(dir: string): void {
+    this.add((p) => p.rescan.add(dir), 'event', false);
+  }
+
+  /** Adds paths to the next batch (the consumer calls this to re-check a path it suspects). */
+  hint(paths: Iterable<string>): void {
+    this.add((p) => {
+      for (const file of paths) p.paths.add(path.resolve(file));
+    }, 'event', false);
+  }
+
+  /**
+   * Asks for a rescan of `dirs` (default: every root) in the next batch, released without debounce.
+   * Resolves when the consumer is done with the batch that carried the request (it pulled the next one,
+   * or stopped), or at once if the watcher is closed.
+   */
+  rescan(dirs: Iterable<string> = this.roots): Promise<void> {
+    return this.request(dirs, 'request');
+  }
+
+  private request(dirs: Iterable<string>, reason: BatchReason): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.add((p) => {
+        for (const d of dirs) p.rescan.add(path.resolve(d));
+        p.settle.push(resolve);
+      }, reason, true);
+    });
+  }
+
+  private add(mutate: (p: Pending) => void, reason: BatchReason, urgent: boolean): void {
+    if (this.closed) return;
+    const now = performance.now();
+    const p = this.pending;
+    if (p.reasons.size === 0) p.firstHintAt = now;
+    p.lastHintAt = now;
+    p.reasons.add(reason);
+    mutate(p);
+    if (urgent) p.urgent = true;
+    this.scheduleRelease();
+  }
+
+  private scheduleRelease(): void {
+    const p = this.pending;
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+    this.due = false;
+    if (p.reasons.size === 0) return;
+    const now = performance.now();
+    const at = p.urgent ? now : Math.min(p.lastHintAt + this.debounceMs, p.firstHintAt + this.maxBatchDelayMs);
+    const wait = Math.max(0, at - now);
+    if (wait === 0 && p.urgent) {
+      this.markDue();
+      return;
+    }
+    this.releaseTimer = setTimeout(() => this.markDue(), wait);
+  }
+
+  private markDue(): void {
+    this.releaseTimer = undefined;
+    this.due = true;
+    this.deliver();
+  }
+
+  private deliver(): void {
+    if (!this.waiter || !this.due || this.pending.reasons.size === 0) return;
+    const p = this.pending;
+    this.pending = emptyPending();
+    this.due = false;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    this.inFlight = p;
+    this.inFlightSince = performance.now();
+    waiter({
+      seq: ++this.seq,
+      paths: p.paths,
+      rescan: p.rescan,
+      reasons: p.reasons,
+      firstHintAt: p.firstHintAt,
+    });
+  }
+
+  /** The consumer finished the batch it holds: settle its requests and measure the verify cost. */
+  private finishInFlight(): void {
+    const p = this.inFlight;
+    if (!p) return;
+    this.inFlight = undefined;
+    for (const settle of p.settle) settle();
+    if (p.reasons.has('verify')) {
+      // Keep the sweep under ~5% of wall time however large the tree: interval >= 20 × sweep cost.
+      const cost = performance.now() - this.inFlightSince;
+      this.scheduleVerify(Math.max(this.verifyIntervalMs, cost * 20));
+    }
+  }
+
+  private scheduleVerify(ms: number): void {
+    clearTimeout(this.verifyTimer);
+    this.verifyTimer = undefined;
+    if (this.verifyIntervalMs === 0 || this.closed) return;
+    this.verifyTimer = setTimeout(() => {
+      this.verifyTimer = undefined;
+      this.rewatchLostRoots();
+      // The next tick is scheduled when the consumer has finished this one (finishInFlight).
+      this.add((p) => {
+        for (const r of this.roots) p.rescan.add(r);
+      }, 'verify', true);
+    }, ms);
+    this.verifyTimer.unref();
+  }
+
+  /** chokidar stops watching a root that was deleted; once it exists again, watch it anew. */
+  private rewatchLostRoots(): void {
+    for (const root of this.lostRoots) {
+      stat(root).then(
+        (st) => {
+          if (!st.isDirectory() || this.closed || !this.lostRoots.delete(root)) return;
+          this.logger?.info({ root }, 'watched directory is back; watching it again');
+          this.chokidar.unwatch(root);
+          this.chokidar.add(root);
+          this.request([root], 'event').catch(() => undefined);
+        },
+        () => undefined, // still gone; the verify sweep reports its configs as removed
+      );
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ChangeBatch> {
+    try {
+      for (;;) {
+        this.finishInFlight();
+        if (this.closed) return;
+        const batch = await new Promise<ChangeBatch | undefined>((resolve) => {
+          this.waiter = resolve;
+          this.deliver();
+        });
+        if (batch === undefined) return;
+        yield batch;
+      }
+    } finally {
+      this.finishInFlight();
+      await this.close();
+    }
+  }
+
+  /** Stops watching, ends iteration and clears every timer. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    this.signal?.removeEventListener('abort', this.abortListener);
+    clearTimeout(this.releaseTimer);
+    clearTimeout(this.verifyTimer);
+    for (const settle of this.pending.settle) settle();
+    this.pending = emptyPending();
+    this.finishInFlight();
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.(undefined);
+    await this.chokidar.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Starts watching `options.roots`; see {@link DirWatcher}. */
+export function watchDirs(options: WatchOptions): Promise<DirWatcher> {
+  return DirWatcher.open(options);
+}
+
+export interface WalkOptions {
+  /** File extensions that are config files. Default `['.yaml', '.yml', '.json']`. */
+  extensions?: readonly string[];
+  /** Absolute directories not to descend into (e.g. a schema dir inside the config dir). */
+  exclude?: readonly string[];
+  /** Deepest directory level listed below the root. Default 32. */
+  maxDepth?: number;
+}
+
+/**
+ * Lists the config files under `root` (absolute paths), skipping hidden entries, following symlinks
+ * (with a guard against loops). A missing root yields nothing. Unreadable entries are yielded anyway so
+ * that the reader reports them (a symlink loop named `app.yaml` is a config error, not silence).
+ */
+export async function* walkConfigFiles(root: string, options: WalkOptions = {}): AsyncGenerator<string> {
+  const extensions = new Set(options.extensions ?? DEFAULT_EXTENSIONS);
+  const exclude = new Set((options.exclude ?? []).map((d) => path.resolve(d)));
+  const maxDepth = options.maxDepth ?? 32;
+  const seenDirs = new Set<string>();
+  const stack: Array<{ dir: string; depth: number }> = [{ dir: path.resolve(root), depth: 0 }];
+  while (stack.length > 0) {
+    const { dir, depth } = stack.pop()!;
+    let st;
+    try {
+      st = await stat(dir, { bigint: true });
+    } catch {
+      continue;
+    }
+    const key = `${st.dev}:${st.ino}`;
+    if (!st.isDirectory() || seenDirs.has(key) || exclude.has(dir)) continue;
+    seenDirs.add(key);
+    let handle;
+    try {
+      handle = await opendir(dir);
+    } catch {
+      continue;
+    }
+    for await (const entry of handle) {
+      if (isHidden(entry.name)) continue;
+      const full = path.join(dir, entry.name);
+      if (extensions.has(path.extname(entry.name))) {
+        // Even a directory or a dangling link named like a config is yielded: the reader reports it.
+        yield full;
+      } else if ((entry.isDirectory() || entry.isSymbolicLink()) && depth < maxDepth) {
+        stack.push({ dir: full, depth: depth + 1 });
+      }
+    }
+  }
+}
