@@ -1,0 +1,508 @@
+// The end of the pipeline: validated configs enter through commit(), one atomic swap per batch, and leave as
+// immutable, versioned snapshots that readers may hold forever. Every subscriber and every changes() iterator
+// follows the versions at its own pace: a slow or failing one never delays the commit or anyone else, and
+// one that falls behind is handed a single coalesced change to the latest version, never an older one.
+
+import { isDeepStrictEqual } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { HotconfError } from '../errors.js';
+
+export type { Logger } from 'pino';
+
+export interface ConfigEntry<V = unknown> {
+  readonly name: string;
+  /** Deep-frozen by the store at commit. */
+  readonly value: V;
+  /** Content hash, computed by the caller; the only thing the store compares. */
+  readonly hash: string;
+  /** Where it came from (file path / source key). */
+  readonly path: string;
+  /** The version in which this entry last changed. */
+  readonly version: number;
+  /** JSON pointers of secret values inside `value` (for redaction); [] if none. */
+  readonly secrets: readonly string[];
+}
+
+export interface Snapshot {
+  /** 0 = the empty initial snapshot. */
+  readonly version: number;
+  readonly configs: ReadonlyMap<string, ConfigEntry>;
+  /** Date.now() of the commit that made this version. */
+  readonly committedAt: number;
+  /** The source's revision (e.g. etcd's) this snapshot reflects; undefined for files. */
+  readonly sourceRevision: string | undefined;
+  /** The config's value, or undefined; O(1). */
+  get(name: string): unknown;
+}
+
+export interface Change {
+  /** === current.version */
+  readonly version: number;
+  readonly previous: Snapshot;
+  readonly current: Snapshot;
+  /** Names added or whose hash changed, sorted. */
+  readonly changed: readonly string[];
+  /** Names present in previous and absent in current, sorted. */
+  readonly removed: readonly string[];
+}
+
+export interface EntryInput {
+  name: string;
+  value: unknown;
+  hash: string;
+  path: string;
+  secrets?: readonly string[];
+}
+
+export interface CommitInput {
+  set?: Iterable<EntryInput>;
+  remove?: Iterable<string>;
+  sourceRevision?: string;
+}
+
+export type ChangeHandler = (change: Change) => void | Promise<void>;
+
+/** Ends a subscription; calling it twice is harmless. Also a `Disposable`, for `using`. */
+export type Unsubscribe = (() => void) & Disposable;
+
+export interface StoreOptions {
+  /** pino logger for handler failures and a slow close(). Default: a silent logger (pino({ level: 'silent' })). */
+  logger?: Logger;
+  /** How long close() waits for handler deliveries in flight, in ms. Default 5000. */
+  closeTimeoutMs?: number;
+  /** Called for each handler (or selector) failure, for metrics. Default: none. */
+  onSubscriberError?: (err: unknown) => void;
+}
+
+export interface StoreStats {
+  /** Handler and selector failures since the store was created. */
+  readonly subscriberErrors: number;
+  /** Live onConfigChange() subscriptions. */
+  readonly subscribers: number;
+  /** Live changes() iterators. */
+  readonly iterators: number;
+}
+
+/**
+ * A Map whose set/delete/clear throw, frozen at construction. A subclass rather than a wrapper so that it stays a
+ * real Map for callers (instanceof, util.inspect, deep equality in selectors and tests).
+ */
+class ConfigMap extends Map<string, ConfigEntry> {
+  constructor(entries: Iterable<readonly [string, ConfigEntry]>) {
+    super();
+    for (const [name, entry] of entries) super.set(name, entry);
+    Object.freeze(this);
+  }
+
+  override set(_name: string, _entry: ConfigEntry): this {
+    throw new TypeError('a snapshot is immutable: configs cannot be set');
+  }
+
+  override delete(_name: string): boolean {
+    throw new TypeError('a snapshot is immutable: configs cannot be deleted');
+  }
+
+  override clear(): void {
+    throw new TypeError('a snapshot is immutable: configs cannot be cleared');
+  }
+}
+
+class FrozenSnapshot implements Snapshot {
+  readonly version: number;
+  readonly configs: ConfigMap;
+  readonly committedAt: number;
+  readonly sourceRevision: string | undefined;
+
+  constructor(version: number, configs: ConfigMap, committedAt: number, sourceRevision: string | undefined) {
+    this.version = version;
+    this.configs = configs;
+    this.committedAt = committedAt;
+    this.sourceRevision = sourceRevision;
+    Object.freeze(this);
+  }
+
+  get(name: string): unknown {
+    return this.configs.get(name)?.value;
+  }
+}
+
+interface Subscriber {
+  readonly handler: ChangeHandler;
+  readonly isRelevant: (change: Change) => boolean;
+  /** The last snapshot this subscriber was shown (or had nothing relevant in). */
+  lastSeen: Snapshot;
+  /** False once unsubscribed: never called again, even with a delivery pending. */
+  active: boolean;
+  /** True while its delivery loop runs, so that there is never more than one loop (one call) at a time. */
+  running: boolean;
+}
+
+export class Store implements AsyncDisposable {
+  readonly #logger: Logger;
+  readonly #closeTimeoutMs: number;
+  readonly #onSubscriberError: ((err: unknown) => void) | undefined;
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #iterators = new Set<ChangeIterator>();
+  /** Delivery loops in flight; close() waits for them (bounded). */
+  readonly #deliveries = new Set<Promise<void>>();
+  #current: FrozenSnapshot;
+  /** The latest commit's Change, handed as is to everyone who saw exactly its previous snapshot. */
+  #lastChange: Change | undefined;
+  #subscriberErrors = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: StoreOptions = {}) {
+    this.#logger = options.logger ?? pino({ level: 'silent' });
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
+    this.#onSubscriberError = options.onSubscriberError;
+    if (!(this.#closeTimeoutMs >= 0)) throw new HotconfError('E_OPTIONS', 'closeTimeoutMs must be a number >= 0');
+    this.#current = new FrozenSnapshot(0, new ConfigMap([]), Date.now(), undefined);
+  }
+
+  get version(): number {
+    return this.#current.version;
+  }
+
+  snapshot(): Snapshot {
+    return this.#current;
+  }
+
+  get(name: string): unknown {
+    return this.#current.get(name);
+  }
+
+  get stats(): StoreStats {
+    return Object.freeze({
+      subscriberErrors: this.#subscriberErrors,
+      subscribers: this.#subscribers.size,
+      iterators: this.#iterators.size,
+    });
+  }
+
+  /**
+   * Atomic swap: builds the whole next snapshot aside, then replaces the current one in a single assignment.
+   * Returns the Change, or undefined when nothing differs (every set hash equals the current one and no removed
+   * name exists): then no version is used and nobody is notified. Entries whose hash is unchanged keep their old
+   * ConfigEntry object, so a value keeps its identity across versions.
+   *
+   * sourceRevision: a commit without changes that carries a new revision replaces the current snapshot with one
+   * of the same version and configs and the new revision, and notifies nobody (the content is what subscribers
+   * follow; the revision only says which source state it reflects). A commit with changes takes the given
+   * revision, or undefined when none is given.
+   *
+   * Throws HotconfError E_CLOSED after close(), E_OPTIONS when a name is set twice or both set and removed
+   * (the store is left untouched).
+   */
+  commit(input: CommitInput): Change | undefined {
+    if (this.#closing !== undefined) throw new HotconfError('E_CLOSED', 'the store is closed');
+    const previous = this.#current;
+    const version = previous.version + 1;
+    const next = new Map(previous.configs);
+    const changed: string[] = [];
+    const removed: string[] = [];
+    const seen = new Set<string>();
+
+    for (const entry of input.set ?? []) {
+      if (seen.has(entry.name)) throw new HotconfError('E_OPTIONS', `commit: config "${entry.name}" is set twice`);
+      seen.add(entry.name);
+      if (previous.configs.get(entry.name)?.hash === entry.hash) continue;
+      next.set(
+        entry.name,
+        Object.freeze({
+          name: entry.name,
+          value: deepFreeze(entry.value),
+          hash: entry.hash,
+          path: entry.path,
+          version,
+          secrets: Object.freeze([...(entry.secrets ?? [])]),
+        }),
+      );
+      changed.push(entry.name);
+    }
+    for (const name of input.remove ?? []) {
+      if (seen.has(name)) throw new HotconfError('E_OPTIONS', `commit: config "${name}" is both set and removed`);
+      if (next.delete(name)) removed.push(name);
+    }
+
+    if (changed.length === 0 && removed.length === 0) {
+      const revision = input.sourceRevision;
+      if (revision !== undefined && revision !== previous.sourceRevision) {
+        this.#current = new FrozenSnapshot(previous.version, previous.configs, previous.committedAt, revision);
+      }
+      return undefined;
+    }
+
+    const current = new FrozenSnapshot(version, new ConfigMap(next), Date.now(), input.sourceRevision);
+    const change: Change = Object.freeze({
+      version,
+      previous,
+      current,
+      changed: Object.freeze(changed.sort()),
+      removed: Object.freeze(removed.sort()),
+    });
+    this.#current = current;
+    this.#lastChange = change;
+
+    for (const sub of this.#subscribers) {
+      if (!sub.running) {
+        sub.running = true;
+        this.#track(this.#deliver(sub));
+      }
+    }
+    for (const iterator of this.#iterators) iterator.wake();
+    return change;
+  }
+
+  /**
+   * Calls `handler` after each commit, never inside commit(), one call at a time, awaited; a subscriber still busy
+   * when newer versions commit receives one change to the latest version next. With a name or list of names, only
+   * changes that touch one of them; with a selector, only changes where its result differs (util.isDeepStrictEqual).
+   */
+  onConfigChange(handler: ChangeHandler): Unsubscribe;
+  onConfigChange(name: string | readonly string[], handler: ChangeHandler): Unsubscribe;
+  onConfigChange(selector: (snapshot: Snapshot) => unknown, handler: ChangeHandler): Unsubscribe;
+  onConfigChange(
+    filterOrHandler: string | readonly string[] | ((snapshot: Snapshot) => unknown) | ChangeHandler,
+    maybeHandler?: ChangeHandler,
+  ): Unsubscribe {
+    if (this.#closing !== undefined) throw new HotconfError('E_CLOSED', 'the store is closed');
+    let handler: ChangeHandler;
+    let isRelevant: (change: Change) => boolean;
+    if (maybeHandler === undefined) {
+      if (typeof filterOrHandler !== 'function') {
+        throw new HotconfError('E_OPTIONS', 'onConfigChange: a handler function is required');
+      }
+      handler = filterOrHandler as ChangeHandler;
+      isRelevant = () => true;
+    } else if (typeof filterOrHandler === 'function') {
+      const selector = filterOrHandler as (snapshot: Snapshot) => unknown;
+      handler = maybeHandler;
+      isRelevant = (change) => !isDeepStrictEqual(selector(change.previous), selector(change.current));
+    } else {
+      const names = new Set(typeof filterOrHandler === 'string' ? [filterOrHandler] : filterOrHandler);
+      handler = maybeHandler;
+      isRelevant = (change) => change.changed.some((n) => names.has(n)) || change.removed.some((n) => names.has(n));
+    }
+
+    const sub: Subscriber = { handler, isRelevant, lastSeen: this.#current, active: true, running: false };
+    this.#subscribers.add(sub);
+    const unsubscribe = (): void => {
+      sub.active = false;
+      this.#subscribers.delete(sub);
+    };
+    return Object.assign(unsubscribe, { [Symbol.dispose]: unsubscribe });
+  }
+
+  /**
+   * The committed changes from now on, as an async iterator with the same coalescing as subscribers: each next()
+   * yields the change from the last yielded snapshot to the current one, or waits for a commit. Ends (done, no
+   * error) on return() (a `break`), on the signal's abort, and on close().
+   */
+  changes(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Change> & AsyncDisposable {
+    const { signal } = options;
+    const onAbort = (): void => iterator.end();
+    const iterator = new ChangeIterator(this.#current, {
+      current: () => this.#current,
+      changeBetween: (from, to) => this.#changeBetween(from, to),
+      release: (it) => {
+        this.#iterators.delete(it);
+        signal?.removeEventListener('abort', onAbort);
+      },
+    });
+    if (this.#closing !== undefined || signal?.aborted === true) {
+      iterator.end();
+    } else {
+      this.#iterators.add(iterator);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }
+    return iterator;
+  }
+
+  /**
+   * Idempotent. Refuses further commits, ends every changes() iterator, then waits for handler deliveries in flight,
+   * at most closeTimeoutMs: a handler that never settles is logged (warn) and left behind, never called again.
+   * A handler that awaits close() itself therefore waits the full timeout.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    for (const iterator of [...this.#iterators]) iterator.end();
+    if (this.#deliveries.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.#closeTimeoutMs);
+      });
+      const drained = Promise.allSettled([...this.#deliveries]).then(() => false);
+      const late = await Promise.race([drained, timedOut]);
+      clearTimeout(timer);
+      if (late) {
+        this.#logger.warn(
+          { running: this.#deliveries.size, timeoutMs: this.#closeTimeoutMs },
+          'close: subscribers still running, not waiting longer',
+        );
+      }
+    }
+    for (const sub of this.#subscribers) sub.active = false;
+    this.#subscribers.clear();
+  }
+
+  /** One subscriber's delivery loop: runs until the subscriber has seen the current snapshot. */
+  async #deliver(sub: Subscriber): Promise<void> {
+    try {
+      // commit() returns before any handler runs.
+      await Promise.resolve();
+      while (sub.active && sub.lastSeen.version < this.#current.version) {
+        const current = this.#current;
+        const change = this.#changeBetween(sub.lastSeen, current);
+        sub.lastSeen = current;
+        if (change === undefined) continue;
+        try {
+          if (sub.isRelevant(change) && sub.active) await sub.handler(change);
+        } catch (err) {
+          this.#subscriberFailed(err, change.version);
+        }
+      }
+    } finally {
+      sub.running = false;
+    }
+  }
+
+  #subscriberFailed(err: unknown, version: number): void {
+    this.#subscriberErrors++;
+    this.#logger.error({ err, version }, 'subscriber failed');
+    try {
+      this.#onSubscriberError?.(err);
+    } catch (hookErr) {
+      this.#logger.error({ err: hookErr }, 'onSubscriberError failed');
+    }
+  }
+
+  /** The one place delivery promises go: caught, logged, and kept for close() until settled. */
+  #track(delivery: Promise<void>): void {
+    const tracked: Promise<void> = delivery
+      .catch((err: unknown) => this.#logger.error({ err }, 'delivery loop failed'))
+      .finally(() => this.#deliveries.delete(tracked));
+    this.#deliveries.add(tracked);
+  }
+
+  /**
+   * The change from one snapshot to a later one, or undefined when their configs are the same (a name added and
+   * removed again while a subscriber was busy): an empty change is never delivered.
+   */
+  #changeBetween(from: Snapshot, to: Snapshot): Change | undefined {
+    const last = this.#lastChange;
+    if (last !== undefined && last.previous === from && last.current === to) return last;
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [name, entry] of to.configs) {
+      if (from.configs.get(name)?.hash !== entry.hash) changed.push(name);
+    }
+    for (const name of from.configs.keys()) {
+      if (!to.configs.has(name)) removed.push(name);
+    }
+    if (changed.length === 0 && removed.length === 0) return undefined;
+    return Object.freeze({
+      version: to.version,
+      previous: from,
+      current: to,
+      changed: Object.freeze(changed.sort()),
+      removed: Object.freeze(removed.sort()),
+    });
+  }
+}
+
+interface IteratorHooks {
+  current(): Snapshot;
+  changeBetween(from: Snapshot, to: Snapshot): Change | undefined;
+  release(iterator: ChangeIterator): void;
+}
+
+/** What changes() returns. Written by hand rather than as an async generator so that close() and abort can end a pending next(). */
+class ChangeIterator implements AsyncIterableIterator<Change, undefined>, AsyncDisposable {
+  #lastSeen: Snapshot;
+  #done = false;
+  readonly #hooks: IteratorHooks;
+  /** Resolvers of next() calls waiting for a commit, oldest first. */
+  readonly #waiting: ((result: IteratorResult<Change, undefined>) => void)[] = [];
+
+  constructor(start: Snapshot, hooks: IteratorHooks) {
+    this.#lastSeen = start;
+    this.#hooks = hooks;
+  }
+
+  next(): Promise<IteratorResult<Change, undefined>> {
+    if (this.#done) return Promise.resolve({ done: true, value: undefined });
+    const change = this.#take();
+    if (change !== undefined) return Promise.resolve({ done: false, value: change });
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  return(): Promise<IteratorResult<Change, undefined>> {
+    this.end();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+
+  /** Called by the store after each commit: hands the news to the oldest waiting next(), if any. */
+  wake(): void {
+    while (this.#waiting.length > 0) {
+      const change = this.#take();
+      if (change === undefined) return;
+      this.#waiting.shift()?.({ done: false, value: change });
+    }
+  }
+
+  /** Ends the iterator for good: pending and later next() calls resolve done. */
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    for (const resolve of this.#waiting.splice(0)) resolve({ done: true, value: undefined });
+    this.#hooks.release(this);
+  }
+
+  #take(): Change | undefined {
+    const current = this.#hooks.current();
+    if (current.version <= this.#lastSeen.version) return undefined;
+    const change = this.#hooks.changeBetween(this.#lastSeen, current);
+    this.#lastSeen = current;
+    return change;
+  }
+}
+
+/**
+ * Freezes `value` and everything reachable from it through own data properties, iteratively (a 10k-deep value
+ * cannot overflow the stack), visiting shared and cyclic references once. Getters are not called. Functions are
+ * left alone (freezing one would reach its prototype, shared by all its instances), and so are typed arrays and
+ * other ArrayBuffer views (the engine refuses to freeze them); parsed YAML/JSON contains neither.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  const seen = new Set<object>([value]);
+  const stack: object[] = [value];
+  for (let obj = stack.pop(); obj !== undefined; obj = stack.pop()) {
+    if (ArrayBuffer.isView(obj)) continue;
+    for (const key of Reflect.ownKeys(obj)) {
+      const child: unknown = Object.getOwnPropertyDescriptor(obj, key)?.value;
+      if (typeof child === 'object' && child !== null && !seen.has(child)) {
+        seen.add(child);
+        stack.push(child);
+      }
+    }
+    Object.freeze(obj);
+  }
+  return value;
+}
