@@ -98,6 +98,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly lostRoots = new Set<string>();
+  private lostRootTimer: NodeJS.Timeout | undefined;
   private readonly abortListener = () => void this.close().catch(() => undefined);
   private readonly signal: AbortSignal | undefined;
 
@@ -136,7 +137,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     chokidar.on('raw', (event: string, p: string, details: unknown) => this.onRaw(event, p, details));
     chokidar.on('error', (err: unknown) => {
       this.logger?.warn({ err }, 'watcher error; rescanning');
-      this.request(this.roots, 'error');
+      void this.request(this.roots, 'error'); // never rejects; nobody waits for an error rescan
     });
     if (this.signal?.aborted) {
       await this.close();
@@ -175,7 +176,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private onEvent(event: string, p: string): void {
     const abs = path.resolve(p);
     if (event === 'addDir' || event === 'unlinkDir') {
-      if (this.roots.includes(abs) && event === 'unlinkDir') this.lostRoots.add(abs);
+      if (this.roots.includes(abs) && event === 'unlinkDir') this.loseRoot(abs);
       this.hintDir(abs);
     } else if (this.isConfigFile(abs)) {
       this.hint([abs]);
@@ -303,21 +304,33 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     if (this.verifyIntervalMs === 0 || this.closed) return;
     this.verifyTimer = setTimeout(() => {
       this.verifyTimer = undefined;
-      this.rewatchLostRoots();
-      // The next tick is scheduled when the consumer has finished this one (finishInFlight).
+      // The next tick is scheduled when the consumer has finished this one (finishInFlight). A tick never
+      // cuts a debounce short: a file being written in chunks is read once its writer goes quiet.
+      const quiet = this.pending.reasons.size === 0;
       this.add((p) => {
         for (const r of this.roots) p.rescan.add(r);
-      }, 'verify', true);
+      }, 'verify', quiet);
     }, ms);
     this.verifyTimer.unref();
   }
 
-  /** chokidar stops watching a root that was deleted; once it exists again, watch it anew. */
+  /** chokidar stops watching a root that was deleted: look for its return every 250 ms (verify ticks or not). */
+  private loseRoot(root: string): void {
+    this.lostRoots.add(root);
+    this.logger?.warn({ root }, 'watched directory is gone; waiting for it to come back');
+    this.lostRootTimer ??= setInterval(() => this.rewatchLostRoots(), 250).unref();
+  }
+
+  /** Once a lost root exists again, watch it anew and rescan it. */
   private rewatchLostRoots(): void {
     for (const root of this.lostRoots) {
       stat(root).then(
         (st) => {
           if (!st.isDirectory() || this.closed || !this.lostRoots.delete(root)) return;
+          if (this.lostRoots.size === 0) {
+            clearInterval(this.lostRootTimer);
+            this.lostRootTimer = undefined;
+          }
           this.logger?.info({ root }, 'watched directory is back; watching it again');
           this.chokidar.unwatch(root);
           this.chokidar.add(root);
@@ -357,6 +370,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.signal?.removeEventListener('abort', this.abortListener);
     clearTimeout(this.releaseTimer);
     clearTimeout(this.verifyTimer);
+    clearInterval(this.lostRootTimer);
     for (const settle of this.pending.settle) settle();
     this.pending = emptyPending();
     this.finishInFlight();

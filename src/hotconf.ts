@@ -1,0 +1,599 @@
+// createHotconf wires the pipeline: a source of change hints (the directory watcher) → load (read, parse)
+// → validate (JSON Schema) → store.commit (one atomic version per batch) → subscribers.
+// It owns the memory of what was read (file identities) that turns hints into convergence: every batch
+// re-stats what it touched, every rescan compares the disk with that memory (DESIGN.md point 4).
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import {
+  ConfigError,
+  HotconfError,
+  InitialLoadError,
+  NameConflictError,
+  ReadError,
+  type ConfigErrorJSON,
+} from './errors.js';
+import {
+  CONFIG_EXTENSIONS,
+  mapLimit,
+  parseConfig,
+  readStable,
+  statIdentity,
+  type FileIdentity,
+} from './load/index.js';
+import {
+  Store,
+  type Change,
+  type ChangeHandler,
+  type EntryInput,
+  type Snapshot,
+  type Unsubscribe,
+} from './store/index.js';
+import { SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
+import { DirWatcher, walkConfigFiles, type ChangeBatch } from './watch/index.js';
+
+export type BatchPolicy = 'all-or-nothing' | 'per-file';
+
+export interface HotconfOptions {
+  /** Directory of config files (`.yaml`, `.yml`, `.json`), watched recursively. Required. */
+  configDir: string;
+  /** Directory of `<name>.schema.json` files. Required unless `requireSchema` is false. */
+  schemaDir?: string;
+  /** A config without a schema is an error (true) or accepted unvalidated (false). Default true. */
+  requireSchema?: boolean;
+  /** `all-or-nothing`: one bad file holds back its whole batch. `per-file`: valid files apply. Default `all-or-nothing`. */
+  batchPolicy?: BatchPolicy;
+  /** Quiet time after the last event before a batch is processed, in ms. Default 25. */
+  debounceMs?: number;
+  /** Ceiling on how long a storm of events can hold a batch back, in ms. Default 1000. */
+  maxBatchDelayMs?: number;
+  /** Period of the stat sweep that catches events the watcher dropped, in ms; 0 disables. Default 1000. */
+  verifyIntervalMs?: number;
+  /** Largest config file accepted, in bytes. Default 1 MiB. */
+  maxFileBytes?: number;
+  /** Deepest nesting accepted in a config document. Default 64. */
+  maxDepth?: number;
+  /** Most YAML alias dereferences per document. Default 100. */
+  maxAliasCount?: number;
+  /** Files read at once during a batch. Default 16. */
+  concurrency?: number;
+  /** Fill in schema `default`s. Default true. */
+  useDefaults?: boolean;
+  /** Keep the last value of a deleted config instead of removing it. Default false. */
+  keepOnDelete?: boolean;
+  /** Start with the valid configs when some are invalid at start-up, instead of rejecting. Default false. */
+  startWithValid?: boolean;
+  /** Poll with stat instead of inotify (network file systems). Default false. */
+  usePolling?: boolean;
+  /** How long close() waits for subscriber handlers in flight, in ms. Default 5000. */
+  closeTimeoutMs?: number;
+  /** pino logger. Default: pino at level `info` to stderr. */
+  logger?: Logger;
+  /** Aborting closes the instance. */
+  signal?: AbortSignal;
+}
+
+/** Values of configs as the caller declared them, deeply read-only. */
+export type DeepReadonly<T> = T extends (infer R)[]
+  ? ReadonlyArray<DeepReadonly<R>>
+  : T extends (...args: never[]) => unknown
+    ? T
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+export type ConfigState = 'ok' | 'error' | 'pending' | 'deleted';
+
+export interface ConfigStatus {
+  readonly name: string;
+  /** `ok`: the store holds what is on disk. `error`: the file is refused, the last good value (if any) stays.
+   *  `pending`: valid, but held back by another file of its batch (all-or-nothing). `deleted`: file gone, value kept (`keepOnDelete`). */
+  readonly state: ConfigState;
+  /** The file behind the config, as shown in messages. */
+  readonly file: string | undefined;
+  /** Hash of the value in the store (last good), if any. */
+  readonly hash: string | undefined;
+  /** Version in which the stored value last changed. */
+  readonly version: number | undefined;
+  /** The first problem, and all of them. */
+  readonly error: ConfigErrorJSON | undefined;
+  readonly errors: readonly ConfigErrorJSON[];
+  /** When the state last changed (ms since the epoch). */
+  readonly since: number;
+}
+
+export interface HotconfStatus {
+  readonly version: number;
+  /** Initial load done and the watcher running. */
+  readonly ready: boolean;
+  /** Number of configs in `error` state. */
+  readonly errors: number;
+  readonly configs: readonly ConfigStatus[];
+}
+
+export interface ReloadResult {
+  /** The store's version after the rescan. */
+  readonly version: number;
+  /** Every problem outstanding after the rescan (empty when all is valid). */
+  readonly errors: readonly ConfigErrorJSON[];
+}
+
+type Outcome =
+  | { kind: 'ok'; name: string; file: string; value: unknown; hash: string; secrets: readonly string[] }
+  | { kind: 'error'; name: string; file: string | undefined; path: string | undefined; errors: ConfigError[] }
+  | { kind: 'removed'; name: string };
+
+interface Problem {
+  readonly state: ConfigState;
+  readonly file: string | undefined;
+  readonly errors: readonly ConfigError[];
+  readonly since: number;
+}
+
+/** The public face of a running pipeline. `T` maps config names to their value types. */
+export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>> implements AsyncDisposable {
+  private readonly store: Store;
+  private readonly registry: SchemaRegistry;
+  private readonly configDir: string;
+  private readonly schemaDir: string | undefined;
+  private readonly log: Logger;
+  private readonly opts: Required<
+    Pick<HotconfOptions, 'requireSchema' | 'batchPolicy' | 'maxFileBytes' | 'maxDepth' | 'maxAliasCount' | 'concurrency' | 'keepOnDelete'>
+  >;
+  /** What was last read (or failed to be read) per absolute path: identity key, for the convergence sweep. */
+  private readonly known = new Map<string, string>();
+  /** Configs whose state is not plain `ok`. */
+  private readonly problems = new Map<string, Problem>();
+  /** Names held back by an all-or-nothing failure: retried with the next batch. */
+  private readonly retry = new Set<string>();
+  private watcher: DirWatcher | undefined;
+  private loop: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private ready = false;
+
+  /** @internal use {@link createHotconf}. */
+  constructor(options: HotconfOptions, logger: Logger) {
+    this.configDir = path.resolve(options.configDir);
+    this.schemaDir = options.schemaDir === undefined ? undefined : path.resolve(options.schemaDir);
+    this.log = logger;
+    this.opts = {
+      requireSchema: options.requireSchema ?? true,
+      batchPolicy: options.batchPolicy ?? 'all-or-nothing',
+      maxFileBytes: options.maxFileBytes ?? 1_048_576,
+      maxDepth: options.maxDepth ?? 64,
+      maxAliasCount: options.maxAliasCount ?? 100,
+      concurrency: options.concurrency ?? 16,
+      keepOnDelete: options.keepOnDelete ?? false,
+    };
+    this.registry = new SchemaRegistry({
+      schemaDir: this.schemaDir ?? this.configDir,
+      useDefaults: options.useDefaults ?? true,
+      logger: logger.child({ module: 'validate' }),
+      displayPath,
+    });
+    this.store = new Store({
+      logger: logger.child({ module: 'store' }),
+      closeTimeoutMs: options.closeTimeoutMs ?? 5000,
+    });
+  }
+
+  // ---- reads -------------------------------------------------------------------------------------------
+
+  /** Current version; strictly increases with each commit. 0 before anything is committed. */
+  get version(): number {
+    return this.store.version;
+  }
+
+  /** The current deep-frozen value of a config, or undefined. O(1). */
+  get<K extends keyof T & string>(name: K): DeepReadonly<T[K]> | undefined {
+    return this.store.get(name) as DeepReadonly<T[K]> | undefined;
+  }
+
+  /** The current immutable snapshot: safe to hold, never changes. */
+  snapshot(): Snapshot {
+    return this.store.snapshot();
+  }
+
+  /** Subscribes to committed changes: all, one name, several names, or a selector of the snapshot. */
+  onConfigChange(handler: ChangeHandler): Unsubscribe;
+  onConfigChange(name: (keyof T & string) | readonly (keyof T & string)[], handler: ChangeHandler): Unsubscribe;
+  onConfigChange(selector: (snapshot: Snapshot) => unknown, handler: ChangeHandler): Unsubscribe;
+  onConfigChange(
+    a: ChangeHandler | string | readonly string[] | ((snapshot: Snapshot) => unknown),
+    b?: ChangeHandler,
+  ): Unsubscribe {
+    if (b === undefined) return this.store.onConfigChange(a as ChangeHandler);
+    return this.store.onConfigChange(a as (snapshot: Snapshot) => unknown, b);
+  }
+
+  /** Committed changes as an async iterable, from now on; a slow consumer gets them coalesced. */
+  changes(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Change> & AsyncDisposable {
+    return this.store.changes(options);
+  }
+
+  /** Per-config state: ok, or the error that keeps the last good value live. */
+  status(): HotconfStatus {
+    const snap = this.store.snapshot();
+    const names = new Set([...snap.configs.keys(), ...this.problems.keys()]);
+    const configs: ConfigStatus[] = [...names].sort().map((name) => {
+      const entry = snap.configs.get(name);
+      const problem = this.problems.get(name);
+      const errors = (problem?.errors ?? []).map((e) => e.toJSON());
+      return {
+        name,
+        state: problem?.state ?? 'ok',
+        file: problem?.file ?? (entry ? displayPath(entry.path) : undefined),
+        hash: entry?.hash,
+        version: entry?.version,
+        error: errors[0],
+        errors,
+        since: problem?.since ?? snap.committedAt,
+      };
+    });
+    return {
+      version: snap.version,
+      ready: this.ready && this.closing === undefined,
+      errors: configs.filter((c) => c.state === 'error').length,
+      configs,
+    };
+  }
+
+  /** Full rescan: every file and schema is read again. Resolves once that batch committed or was rejected. */
+  async reload(): Promise<ReloadResult> {
+    if (this.closing || !this.watcher) throw new HotconfError('E_CLOSED', 'hotconf is closed');
+    await this.watcher.rescan();
+    return { version: this.version, errors: this.currentErrors() };
+  }
+
+  /** Stops the watcher, finishes the batch in flight, ends every `changes()` iterator and waits (bounded)
+   *  for handlers in flight. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private async doClose(): Promise<void> {
+    await this.watcher?.close();
+    await this.loop;
+    await this.store.close();
+    this.log.debug('closed');
+  }
+
+  private currentErrors(): ConfigErrorJSON[] {
+    return [...this.problems.values()].filter((p) => p.state === 'error').flatMap((p) => p.errors.map((e) => e.toJSON()));
+  }
+
+  // ---- start-up ----------------------------------------------------------------------------------------
+
+  /** @internal */
+  async start(options: HotconfOptions): Promise<void> {
+    for (const [what, dir] of [['configDir', this.configDir], ['schemaDir', this.schemaDir]] as const) {
+      if (dir === undefined) continue;
+      const st = await stat(dir).catch(() => undefined);
+      if (!st?.isDirectory()) throw new HotconfError('E_OPTIONS', `${what} is not a directory: ${dir}`);
+    }
+    const roots = this.schemaDir && !isInside(this.schemaDir, this.configDir) ? [this.configDir, this.schemaDir] : [this.configDir];
+    // Watch before the first read, so that nothing written during the initial load is missed.
+    this.watcher = await DirWatcher.open({
+      roots,
+      debounceMs: options.debounceMs ?? 25,
+      maxBatchDelayMs: options.maxBatchDelayMs ?? 1000,
+      verifyIntervalMs: options.verifyIntervalMs ?? 1000,
+      usePolling: options.usePolling ?? false,
+      logger: this.log.child({ module: 'watch' }),
+    });
+    try {
+      // The initial batch applies what is valid; unless told to start with that, any error rejects start-up.
+      const errors = await this.process(new Set(), new Set(roots), true, 'per-file');
+      if (errors.length > 0 && !options.startWithValid) throw new InitialLoadError(errors);
+    } catch (err) {
+      await this.watcher.close();
+      await this.store.close();
+      throw err;
+    }
+    this.ready = true;
+    this.loop = this.run();
+    this.log.info({ version: this.version, configs: this.store.snapshot().configs.size, errors: this.status().errors }, 'hotconf ready');
+  }
+
+  private async run(): Promise<void> {
+    const watcher = this.watcher!;
+    for await (const batch of watcher) {
+      try {
+        await this.processBatch(batch);
+      } catch (err) {
+        // A bug or an unexpected I/O failure must not end the pipeline: log it and look at everything again.
+        this.log.error({ err, seq: batch.seq }, 'batch failed unexpectedly; rescanning');
+        watcher.rescan().catch(() => undefined);
+      }
+    }
+  }
+
+  private async processBatch(batch: ChangeBatch): Promise<void> {
+    const force = batch.reasons.has('request');
+    await this.process(batch.paths, batch.rescan, force, this.opts.batchPolicy, batch.firstHintAt);
+  }
+
+  // ---- one batch ---------------------------------------------------------------------------------------
+
+  /**
+   * Turns hints into outcomes and commits them. `paths` are hinted files; `rescan` directories are listed and
+   * compared with what was last read (`force`: read everything listed). Returns the errors of the batch.
+   */
+  private async process(
+    paths: ReadonlySet<string>,
+    rescan: ReadonlySet<string>,
+    force: boolean,
+    policy: BatchPolicy,
+    firstHintAt = performance.now(),
+  ): Promise<ConfigError[]> {
+    const started = performance.now();
+    const candidates = new Set<string>();
+    for (const p of paths) candidates.add(p);
+    for (const dir of rescan) for (const p of await this.sweep(dir, force)) candidates.add(p);
+
+    // Schemas first: a changed schema re-validates the configs that use it.
+    const schemaFiles = [...candidates].filter((p) => this.isSchemaFile(p));
+    const names = new Set<string>();
+    if (schemaFiles.length > 0) {
+      await Promise.all(schemaFiles.map(async (f) => this.remember(f)));
+      for (const name of await this.registry.reload(schemaFiles)) names.add(name);
+    }
+    for (const p of candidates) {
+      const name = this.configNameOf(p);
+      if (name !== undefined) names.add(name);
+    }
+    // Nothing new on disk (a verify tick that found nothing): held-back names wait for a real change,
+    // so that an invalid file is reported once, not once per tick.
+    if (names.size === 0) return [];
+    for (const name of this.retry) names.add(name);
+
+    const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name));
+    const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'error' }> => o.kind === 'error');
+    const errors = failed.flatMap((o) => o.errors);
+    const holdBack = failed.length > 0 && policy === 'all-or-nothing';
+    const now = Date.now();
+
+    const set: EntryInput[] = [];
+    const remove: string[] = [];
+    const recovered: string[] = [];
+    this.retry.clear();
+    for (const o of outcomes) {
+      if (o.kind === 'error') {
+        this.problems.set(o.name, { state: 'error', file: o.file, errors: o.errors, since: now });
+        if (holdBack) this.retry.add(o.name);
+      } else if (holdBack) {
+        this.retry.add(o.name);
+        this.problems.set(o.name, { state: 'pending', file: o.kind === 'ok' ? displayPath(o.file) : undefined, errors: [], since: now });
+      } else if (o.kind === 'ok') {
+        if (this.problems.get(o.name)?.state === 'error') recovered.push(o.name);
+        this.problems.delete(o.name);
+        set.push({ name: o.name, value: o.value, hash: o.hash, path: o.file, secrets: o.secrets });
+      } else if (this.opts.keepOnDelete && this.store.snapshot().configs.has(o.name)) {
+        this.problems.set(o.name, { state: 'deleted', file: undefined, errors: [], since: now });
+      } else {
+        this.problems.delete(o.name);
+        remove.push(o.name);
+      }
+    }
+
+    const change = holdBack ? undefined : this.store.commit({ set, remove });
+    const ms = round(performance.now() - started);
+    if (change) {
+      this.log.info(
+        { version: change.version, changed: change.changed, removed: change.removed, ms, latencyMs: round(performance.now() - firstHintAt) },
+        'config committed',
+      );
+    }
+    if (recovered.length > 0) this.log.info({ names: recovered, version: this.version }, 'config valid again');
+    if (errors.length > 0) {
+      this.log.warn(
+        { errors: errors.map((e) => e.toJSON()), held: holdBack ? [...this.retry] : [], policy, version: this.version },
+        holdBack ? 'batch rejected; last good config stays live' : 'invalid config refused; last good value stays live',
+      );
+    }
+    // Events are hints: whatever changed since we read it gets looked at again, event or no event.
+    await this.recheck(outcomes);
+    return errors;
+  }
+
+  /** Lists `dir` and returns the paths whose identity differs from what was last read (all of them if `force`),
+   *  plus the known paths under `dir` that are gone. */
+  private async sweep(dir: string, force: boolean): Promise<string[]> {
+    const listed = new Set<string>();
+    for await (const file of walkConfigFiles(dir)) {
+      if (this.isSchemaFile(file) || this.configNameOf(file) !== undefined) listed.add(file);
+    }
+    const differing = await mapLimit([...listed], 32, async (file) => {
+      if (force) return file;
+      return (await identityKey(file)) === this.known.get(file) ? undefined : file;
+    });
+    const out = differing.filter((f): f is string => f !== undefined);
+    for (const file of this.known.keys()) if (isInside(file, dir) && !listed.has(file)) out.push(file);
+    return out;
+  }
+
+  /** Reads, parses and validates one config name from disk. */
+  private async loadOne(name: string): Promise<Outcome> {
+    const base = path.join(this.configDir, ...name.split('/'));
+    const present: string[] = [];
+    const statErrors: ConfigError[] = [];
+    for (const ext of Object.keys(CONFIG_EXTENSIONS)) {
+      const file = base + ext;
+      try {
+        if (await statIdentity(file)) present.push(file);
+        else this.known.delete(file);
+      } catch (err) {
+        present.push(file);
+        if (err instanceof ConfigError) statErrors.push(err);
+        else throw err;
+      }
+    }
+    if (present.length === 0) return { kind: 'removed', name };
+    if (present.length > 1) {
+      await Promise.all(present.map(async (f) => this.remember(f)));
+      const files = present.map(displayPath);
+      const err = new NameConflictError('E_DUPLICATE_NAME', { file: files[0]! }, `config '${name}' is defined by ${files.length} files (${files.join(', ')}); keep one`);
+      return { kind: 'error', name, file: files[0], path: undefined, errors: [err] };
+    }
+    const file = present[0]!;
+    const shown = displayPath(file);
+    if (statErrors.length > 0) {
+      this.known.set(file, `error:${statErrors[0]!.code}`);
+      return { kind: 'error', name, file: shown, path: undefined, errors: statErrors };
+    }
+    try {
+      const { bytes, identity } = await readStable(file, { maxFileBytes: this.opts.maxFileBytes, displayPath: shown });
+      this.known.set(file, keyOf(identity));
+      const parsed = parseConfig(bytes, formatOfExt(file), shown, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
+      const result = this.registry.validate(name, parsed.value, parsed, shown, this.opts.requireSchema);
+      if (!result.ok) return { kind: 'error', name, file: shown, path: file, errors: [...result.errors] };
+      // The secret pointers are part of the hash: a schema change that makes a field secret is a change to
+      // what may be shown, even when the value is the same.
+      const hash = contentHash(result.value, result.secrets);
+      return { kind: 'ok', name, file, value: result.value, hash, secrets: result.secrets };
+    } catch (err) {
+      if (err instanceof ReadError && err.code === 'E_NOT_FOUND') {
+        this.known.delete(file);
+        return { kind: 'removed', name };
+      }
+      if (!(err instanceof ConfigError)) throw err;
+      if (err instanceof ReadError) await this.remember(file);
+      return { kind: 'error', name, file: shown, path: file, errors: [err] };
+    }
+  }
+
+  /** After a batch: any file whose identity moved since we read it is hinted again (its event may be lost). */
+  private async recheck(outcomes: readonly Outcome[]): Promise<void> {
+    const files = outcomes.flatMap((o) => (o.kind === 'ok' ? [o.file] : o.kind === 'error' && o.path ? [o.path] : []));
+    const moved = await mapLimit(files, 32, async (f) => ((await identityKey(f)) === this.known.get(f) ? undefined : f));
+    const again = moved.filter((f): f is string => f !== undefined);
+    if (again.length > 0) this.watcher?.hint(again);
+  }
+
+  private async remember(file: string): Promise<void> {
+    const key = await identityKey(file);
+    if (key === undefined) this.known.delete(file);
+    else this.known.set(file, key);
+  }
+
+  private isSchemaFile(file: string): boolean {
+    return this.schemaDir !== undefined && file.endsWith(SCHEMA_SUFFIX) && isInside(file, this.schemaDir);
+  }
+
+  /** `config/db/primary.yaml` → `db/primary`; undefined for anything that is not a config file. */
+  private configNameOf(file: string): string | undefined {
+    if (!isInside(file, this.configDir) || this.isSchemaFile(file)) return undefined;
+    if (this.schemaDir && isInside(file, this.schemaDir)) return undefined;
+    const ext = path.extname(file);
+    if (CONFIG_EXTENSIONS[ext] === undefined) return undefined;
+    const rel = path.relative(this.configDir, file);
+    if (rel.split(path.sep).some((s) => s.startsWith('.'))) return undefined;
+    return rel.slice(0, -ext.length).split(path.sep).join('/');
+  }
+}
+
+/**
+ * Starts hotconf: loads every config, validates it, and watches for changes. Resolves after the initial load;
+ * rejects with an {@link InitialLoadError} listing every problem when the initial config is invalid (unless
+ * `startWithValid`). `await using hot = await createHotconf(…)` closes it at the end of the scope.
+ */
+export async function createHotconf<T extends Record<string, unknown> = Record<string, unknown>>(
+  options: HotconfOptions,
+): Promise<Hotconf<T>> {
+  checkOptions(options);
+  const logger = options.logger ?? pino({ name: 'hotconf', level: 'info' }, pino.destination(2));
+  const hot = new Hotconf<T>(options, logger);
+  await hot.start(options);
+  if (options.signal) {
+    const signal = options.signal;
+    const onAbort = () => void hot.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
+  return hot;
+}
+
+function checkOptions(o: HotconfOptions): void {
+  const fail = (msg: string) => {
+    throw new HotconfError('E_OPTIONS', `invalid hotconf options: ${msg}`);
+  };
+  if (typeof o !== 'object' || o === null) fail('an options object is required');
+  if (typeof o.configDir !== 'string' || o.configDir === '') fail('`configDir` (a directory path) is required');
+  if (o.schemaDir !== undefined && typeof o.schemaDir !== 'string') fail('`schemaDir` must be a directory path');
+  if (o.schemaDir === undefined && o.requireSchema !== false) {
+    fail('`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)');
+  }
+  if (o.batchPolicy !== undefined && o.batchPolicy !== 'all-or-nothing' && o.batchPolicy !== 'per-file') {
+    fail("`batchPolicy` must be 'all-or-nothing' or 'per-file'");
+  }
+  const nonNegative = ['debounceMs', 'maxBatchDelayMs', 'verifyIntervalMs', 'closeTimeoutMs'] as const;
+  for (const k of nonNegative) {
+    const v = o[k];
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) fail(`\`${k}\` must be a number >= 0 (ms)`);
+  }
+  const positive = ['maxFileBytes', 'maxDepth', 'maxAliasCount', 'concurrency'] as const;
+  for (const k of positive) {
+    const v = o[k];
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) fail(`\`${k}\` must be a positive integer`);
+  }
+}
+
+// ---- small helpers --------------------------------------------------------------------------------------
+
+/** Paths in messages: relative to the working directory when inside it (`config/app.yaml`), else absolute. */
+function displayPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+}
+
+function isInside(file: string, dir: string): boolean {
+  return file === dir || file.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep);
+}
+
+function formatOfExt(file: string) {
+  return CONFIG_EXTENSIONS[path.extname(file)] ?? 'yaml';
+}
+
+function keyOf(id: FileIdentity): string {
+  return `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}`;
+}
+
+async function identityKey(file: string): Promise<string | undefined> {
+  try {
+    const id = await statIdentity(file);
+    return id === undefined ? undefined : keyOf(id);
+  } catch (err) {
+    return `error:${(err as HotconfError).code ?? 'E_READ'}`;
+  }
+}
+
+/** sha256 of the value's canonical JSON (keys sorted), so formatting and comments do not change it, plus
+ *  the pointers of its secrets. */
+export function contentHash(value: unknown, secrets: readonly string[] = []): string {
+  const h = createHash('sha256').update(canonicalJson(value));
+  if (secrets.length > 0) h.update(`\0secrets:${secrets.join('\0')}`);
+  return h.digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+      .join(',')}}`;
+  }
+  if (typeof value === 'number' && !Number.isFinite(value)) return `"${String(value)}"`;
+  return JSON.stringify(value) ?? 'null';
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

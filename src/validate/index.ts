@@ -1,0 +1,315 @@
+// The third stage: a parsed document meets its JSON Schema. Schemas are found by config name
+// (`schemas/db/primary.schema.json` for `db/primary`), compiled once with ajv and recompiled when their file
+// changes. Every ajv error is mapped back to `file:line:col` of the offending node plus its JSON pointer.
+// Properties marked `writeOnly: true` or `x-hotconf-secret: true` are collected as secret pointers.
+import { Ajv, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import formatsModule from 'ajv-formats';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { SchemaError } from '../errors.js';
+import type { ParsedConfig } from '../load/index.js';
+import { mapLimit } from '../load/index.js';
+
+const addFormats = formatsModule.default;
+
+/** Suffix of schema files in the schema directory. */
+export const SCHEMA_SUFFIX = '.schema.json';
+
+/** The keyword hotconf adds to mark a secret; `writeOnly: true` is treated the same. */
+export const SECRET_KEYWORD = 'x-hotconf-secret';
+
+export interface SchemaRegistryOptions {
+  /** Directory holding `<name>.schema.json` files. Required. */
+  schemaDir: string;
+  /** Fill in `default` values from the schema (ajv `useDefaults`). Default true. */
+  useDefaults?: boolean;
+  /** Largest schema file accepted, in bytes. Default 1 MiB. */
+  maxSchemaBytes?: number;
+  /** Logger for ajv's strict-mode warnings. Default: none. */
+  logger?: Logger;
+  /** Turns an absolute path into the name shown in messages. Default: the path as given. */
+  displayPath?: (file: string) => string;
+}
+
+export type ValidationResult =
+  | { readonly ok: true; readonly value: unknown; readonly secrets: readonly string[] }
+  | { readonly ok: false; readonly errors: readonly SchemaError[] };
+
+interface CompiledSchema {
+  readonly file: string;
+  readonly text: string;
+  readonly validate?: ValidateFunction;
+  readonly error?: SchemaError;
+}
+
+/** The schema name of a path relative to the schema dir: `db/primary.schema.json` → `db/primary`. */
+export function schemaNameOf(relative: string): string | undefined {
+  if (!relative.endsWith(SCHEMA_SUFFIX)) return undefined;
+  return relative.slice(0, -SCHEMA_SUFFIX.length).split(path.sep).join('/');
+}
+
+/** Escapes one JSON pointer segment (RFC 6901). */
+export function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * Loads and compiles the schemas of one directory. `validate()` is synchronous and cheap; `reload()` re-reads
+ * schema files (all, or the ones named) and reports which config names are affected.
+ */
+export class SchemaRegistry {
+  readonly schemaDir: string;
+  private readonly options: SchemaRegistryOptions;
+  private readonly schemas = new Map<string, CompiledSchema>();
+  private ajv2020: Ajv2020 | undefined;
+  private ajv07: Ajv | undefined;
+  /** Set while one validate() call runs: ajv's secret keyword reports instance paths into it. */
+  private secretSink: string[] | undefined;
+
+  constructor(options: SchemaRegistryOptions) {
+    this.options = options;
+    this.schemaDir = path.resolve(options.schemaDir);
+  }
+
+  /** Names that have a schema (possibly a broken one). */
+  names(): string[] {
+    return [...this.schemas.keys()].sort();
+  }
+
+  has(name: string): boolean {
+    return this.schemas.has(name);
+  }
+
+  /** The problem with the schema of `name`, if its file is not a valid schema. */
+  schemaError(name: string): SchemaError | undefined {
+    return this.schemas.get(name)?.error;
+  }
+
+  /** Absolute path of the schema file for a config name (whether or not it exists). */
+  fileFor(name: string): string {
+    return path.join(this.schemaDir, ...name.split('/')) + SCHEMA_SUFFIX;
+  }
+
+  /** The config name a schema file serves, or undefined if `file` is not a schema file of this dir. */
+  nameOfFile(file: string): string | undefined {
+    const rel = path.relative(this.schemaDir, path.resolve(file));
+    if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+    return schemaNameOf(rel);
+  }
+
+  /**
+   * Re-reads the given schema files (absolute paths; missing ones are dropped). Returns the config names whose
+   * schema text changed, appeared or disappeared: those configs must be validated again.
+   */
+  async reload(files: Iterable<string>): Promise<string[]> {
+    const byName = new Map<string, string>();
+    for (const file of files) {
+      const name = this.nameOfFile(file);
+      if (name !== undefined) byName.set(name, path.resolve(file));
+    }
+    const results = await mapLimit([...byName], 16, async ([name, file]) => {
+      let text: string | undefined;
+      try {
+        const st = await readFile(file);
+        text = st.length > (this.options.maxSchemaBytes ?? 1_048_576) ? '\0too-large' : st.toString('utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') text = `\0unreadable:${(err as NodeJS.ErrnoException).code}`;
+      }
+      return { name, file, text };
+    });
+    const changed: string[] = [];
+    for (const { name, file, text } of results) {
+      const old = this.schemas.get(name);
+      if (text === undefined) {
+        if (old) {
+          this.forget(old);
+          this.schemas.delete(name);
+          changed.push(name);
+        }
+        continue;
+      }
+      if (old?.text === text) continue;
+      if (old) this.forget(old);
+      this.schemas.set(name, this.compile(file, text));
+      changed.push(name);
+    }
+    return changed.sort();
+  }
+
+  /** Validates `value` (mutated in place when defaults apply) against the schema of `name`. */
+  validate(name: string, value: unknown, parsed: ParsedConfig, file: string, requireSchema = true): ValidationResult {
+    const schema = this.schemas.get(name);
+    if (!schema) {
+      if (!requireSchema) return { ok: true, value, secrets: [] };
+      return {
+        ok: false,
+        errors: [
+          new SchemaError('E_NO_SCHEMA', { file }, `no schema for config '${name}' (expected ${this.display(this.fileFor(name))})`),
+        ],
+      };
+    }
+    if (schema.error || !schema.validate) {
+      return {
+        ok: false,
+        errors: [new SchemaError('E_SCHEMA_INVALID', { file }, `its schema is invalid: ${schema.error?.message ?? 'unknown'}`)],
+      };
+    }
+    const secrets: string[] = [];
+    this.secretSink = secrets;
+    let ok: boolean;
+    try {
+      ok = schema.validate(value);
+    } finally {
+      this.secretSink = undefined;
+    }
+    if (ok) return { ok: true, value, secrets: [...new Set(secrets)].sort() };
+    return { ok: false, errors: this.mapErrors(schema.validate.errors ?? [], parsed, file) };
+  }
+
+  private mapErrors(errors: readonly ErrorObject[], parsed: ParsedConfig, file: string): SchemaError[] {
+    const out: SchemaError[] = [];
+    const seen = new Set<string>();
+    for (const e of errors) {
+      let pointer = e.instancePath;
+      let key = false;
+      let detail = e.message ?? `failed '${e.keyword}'`;
+      const params = e.params as Record<string, unknown>;
+      if (e.keyword === 'additionalProperties' || e.keyword === 'unevaluatedProperties') {
+        const prop = String(params.additionalProperty ?? params.unevaluatedProperty);
+        pointer = `${pointer}/${escapePointer(prop)}`;
+        key = true;
+        detail = `is not allowed here (${e.keyword} of ${e.instancePath === '' ? '/' : e.instancePath})`;
+      } else if (e.keyword === 'propertyNames' && typeof params.propertyName === 'string') {
+        pointer = `${pointer}/${escapePointer(params.propertyName)}`;
+        key = true;
+      } else if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+        detail = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+      } else if (e.keyword === 'const') {
+        detail = `must be ${JSON.stringify(params.allowedValue)}`;
+      }
+      const pos = parsed.locate(pointer, { key });
+      const id = `${pointer}\0${detail}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      out.push(new SchemaError('E_SCHEMA', { file, line: pos?.line, col: pos?.col, pointer }, detail));
+    }
+    return out;
+  }
+
+  private compile(file: string, text: string): CompiledSchema {
+    const display = this.display(file);
+    if (text.startsWith('\0')) {
+      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, `schema file ${text.slice(1)}`) };
+    }
+    let schema: unknown;
+    try {
+      schema = JSON.parse(text);
+    } catch (err) {
+      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, `not valid JSON: ${(err as Error).message}`) };
+    }
+    if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
+      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, 'a schema must be a JSON object') };
+    }
+    const marked = markSecrets(schema);
+    try {
+      const ajv = this.ajvFor(marked);
+      return { file, text, validate: ajv.compile(marked) };
+    } catch (err) {
+      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, (err as Error).message) };
+    }
+  }
+
+  /** Drops a compiled schema from ajv's cache so that a new version with the same `$id` can be added. */
+  private forget(old: CompiledSchema): void {
+    const validate = old.validate;
+    if (!validate) return;
+    const id = (validate.schema as AnySchemaObject).$id;
+    for (const ajv of [this.ajv2020, this.ajv07]) {
+      try {
+        ajv?.removeSchema(id ?? (validate.schema));
+      } catch {
+        // not in this instance
+      }
+    }
+  }
+
+  private ajvFor(schema: AnySchemaObject): Ajv | Ajv2020 {
+    const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
+    if (/draft-0[67]/.test(dialect)) {
+      this.ajv07 ??= this.configure(new Ajv(this.ajvOptions()));
+      return this.ajv07;
+    }
+    this.ajv2020 ??= this.configure(new Ajv2020(this.ajvOptions()));
+    return this.ajv2020;
+  }
+
+  private ajvOptions() {
+    const logger = this.options.logger;
+    return {
+      allErrors: true,
+      strict: true,
+      useDefaults: this.options.useDefaults ?? true,
+      logger: logger
+        ? { log: (...a: unknown[]) => logger.debug({ ajv: a }), warn: (...a: unknown[]) => logger.warn({ ajv: a }, 'schema warning'), error: (...a: unknown[]) => logger.error({ ajv: a }, 'schema error') }
+        : (false as const),
+    };
+  }
+
+  private configure<T extends Ajv | Ajv2020>(ajv: T): T {
+    addFormats(ajv);
+    ajv.addKeyword({
+      keyword: SECRET_KEYWORD,
+      schemaType: 'boolean',
+      errors: false,
+      validate: (isSecret: boolean, _data: unknown, _parent: unknown, cxt?: { instancePath: string }) => {
+        if (isSecret && cxt && this.secretSink) this.secretSink.push(cxt.instancePath);
+        return true;
+      },
+    });
+    return ajv;
+  }
+
+  private display(file: string): string {
+    return this.options.displayPath ? this.options.displayPath(file) : file;
+  }
+}
+
+/** A copy of `schema` where every subschema with `writeOnly: true` also carries `x-hotconf-secret: true`. */
+function markSecrets(schema: AnySchemaObject): AnySchemaObject {
+  const copy = structuredClone(schema);
+  const stack: unknown[] = [copy];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (Array.isArray(node)) {
+      stack.push(...(node as unknown[]));
+    } else if (typeof node === 'object' && node !== null) {
+      const obj = node as Record<string, unknown>;
+      if (obj.writeOnly === true && obj[SECRET_KEYWORD] === undefined) obj[SECRET_KEYWORD] = true;
+      for (const v of Object.values(obj)) if (typeof v === 'object' && v !== null) stack.push(v);
+    }
+  }
+  return copy;
+}
+
+/** A deep copy of `value` with the values at `secrets` (JSON pointers) replaced by `'[REDACTED]'`. */
+export function redact(value: unknown, secrets: readonly string[]): unknown {
+  if (secrets.length === 0) return value;
+  if (secrets.includes('')) return REDACTED;
+  const copy = structuredClone(value) as Record<string, unknown>;
+  for (const pointer of secrets) {
+    const parts = pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    let node: unknown = copy;
+    for (let i = 0; i < parts.length - 1 && typeof node === 'object' && node !== null; i++) {
+      node = (node as Record<string, unknown>)[parts[i]!];
+    }
+    const last = parts[parts.length - 1]!;
+    if (typeof node === 'object' && node !== null && Object.hasOwn(node, last)) {
+      (node as Record<string, unknown>)[last] = REDACTED;
+    }
+  }
+  return copy;
+}
+
+export const REDACTED = '[REDACTED]';
