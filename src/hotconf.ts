@@ -18,6 +18,7 @@ import {
   CONFIG_EXTENSIONS,
   mapLimit,
   parseConfig,
+  RACY_WINDOW_MS,
   readStable,
   statIdentity,
   type FileIdentity,
@@ -151,6 +152,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   private loop: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private ready = false;
+  private readonly racy = new Set<string>();
+  private racyTimer: NodeJS.Timeout | undefined;
 
   /** @internal use {@link createHotconf}. */
   constructor(options: HotconfOptions, logger: Logger) {
@@ -260,6 +263,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   private async doClose(): Promise<void> {
     await this.watcher?.close();
     await this.loop;
+    clearTimeout(this.racyTimer);
     await this.store.close();
     this.log.debug('closed');
   }
@@ -448,8 +452,9 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       return { kind: 'error', name, file: shown, path: undefined, errors: statErrors };
     }
     try {
-      const { bytes, identity } = await readStable(file, { maxFileBytes: this.opts.maxFileBytes, displayPath: shown });
+      const { bytes, identity, racy } = await readStable(file, { maxFileBytes: this.opts.maxFileBytes, displayPath: shown });
       this.known.set(file, keyOf(identity));
+      if (racy) this.lookAgainLater(file);
       const parsed = parseConfig(bytes, formatOfExt(file), shown, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
       const result = this.registry.validate(name, parsed.value, parsed, shown, this.opts.requireSchema);
       if (!result.ok) return { kind: 'error', name, file: shown, path: file, errors: [...result.errors] };
@@ -474,6 +479,18 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     const moved = await mapLimit(files, 32, async (f) => ((await identityKey(f)) === this.known.get(f) ? undefined : f));
     const again = moved.filter((f): f is string => f !== undefined);
     if (again.length > 0) this.watcher?.hint(again);
+  }
+
+  /** A read too close to the file's last change (see RACY_WINDOW_MS) is committed at once and re-checked
+   *  once the window has passed: a same-size write in the same clock tick cannot hide. */
+  private lookAgainLater(file: string): void {
+    this.racy.add(file);
+    this.racyTimer ??= setTimeout(() => {
+      this.racyTimer = undefined;
+      const files = [...this.racy];
+      this.racy.clear();
+      this.watcher?.hint(files);
+    }, RACY_WINDOW_MS + 3);
   }
 
   private async remember(file: string): Promise<void> {
