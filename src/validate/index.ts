@@ -195,7 +195,8 @@ export class SchemaRegistry {
       seen.add(id);
       out.push(new SchemaError('E_SCHEMA', { file, line: pos?.line, col: pos?.col, pointer }, detail));
     }
-    return out;
+    // In the order a reader meets them in the file.
+    return out.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
   }
 
   private compile(file: string, text: string): CompiledSchema {
