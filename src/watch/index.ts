@@ -48,6 +48,9 @@ export interface WatchOptions {
 
 const DEFAULT_EXTENSIONS = ['.yaml', '.yml', '.json'] as const;
 
+/** How often each watched root's own identity is checked (one stat per root), in ms. */
+const ROOT_CHECK_MS = 250;
+
 /** True for a path segment that hotconf never treats as config: editor temp files, `.git`, ConfigMap internals. */
 const isHidden = (segment: string) => segment.startsWith('.');
 
@@ -97,8 +100,9 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private seq = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
-  private readonly lostRoots = new Set<string>();
-  private lostRootTimer: NodeJS.Timeout | undefined;
+  /** Identity (`dev:ino:birthtime`, `missing`) of each root when last checked. */
+  private readonly rootIds = new Map<string, string>();
+  private rootTimer: NodeJS.Timeout | undefined;
   private readonly abortListener = () => void this.close().catch(() => undefined);
   private readonly signal: AbortSignal | undefined;
 
@@ -145,6 +149,8 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     }
     this.signal?.addEventListener('abort', this.abortListener, { once: true });
     await new Promise<void>((resolve) => chokidar.once('ready', () => resolve()));
+    this.checkRoots();
+    this.rootTimer = setInterval(() => this.checkRoots(), ROOT_CHECK_MS).unref();
     this.scheduleVerify(this.verifyIntervalMs);
   }
 
@@ -176,7 +182,11 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private onEvent(event: string, p: string): void {
     const abs = path.resolve(p);
     if (event === 'addDir' || event === 'unlinkDir') {
-      if (this.roots.includes(abs) && event === 'unlinkDir') this.loseRoot(abs);
+      if (this.roots.includes(abs)) {
+        // chokidar has let go of this root: whatever is there at the next check is watched anew.
+        if (event === 'unlinkDir') this.rootIds.set(abs, 'missing');
+        this.checkRoots();
+      }
       this.hintDir(abs);
     } else if (this.isConfigFile(abs)) {
       this.hint([abs]);
@@ -314,30 +324,32 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.verifyTimer.unref();
   }
 
-  /** chokidar stops watching a root that was deleted: look for its return every 250 ms (verify ticks or not). */
-  private loseRoot(root: string): void {
-    this.lostRoots.add(root);
-    this.logger?.warn({ root }, 'watched directory is gone; waiting for it to come back');
-    this.lostRootTimer ??= setInterval(() => this.rewatchLostRoots(), 250).unref();
-  }
-
-  /** Once a lost root exists again, watch it anew and rescan it. */
-  private rewatchLostRoots(): void {
-    for (const root of this.lostRoots) {
-      stat(root).then(
-        (st) => {
-          if (!st.isDirectory() || this.closed || !this.lostRoots.delete(root)) return;
-          if (this.lostRoots.size === 0) {
-            clearInterval(this.lostRootTimer);
-            this.lostRootTimer = undefined;
-          }
-          this.logger?.info({ root }, 'watched directory is back; watching it again');
+  /**
+   * chokidar stops watching a root that is deleted, renamed away or replaced (by a new directory or a symlink
+   * to another one), and its events about that are not reliable under load. So each root's identity is
+   * checked every {@link ROOT_CHECK_MS}, verify ticks or not: when it changes, the root is watched anew and
+   * rescanned (a vanished root is rescanned too, which reports its configs as removed).
+   */
+  private checkRoots(): void {
+    for (const root of this.roots) {
+      stat(root, { bigint: true }).then(
+        // Inode numbers are reused at once (rm -rf then mkdir gets the same one): the birth time tells them apart.
+        (st) => (st.isDirectory() ? `${st.dev}:${st.ino}:${st.birthtimeNs}` : 'not-a-directory'),
+        () => 'missing',
+      ).then((id) => {
+        const was = this.rootIds.get(root);
+        if (this.closed || was === id) return;
+        this.rootIds.set(root, id);
+        if (was === undefined) return; // first look
+        if (id === 'missing' || id === 'not-a-directory') {
+          this.logger?.warn({ root }, 'watched directory is gone; waiting for it to come back');
+        } else {
+          this.logger?.info({ root }, 'watched directory is new; watching it again');
           this.chokidar.unwatch(root);
           this.chokidar.add(root);
-          this.request([root], 'event').catch(() => undefined);
-        },
-        () => undefined, // still gone; the verify sweep reports its configs as removed
-      );
+        }
+        void this.request([root], 'event'); // never rejects
+      }, (err: unknown) => this.logger?.error({ err }, 'root check failed'));
     }
   }
 
@@ -370,7 +382,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.signal?.removeEventListener('abort', this.abortListener);
     clearTimeout(this.releaseTimer);
     clearTimeout(this.verifyTimer);
-    clearInterval(this.lostRootTimer);
+    clearInterval(this.rootTimer);
     for (const settle of this.pending.settle) settle();
     this.pending = emptyPending();
     this.finishInFlight();

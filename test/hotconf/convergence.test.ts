@@ -3,8 +3,8 @@ import { mkdir, open, rename, rm, symlink, unlink, writeFile } from 'node:fs/pro
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Change } from '../../src/index.js';
-import { sleep, tempDir, until } from '../helpers.js';
-import { start, world } from './fixtures.js';
+import { sleep, tempDir, until, type TempDir } from '../helpers.js';
+import { start, world, type World } from './fixtures.js';
 
 const port = (v: unknown) => (v as { port: number } | undefined)?.port;
 
@@ -63,36 +63,39 @@ describe('the store converges on the disk (point 4)', () => {
     expect(new Set(seen).size).toBe(seen.length);
   });
 
-  it('the verify sweep catches a change the watcher cannot see', async () => {
-    // The config is a symlink to a symlink outside every watched directory. Re-pointing that outer link
-    // touches neither a watched directory nor the file being watched: no event reaches hotconf at all.
-    // Only the stat sweep can find it.
-    await using w = await world();
-    await using outside = await tempDir();
+  /**
+   * A config that is a symlink to a symlink outside every watched directory. `repoint()` re-points that outer
+   * link: it touches neither a watched directory nor the file being watched, so no event reaches hotconf.
+   */
+  async function invisible(w: World, outside: TempDir) {
     await w.schema('svc');
     await outside.write('real1.yaml', 'port: 1\n');
     await outside.write('real2.yaml', 'port: 2\n');
     await symlink(outside.file('real1.yaml'), outside.file('link.yaml'));
     await symlink(outside.file('link.yaml'), path.join(w.configDir, 'svc.yaml'));
+    return async function repoint() {
+      await symlink(outside.file('real2.yaml'), outside.file('link.tmp'));
+      await rename(outside.file('link.tmp'), outside.file('link.yaml'));
+    };
+  }
+
+  it('the verify sweep catches a change the watcher cannot see', async () => {
+    await using w = await world();
+    await using outside = await tempDir();
+    const repoint = await invisible(w, outside);
     await using hot = await start(w, { verifyIntervalMs: 100 });
-    await symlink(outside.file('real2.yaml'), outside.file('link.tmp'));
-    await rename(outside.file('link.tmp'), outside.file('link.yaml'));
+    await repoint();
     await until(() => port(hot.get('svc')) === 2, 'the new target, found by the sweep', { timeoutMs: 5000 });
   });
 
   it('reload() picks up a change made without any event reaching hotconf', async () => {
     await using w = await world();
     await using outside = await tempDir();
-    await w.schema('svc');
-    await outside.write('real1.yaml', 'port: 1\n');
-    await outside.write('real2.yaml', 'port: 3\n');
-    await symlink(outside.file('real1.yaml'), outside.file('link.yaml'));
-    await symlink(outside.file('link.yaml'), path.join(w.configDir, 'svc.yaml'));
+    const repoint = await invisible(w, outside);
     await using hot = await start(w, { verifyIntervalMs: 0 });
-    await symlink(outside.file('real2.yaml'), outside.file('link.tmp'));
-    await rename(outside.file('link.tmp'), outside.file('link.yaml'));
+    await repoint();
     const result = await hot.reload();
-    expect(port(hot.get('svc'))).toBe(3);
+    expect(port(hot.get('svc'))).toBe(2);
     expect(result).toEqual({ version: hot.version, errors: [] });
   });
 });
