@@ -120,10 +120,44 @@ export interface ReloadResult {
   readonly errors: readonly ConfigErrorJSON[];
 }
 
+/** What one processed batch did: for logs, metrics and the daemon's status line. */
+export interface BatchResult {
+  /** The store's version after the batch. */
+  readonly version: number;
+  /** True when the batch committed a new version. */
+  readonly committed: boolean;
+  readonly changed: readonly string[];
+  readonly removed: readonly string[];
+  /** Problems found in this batch (the batch may still have committed under `per-file`). */
+  readonly errors: readonly ConfigErrorJSON[];
+  /** Names held back by `all-or-nothing`. */
+  readonly held: readonly string[];
+  /** Time spent processing the batch, in ms. */
+  readonly durationMs: number;
+  /** From the first event of the batch to the end of its processing, in ms. */
+  readonly latencyMs: number;
+}
+
+/** The options that may change while running (the daemon hot-reloads these from its own config). */
+export type RuntimeOptions = Partial<
+  Pick<HotconfOptions, 'batchPolicy' | 'debounceMs' | 'maxBatchDelayMs' | 'verifyIntervalMs' | 'maxFileBytes' | 'keepOnDelete'>
+>;
+
+export interface HotconfHealth {
+  /** Initial load done, not closed, and no batch stuck for longer than `stallMs`. */
+  readonly healthy: boolean;
+  /** How long the batch being processed has been running, in ms; undefined when idle. */
+  readonly batchInFlightMs: number | undefined;
+  /** When the last batch finished (ms since the epoch); undefined before the first. */
+  readonly lastBatchAt: number | undefined;
+}
+
 type Outcome =
   | { kind: 'ok'; name: string; file: string; value: unknown; hash: string; secrets: readonly string[] }
   | { kind: 'error'; name: string; file: string | undefined; path: string | undefined; errors: ConfigError[] }
-  | { kind: 'removed'; name: string };
+  | { kind: 'removed'; name: string }
+  /** Written in place faster than it could be read whole: not an error, just not yet; looked at again. */
+  | { kind: 'unsettled'; name: string; file: string };
 
 interface Problem {
   readonly state: ConfigState;
@@ -139,7 +173,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   private readonly configDir: string;
   private readonly schemaDir: string | undefined;
   private readonly log: Logger;
-  private readonly opts: Required<
+  private opts: Required<
     Pick<HotconfOptions, 'requireSchema' | 'batchPolicy' | 'maxFileBytes' | 'maxDepth' | 'maxAliasCount' | 'concurrency' | 'keepOnDelete'>
   >;
   /** What was last read (or failed to be read) per absolute path: identity key, for the convergence sweep. */
@@ -153,6 +187,9 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   private closing: Promise<void> | undefined;
   private ready = false;
   private readonly racy = new Set<string>();
+  private readonly batchListeners = new Set<(result: BatchResult) => void>();
+  private batchStartedAt: number | undefined;
+  private lastBatchAt: number | undefined;
   private racyTimer: NodeJS.Timeout | undefined;
 
   /** @internal use {@link createHotconf}. */
@@ -249,6 +286,47 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     return { version: this.version, errors: this.currentErrors() };
   }
 
+  /** Changes the options that are safe to change while running; the next batch uses them. */
+  update(options: RuntimeOptions): void {
+    checkOptions({ configDir: this.configDir, requireSchema: false, ...options });
+    const { batchPolicy, maxFileBytes, keepOnDelete, debounceMs, maxBatchDelayMs, verifyIntervalMs } = options;
+    this.opts = {
+      ...this.opts,
+      ...(batchPolicy === undefined ? {} : { batchPolicy }),
+      ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
+      ...(keepOnDelete === undefined ? {} : { keepOnDelete }),
+    };
+    this.watcher?.setTiming({
+      ...(debounceMs === undefined ? {} : { debounceMs }),
+      ...(maxBatchDelayMs === undefined ? {} : { maxBatchDelayMs }),
+      ...(verifyIntervalMs === undefined ? {} : { verifyIntervalMs }),
+    });
+    this.log.info({ options }, 'options updated');
+  }
+
+  /** Calls `listener` after every processed batch, committed or not. Returns the unsubscribe function. */
+  onBatch(listener: (result: BatchResult) => void): Unsubscribe {
+    this.batchListeners.add(listener);
+    const off = () => void this.batchListeners.delete(listener);
+    return Object.assign(off, { [Symbol.dispose]: off });
+  }
+
+  /** Resolves once a batch has gone all the way through the pipeline: proof that it still moves. */
+  async ping(): Promise<void> {
+    if (this.closing || !this.watcher) throw new HotconfError('E_CLOSED', 'hotconf is closed');
+    await this.watcher.ping();
+  }
+
+  /** Liveness of the pipeline, for watchdogs: unhealthy when a batch has been stuck for `stallMs`. */
+  health(stallMs = 30_000): HotconfHealth {
+    const batchInFlightMs = this.batchStartedAt === undefined ? undefined : performance.now() - this.batchStartedAt;
+    return {
+      healthy: this.ready && this.closing === undefined && (batchInFlightMs ?? 0) < stallMs,
+      batchInFlightMs,
+      lastBatchAt: this.lastBatchAt,
+    };
+  }
+
   /** Stops the watcher, finishes the batch in flight, ends every `changes()` iterator and waits (bounded)
    *  for handlers in flight. Idempotent. */
   close(): Promise<void> {
@@ -270,6 +348,35 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   private currentErrors(): ConfigErrorJSON[] {
     return [...this.problems.values()].filter((p) => p.state === 'error').flatMap((p) => p.errors.map((e) => e.toJSON()));
+  }
+
+  /** @internal One pass over the disk without watching or committing: what `hotconf check` reports. */
+  async checkOnce(files?: readonly string[]): Promise<CheckReport> {
+    if (this.schemaDir) {
+      const schemaFiles: string[] = [];
+      for await (const f of walkConfigFiles(this.schemaDir, { extensions: ['.json'] })) if (this.isSchemaFile(f)) schemaFiles.push(f);
+      await this.registry.reload(schemaFiles);
+    }
+    const names = new Set<string>();
+    const unknown: ConfigError[] = [];
+    for (const file of files ?? (await collect(walkConfigFiles(this.configDir)))) {
+      const abs = path.resolve(file);
+      const name = this.configNameOf(abs);
+      if (name !== undefined) names.add(name);
+      else if (files) unknown.push(new ReadError('E_NOT_FOUND', { file: displayPath(abs) }, `is not a config file under ${displayPath(this.configDir)}`));
+    }
+    const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name));
+    const configs: CheckedConfig[] = outcomes.map((o) =>
+      o.kind === 'ok'
+        ? { name: o.name, file: displayPath(o.file), ok: true, value: o.value, secrets: o.secrets, errors: [] }
+        : o.kind === 'error'
+          ? { name: o.name, file: o.file, ok: false, value: undefined, secrets: [], errors: o.errors.map((e) => e.toJSON()) }
+          : o.kind === 'unsettled'
+            ? { name: o.name, file: displayPath(o.file), ok: false, value: undefined, secrets: [], errors: [new ReadError('E_UNSTABLE', { file: displayPath(o.file) }, 'kept changing while being read').toJSON()] }
+            : { name: o.name, file: undefined, ok: false, value: undefined, secrets: [], errors: [new ReadError('E_NOT_FOUND', { file: o.name }, 'not found').toJSON()] },
+    );
+    const errors = [...unknown.map((e) => e.toJSON()), ...configs.flatMap((c) => c.errors)];
+    return { ok: errors.length === 0, configs, errors };
   }
 
   // ---- start-up ----------------------------------------------------------------------------------------
@@ -308,12 +415,16 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   private async run(): Promise<void> {
     const watcher = this.watcher!;
     for await (const batch of watcher) {
+      this.batchStartedAt = performance.now();
       try {
         await this.processBatch(batch);
       } catch (err) {
         // A bug or an unexpected I/O failure must not end the pipeline: log it and look at everything again.
         this.log.error({ err, seq: batch.seq }, 'batch failed unexpectedly; rescanning');
         watcher.rescan().catch(() => undefined);
+      } finally {
+        this.batchStartedAt = undefined;
+        this.lastBatchAt = Date.now();
       }
     }
   }
@@ -360,7 +471,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name));
     const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'error' }> => o.kind === 'error');
     const errors = failed.flatMap((o) => o.errors);
-    const holdBack = failed.length > 0 && policy === 'all-or-nothing';
+    const unsettled = outcomes.some((o) => o.kind === 'unsettled');
+    const holdBack = (failed.length > 0 || unsettled) && policy === 'all-or-nothing';
     const now = Date.now();
 
     const set: EntryInput[] = [];
@@ -371,6 +483,9 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       if (o.kind === 'error') {
         this.problems.set(o.name, { state: 'error', file: o.file, errors: o.errors, since: now });
         if (holdBack) this.retry.add(o.name);
+      } else if (o.kind === 'unsettled') {
+        this.retry.add(o.name);
+        this.problems.set(o.name, { state: 'pending', file: displayPath(o.file), errors: [], since: now });
       } else if (holdBack) {
         this.retry.add(o.name);
         this.problems.set(o.name, { state: 'pending', file: o.kind === 'ok' ? displayPath(o.file) : undefined, errors: [], since: now });
@@ -403,7 +518,27 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     }
     // Events are hints: whatever changed since we read it gets looked at again, event or no event.
     await this.recheck(outcomes);
+    this.emitBatch({
+      version: this.version,
+      committed: change !== undefined,
+      changed: change?.changed ?? [],
+      removed: change?.removed ?? [],
+      errors: errors.map((e) => e.toJSON()),
+      held: holdBack ? [...this.retry] : [],
+      durationMs: ms,
+      latencyMs: round(performance.now() - firstHintAt),
+    });
     return errors;
+  }
+
+  private emitBatch(result: BatchResult): void {
+    for (const listener of this.batchListeners) {
+      try {
+        listener(result);
+      } catch (err) {
+        this.log.error({ err }, 'batch listener failed');
+      }
+    }
   }
 
   /** Lists `dir` and returns the paths whose identity differs from what was last read (all of them if `force`),
@@ -452,9 +587,9 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       return { kind: 'error', name, file: shown, path: undefined, errors: statErrors };
     }
     try {
-      const { bytes, identity, racy } = await readStable(file, { maxFileBytes: this.opts.maxFileBytes, displayPath: shown });
+      const { bytes, identity, racy, superseded } = await readStable(file, { maxFileBytes: this.opts.maxFileBytes, displayPath: shown });
       this.known.set(file, keyOf(identity));
-      if (racy) this.lookAgainLater(file);
+      if (racy || superseded) this.lookAgainLater(file);
       const parsed = parseConfig(bytes, formatOfExt(file), shown, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
       const result = this.registry.validate(name, parsed.value, parsed, shown, this.opts.requireSchema);
       if (!result.ok) return { kind: 'error', name, file: shown, path: file, errors: [...result.errors] };
@@ -463,6 +598,10 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       const hash = contentHash(result.value, result.secrets);
       return { kind: 'ok', name, file, value: result.value, hash, secrets: result.secrets };
     } catch (err) {
+      if (err instanceof ReadError && err.code === 'E_UNSTABLE') {
+        this.lookAgainLater(file);
+        return { kind: 'unsettled', name, file };
+      }
       if (err instanceof ReadError && err.code === 'E_NOT_FOUND') {
         this.known.delete(file);
         return { kind: 'removed', name };
@@ -481,8 +620,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     if (again.length > 0) this.watcher?.hint(again);
   }
 
-  /** A read too close to the file's last change (see RACY_WINDOW_MS) is committed at once and re-checked
-   *  once the window has passed: a same-size write in the same clock tick cannot hide. */
+  /** A read too close to the file's last change (see RACY_WINDOW_MS), or of a version already replaced, is
+   *  committed at once and re-checked shortly after: a same-size write in the same clock tick cannot hide. */
   private lookAgainLater(file: string): void {
     this.racy.add(file);
     this.racyTimer ??= setTimeout(() => {
@@ -513,6 +652,38 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     if (rel.split(path.sep).some((s) => s.startsWith('.'))) return undefined;
     return rel.slice(0, -ext.length).split(path.sep).join('/');
   }
+}
+
+export interface CheckedConfig {
+  readonly name: string;
+  readonly file: string | undefined;
+  readonly ok: boolean;
+  /** The validated value (defaults applied); undefined when invalid. Contains secrets: redact before showing. */
+  readonly value: unknown;
+  readonly secrets: readonly string[];
+  readonly errors: readonly ConfigErrorJSON[];
+}
+
+export interface CheckReport {
+  readonly ok: boolean;
+  readonly configs: readonly CheckedConfig[];
+  /** Every problem, in name order. */
+  readonly errors: readonly ConfigErrorJSON[];
+}
+
+/**
+ * Validates the configs on disk as `createHotconf` would (all of them, or only `files`), without watching,
+ * committing or logging: a dry run for CI and `ExecStartPre=`.
+ */
+export async function checkConfigs(options: HotconfOptions, files?: readonly string[]): Promise<CheckReport> {
+  checkOptions(options);
+  const hot = new Hotconf(options, options.logger ?? pino({ level: 'silent' }));
+  for (const dir of [options.configDir, options.schemaDir]) {
+    if (dir === undefined) continue;
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new HotconfError('E_OPTIONS', `not a directory: ${dir}`);
+  }
+  return hot.checkOnce(files);
 }
 
 /**
@@ -611,6 +782,45 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;
+}
+
+// ---- one-shot validation (the daemon's own config, `hotconf check`) -----------------------------------
+
+export type FileValidation =
+  | { readonly ok: true; readonly value: unknown; readonly secrets: readonly string[] }
+  | { readonly ok: false; readonly errors: readonly ConfigError[] };
+
+/**
+ * Reads one file with the pipeline's safety rules and validates it (or, given `value`, an in-memory value
+ * reported under the name `file`) against one schema file. No watcher, no store.
+ */
+export async function validateOnce(
+  file: string,
+  schemaFile: string,
+  options: { value?: unknown; useDefaults?: boolean; maxFileBytes?: number } = {},
+): Promise<FileValidation> {
+  const registry = new SchemaRegistry({ schemaDir: path.dirname(schemaFile), useDefaults: options.useDefaults ?? false, displayPath });
+  const name = registry.nameOfFile(schemaFile);
+  if (name === undefined) throw new HotconfError('E_OPTIONS', `not a schema file (*${SCHEMA_SUFFIX}): ${schemaFile}`);
+  await registry.reload([schemaFile]);
+  const shown = 'value' in options ? file : displayPath(file);
+  try {
+    const parsed =
+      'value' in options
+        ? parseConfig(JSON.stringify(options.value ?? null), 'json', shown)
+        : parseConfig((await readStable(file, { maxFileBytes: options.maxFileBytes ?? 1_048_576, displayPath: shown })).bytes, formatOfExt(file), shown);
+    const value = 'value' in options ? options.value : parsed.value;
+    return registry.validate(name, value, parsed, shown);
+  } catch (err) {
+    if (err instanceof ConfigError) return { ok: false, errors: [err] };
+    throw err;
+  }
 }

@@ -1,13 +1,19 @@
 // The public surface of the `hotconf` package: exactly what is exported here.
-export { createHotconf, contentHash, Hotconf } from './hotconf.js';
+export { checkConfigs, createHotconf, contentHash, Hotconf, validateOnce } from './hotconf.js';
 export type {
   BatchPolicy,
+  BatchResult,
+  CheckedConfig,
+  CheckReport,
   ConfigState,
+  FileValidation,
   ConfigStatus,
   DeepReadonly,
+  HotconfHealth,
   HotconfOptions,
   HotconfStatus,
   ReloadResult,
+  RuntimeOptions,
 } from './hotconf.js';
 export type { Change, ChangeHandler, ConfigEntry, Snapshot, Unsubscribe } from './store/index.js';
 export type { ChangeBatch } from './watch/index.js';

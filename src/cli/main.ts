@@ -1,79 +1,197 @@
 #!/usr/bin/env node
-// The `hotconf` command. For now `hotconf run` serves a config directory and logs each committed version;
-// the daemon issue grows it into the systemd service (signals, sd_notify, check/get/watch).
-import { Command, InvalidArgumentError } from 'commander';
+// The `hotconf` command: `run` (the daemon), `check` (a dry run for CI and ExecStartPre=), `get` (one value)
+// and `watch` (committed changes as NDJSON). Usage errors exit 2, invalid config 1, cannot-run 3.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
-import { createHotconf, InitialLoadError } from '../index.js';
+import { stringify as toYaml } from 'yaml';
+import { daemonLogger, EXIT, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
+import { PACKAGE_ROOT } from '../daemon/settings.js';
+import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
 
-const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const pkg = JSON.parse(await readFile(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+const pkg = JSON.parse(await readFile(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
-const nonNegativeInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number >= 0');
-  return n;
+const wholeNumber = (value: string): number => {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number >= 0');
+  return Number(value);
 };
+
+/** The flags shared by every command that reads configs from disk. */
+interface DirFlags {
+  config?: string | undefined;
+  configDir?: string | undefined;
+  schemaDir?: string | undefined;
+  [flag: string]: unknown;
+}
+
+function dirOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)').env('HOTCONF_CONFIG'))
+    .option('--config-dir <dir>', 'directory of config files (default: the embedded config/)')
+    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: the embedded schemas/)');
+}
+
+function flagLayer(flags: DirFlags): SettingsLayer {
+  const layer: SettingsLayer = {};
+  if (flags.configDir !== undefined) layer.configDir = path.resolve(flags.configDir);
+  if (flags.schemaDir !== undefined) layer.schemaDir = path.resolve(flags.schemaDir);
+  if (flags.batchPolicy !== undefined) layer.batchPolicy = flags.batchPolicy as NonNullable<SettingsLayer['batchPolicy']>;
+  if (flags.debounceMs !== undefined) layer.debounceMs = flags.debounceMs as number;
+  if (flags.startWithValid === true) layer.startWithValid = true;
+  if (flags.logLevel !== undefined) layer.log = { level: flags.logLevel as string };
+  if (flags.pretty !== undefined) layer.log = { ...layer.log, pretty: flags.pretty as boolean };
+  return layer;
+}
+
+/** Settings for the one-shot commands; problems with them are reported and exit 3. */
+async function oneShotSettings(flags: DirFlags) {
+  try {
+    return await loadSettings({ settingsFile: flags.config, flags: flagLayer(flags) });
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      for (const e of err.errors) process.stderr.write(`hotconf: ${e.message}\n`);
+      process.exit(EXIT.CANNOT_RUN);
+    }
+    throw err;
+  }
+}
 
 const program = new Command('hotconf')
   .description('Keep config files live: watch, validate against JSON Schema, swap atomically, notify.')
   .version(pkg.version)
-  .showHelpAfterError()
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 ok, 1 invalid config, 2 usage error, 3 cannot run (bad settings, missing directory).\n' +
+      'Environment: HOTCONF_CONFIG, HOTCONF_CONFIG_DIR, HOTCONF_SCHEMA_DIR, HOTCONF_LOG_LEVEL, HOTCONF_BATCH_POLICY,\n' +
+      '             HOTCONF_DEBOUNCE_MS, HOTCONF_VERIFY_INTERVAL_MS, HOTCONF_MAX_FILE_BYTES, HOTCONF_REQUIRE_SCHEMA.',
+  );
 
-program
-  .command('run')
-  .description('watch a config directory and keep the validated configs live')
-  .option('--config-dir <dir>', 'directory of config files', path.join(packageRoot, 'config'))
-  .option('--schema-dir <dir>', 'directory of <name>.schema.json files', path.join(packageRoot, 'schemas'))
-  .option('--debounce-ms <ms>', 'quiet time before a batch is processed', nonNegativeInt, 25)
-  .option('--batch-policy <policy>', 'all-or-nothing | per-file', 'all-or-nothing')
-  .action(async (opts: { configDir: string; schemaDir: string; debounceMs: number; batchPolicy: string }) => {
-    const logger = pino({ name: 'hotconf', level: process.env.HOTCONF_LOG_LEVEL ?? 'info' });
-    if (opts.batchPolicy !== 'all-or-nothing' && opts.batchPolicy !== 'per-file') {
-      program.error(`error: option '--batch-policy <policy>' must be all-or-nothing or per-file`, { exitCode: 2 });
+dirOptions(program.command('run').description('run the daemon: keep the validated configs live until SIGTERM'))
+  .addOption(new Option('--batch-policy <policy>', 'what a bad file does to its batch').choices(['all-or-nothing', 'per-file']))
+  .option('--debounce-ms <ms>', 'quiet time before a batch is processed', wholeNumber)
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+  .option('--pretty', 'human-readable logs (default when stdout is a terminal)')
+  .option('--no-pretty', 'JSON logs even on a terminal')
+  .option('--start-with-valid', 'start with the valid configs when some are invalid')
+  .action(async (flags: DirFlags) => {
+    process.exitCode = await runDaemon({ settingsFile: flags.config, flags: flagLayer(flags) });
+  });
+
+dirOptions(program.command('check').description('validate every config (or the given files) without running; exit 0 when all are valid'))
+  .argument('[paths...]', 'config files to check (default: all under the config dir)')
+  .option('--json', 'print a JSON report instead of lines')
+  .action(async (paths: string[], flags: DirFlags & { json?: boolean }) => {
+    const settings = await oneShotSettings(flags);
+    let report: CheckReport;
+    try {
+      report = await checkConfigs(settings, paths.length > 0 ? paths : undefined);
+    } catch (err) {
+      process.stderr.write(`hotconf: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = EXIT.CANNOT_RUN;
+      return;
     }
+    if (flags.json) {
+      const configs = report.configs.map(({ name, file, ok, errors }) => ({ name, file, ok, errors }));
+      process.stdout.write(`${JSON.stringify({ ok: report.ok, configs, errors: report.errors }, null, 2)}\n`);
+    } else {
+      for (const e of report.errors) process.stdout.write(`${e.message}\n`);
+      const bad = report.configs.filter((c) => !c.ok).length;
+      process.stdout.write(`${report.configs.length} config(s) checked, ${bad} invalid\n`);
+    }
+    process.exitCode = report.ok ? EXIT.OK : EXIT.INVALID;
+  });
+
+dirOptions(program.command('get').description('print the validated value of a config, or of a dotted path inside it'))
+  .argument('<name>', 'config name, optionally followed by a dotted path: app.server.port')
+  .option('--json', 'print JSON (default: YAML for objects, the bare value for scalars)')
+  .option('--show-secrets', 'print secret values instead of [REDACTED]')
+  .action(async (target: string, flags: DirFlags & { json?: boolean; showSecrets?: boolean }) => {
+    const settings = await oneShotSettings(flags);
+    const report = await checkConfigs(settings).catch((err: unknown) => {
+      process.stderr.write(`hotconf: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(EXIT.CANNOT_RUN);
+    });
+    // Config names may contain dots (app.v2.yaml is `app.v2`): the longest name that prefixes the target wins.
+    const match = report.configs
+      .filter((c) => target === c.name || target.startsWith(`${c.name}.`))
+      .sort((a, b) => b.name.length - a.name.length)[0];
+    if (!match) {
+      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${report.configs.map((c) => c.name).join(', ')})\n`);
+      process.exitCode = EXIT.INVALID;
+      return;
+    }
+    if (!match.ok) {
+      for (const e of match.errors) process.stderr.write(`${e.message}\n`);
+      process.exitCode = EXIT.INVALID;
+      return;
+    }
+    let value = flags.showSecrets ? match.value : redact(match.value, match.secrets);
+    for (const key of target === match.name ? [] : target.slice(match.name.length + 1).split('.')) {
+      if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) {
+        process.stderr.write(`hotconf: ${match.name} has no '${target.slice(match.name.length + 1)}'\n`);
+        process.exitCode = EXIT.INVALID;
+        return;
+      }
+      value = (value as Record<string, unknown>)[key];
+    }
+    const text = flags.json ? JSON.stringify(value, null, 2) : typeof value === 'object' && value !== null ? toYaml(value).trimEnd() : String(value);
+    process.stdout.write(`${text}\n`);
+  });
+
+dirOptions(program.command('watch').description('print each committed change as one JSON line, until interrupted'))
+  .option('--values', 'include the (redacted) values of the changed configs')
+  .action(async (flags: DirFlags & { values?: boolean }) => {
+    const settings = await oneShotSettings(flags);
+    const ac = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => ac.abort());
     let hot;
     try {
-      hot = await createHotconf({
-        configDir: opts.configDir,
-        schemaDir: opts.schemaDir,
-        debounceMs: opts.debounceMs,
-        batchPolicy: opts.batchPolicy as 'all-or-nothing' | 'per-file',
-        logger,
-      });
+      // Logs go to stderr: stdout carries only the NDJSON stream.
+      hot = await createHotconf({ ...settings, logger: daemonLogger({ log: { level: 'warn' } }, 2), signal: ac.signal });
     } catch (err) {
       if (err instanceof InitialLoadError) {
-        for (const e of err.errors) logger.error({ code: e.code, file: e.file, line: e.line, col: e.col, pointer: e.pointer }, e.message);
-        logger.fatal('initial config is invalid; not starting');
-        process.exitCode = 1;
+        for (const e of err.errors) process.stderr.write(`${e.message}\n`);
+        process.exitCode = EXIT.INVALID;
         return;
       }
       throw err;
     }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      logger.info({ signal }, 'stopping');
-      hot.close().then(
-        () => logger.flush(() => process.exit(0)),
-        (err: unknown) => {
-          logger.error({ err }, 'close failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGHUP', () => {
-      hot.reload().then(
-        (r) => logger.info({ version: r.version, errors: r.errors.length }, 'reloaded'),
-        (err: unknown) => logger.error({ err }, 'reload failed'),
-      );
-    });
+    const line = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+    const hashes = (names: readonly string[], snap: ReturnType<typeof hot.snapshot>) =>
+      Object.fromEntries(names.map((n) => [n, snap.configs.get(n)?.hash]));
+    line({ type: 'snapshot', version: hot.version, configs: hashes([...hot.snapshot().configs.keys()], hot.snapshot()) });
+    for await (const change of hot.changes({ signal: ac.signal })) {
+      const out: Record<string, unknown> = {
+        type: 'change',
+        version: change.version,
+        changed: change.changed,
+        removed: change.removed,
+        hashes: hashes(change.changed, change.current),
+        time: new Date(change.current.committedAt).toISOString(),
+      };
+      if (flags.values) {
+        out.values = Object.fromEntries(
+          change.changed.map((n) => {
+            const entry = change.current.configs.get(n)!;
+            return [n, redact(entry.value, entry.secrets)];
+          }),
+        );
+      }
+      line(out);
+    }
+    await hot.close();
   });
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+    process.exitCode = ok ? EXIT.OK : EXIT.USAGE;
+  } else {
+    process.stderr.write(`hotconf: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = EXIT.CANNOT_RUN;
+  }
+}

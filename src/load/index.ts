@@ -99,6 +99,8 @@ export interface FileRead {
   readonly identity: FileIdentity;
   /** The read began within {@link RACY_WINDOW_MS} of the file's last change: look again after that window. */
   readonly racy: boolean;
+  /** The path was renamed over or deleted while being read: the bytes are a whole, earlier version. Look again. */
+  readonly superseded: boolean;
 }
 
 const READ_CHUNK_BYTES = 64 * 1024;
@@ -136,7 +138,7 @@ export async function readStable(file: string, options: ReadOptions = {}): Promi
   }
 }
 
-/** One read; undefined when the file changed (in place, or replaced by a rename) while it was being read. */
+/** One read; undefined when the file was written in place while it was being read. */
 async function readOnce(file: string, maxFileBytes: number, displayPath: string): Promise<Omit<FileRead, 'racy'> | undefined> {
   let fh: FileHandle;
   try {
@@ -154,10 +156,12 @@ async function readOnce(file: string, maxFileBytes: number, displayPath: string)
     const bytes = await readUpTo(fh, maxFileBytes + 1); // one byte more tells a file that grew past the limit
     if (bytes.length > maxFileBytes) throw tooLarge(displayPath, maxFileBytes, `at least ${bytes.length} bytes`);
     const after = identityOf(await fh.stat({ bigint: true }));
-    // Gone or unreadable now: "not stable"; the next attempt's open reports what is wrong.
+    // Written in place during the read: the bytes may be torn. Read again.
+    if (!sameIdentity(identityOf(before), after) || BigInt(bytes.length) !== after.size) return undefined;
+    // Replaced (renamed over, or deleted) during the read: what we hold is a whole earlier version, read
+    // from its own inode. Keep it, and say that the path has moved on.
     const now = await stat(file, { bigint: true }).then(identityOf, () => undefined);
-    const stable = sameIdentity(identityOf(before), after) && sameIdentity(after, now);
-    return stable && BigInt(bytes.length) === after.size ? { bytes, identity: after } : undefined;
+    return { bytes, identity: after, superseded: !sameIdentity(after, now) };
   } catch (err) {
     throw err instanceof HotconfError ? err : osError(err, displayPath);
   } finally {

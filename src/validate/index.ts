@@ -5,12 +5,11 @@
 import { Ajv, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import formatsModule from 'ajv-formats';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { SchemaError } from '../errors.js';
+import { ReadError, SchemaError } from '../errors.js';
 import type { ParsedConfig } from '../load/index.js';
-import { mapLimit } from '../load/index.js';
+import { mapLimit, readStable } from '../load/index.js';
 
 const addFormats = formatsModule.default;
 
@@ -112,10 +111,12 @@ export class SchemaRegistry {
     const results = await mapLimit([...byName], 16, async ([name, file]) => {
       let text: string | undefined;
       try {
-        const st = await readFile(file);
-        text = st.length > (this.options.maxSchemaBytes ?? 1_048_576) ? '\0too-large' : st.toString('utf8');
+        // The same careful read as configs: a FIFO or a huge file in the schema dir must not hang or flood us.
+        const { bytes } = await readStable(file, { maxFileBytes: this.options.maxSchemaBytes ?? 1_048_576, displayPath: this.display(file) });
+        text = bytes.toString('utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') text = `\0unreadable:${(err as NodeJS.ErrnoException).code}`;
+        if (!(err instanceof ReadError)) throw err;
+        if (err.code !== 'E_NOT_FOUND') text = `\0${err.detail}`;
       }
       return { name, file, text };
     });

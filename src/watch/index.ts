@@ -22,7 +22,7 @@ export interface ChangeBatch {
   readonly firstHintAt: number;
 }
 
-export type BatchReason = 'event' | 'error' | 'verify' | 'request';
+export type BatchReason = 'event' | 'error' | 'verify' | 'request' | 'ping';
 
 export interface WatchOptions {
   /** Directories to watch, recursively. Required. */
@@ -85,9 +85,9 @@ function emptyPending(): Pending {
 export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   readonly roots: readonly string[];
   private readonly extensions: ReadonlySet<string>;
-  private readonly debounceMs: number;
-  private readonly maxBatchDelayMs: number;
-  private readonly verifyIntervalMs: number;
+  private debounceMs: number;
+  private maxBatchDelayMs: number;
+  private verifyIntervalMs: number;
   private readonly logger: Logger | undefined;
   private readonly chokidar: FSWatcher;
   private pending = emptyPending();
@@ -231,6 +231,28 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
    */
   rescan(dirs: Iterable<string> = this.roots): Promise<void> {
     return this.request(dirs, 'request');
+  }
+
+  /**
+   * Resolves when a batch has gone through the consumer: proof that the pipeline still moves (a watchdog's
+   * probe). It rides along with pending events and never cuts their debounce short.
+   */
+  ping(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.add((p) => p.settle.push(resolve), 'ping', this.pending.reasons.size === 0);
+    });
+  }
+
+  /** Changes the timing while running; the next batch and the next verify tick use the new values. */
+  setTiming(timing: Pick<WatchOptions, 'debounceMs' | 'maxBatchDelayMs' | 'verifyIntervalMs'>): void {
+    if (timing.debounceMs !== undefined) this.debounceMs = Math.max(0, timing.debounceMs);
+    if (timing.maxBatchDelayMs !== undefined) this.maxBatchDelayMs = timing.maxBatchDelayMs;
+    this.maxBatchDelayMs = Math.max(this.debounceMs, this.maxBatchDelayMs);
+    if (timing.verifyIntervalMs !== undefined && timing.verifyIntervalMs !== this.verifyIntervalMs) {
+      this.verifyIntervalMs = Math.max(0, timing.verifyIntervalMs);
+      if (!this.inFlight?.reasons.has('verify')) this.scheduleVerify(this.verifyIntervalMs);
+    }
   }
 
   private request(dirs: Iterable<string>, reason: BatchReason): Promise<void> {

@@ -104,3 +104,17 @@ describe('SchemaRegistry', () => {
     expect(reg.validate('nothing', parsed.value, parsed, 'x.yaml', false).ok).toBe(true);
   });
 });
+
+describe('SchemaRegistry and hostile schema files', () => {
+  it('a FIFO or an oversized file in the schema dir is reported, never read blocking', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    await using tmp = await tempDir();
+    await promisify(execFile)('mkfifo', [tmp.file('fifo.schema.json')]);
+    await tmp.write('big.schema.json', `{"description": "${'x'.repeat(2048)}"}`);
+    const reg = new SchemaRegistry({ schemaDir: tmp.dir, maxSchemaBytes: 1024 });
+    expect(await reg.reload([tmp.file('fifo.schema.json'), tmp.file('big.schema.json')])).toEqual(['big', 'fifo']);
+    expect(reg.schemaError('fifo')?.message).toMatch(/not a regular file/);
+    expect(reg.schemaError('big')?.message).toMatch(/too large/);
+  });
+});

@@ -1,0 +1,289 @@
+// `hotconf run`: the library as a long-running service. It owns what a process owns and a library must not:
+// its settings (hotconf.yaml + HOTCONF_* + flags, the hot ones re-applied while running), stdout logging,
+// signals (SIGHUP reload, SIGTERM/SIGINT graceful stop, a second one forces), and systemd's notify protocol
+// with a watchdog that only pings while a probe batch still makes it through the pipeline.
+import { unwatchFile, watchFile } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { pino, type Logger } from 'pino';
+import { ConfigError, InitialLoadError } from '../errors.js';
+import { createHotconf, type BatchResult, type Hotconf } from '../hotconf.js';
+import { SystemdNotifier } from './notify.js';
+import {
+  diffSettings,
+  environmentLayer,
+  readSettingsFile,
+  resolveSettings,
+  SettingsError,
+  type DaemonSettings,
+  type SettingsLayer,
+} from './settings.js';
+
+export { SettingsError } from './settings.js';
+export type { DaemonSettings, SettingsLayer } from './settings.js';
+
+/** Exit codes of every hotconf command (documented in the README). */
+export const EXIT = {
+  OK: 0,
+  /** A config is invalid (check), or the initial config is invalid (run). */
+  INVALID: 1,
+  /** Bad command-line usage. */
+  USAGE: 2,
+  /** Cannot run: the daemon's own settings are invalid, a directory is missing, an internal error. */
+  CANNOT_RUN: 3,
+} as const;
+
+export interface DaemonOptions {
+  /** hotconf.yaml; undefined runs on defaults, environment and flags alone. */
+  settingsFile?: string | undefined;
+  /** Settings from command-line flags (highest precedence). */
+  flags?: SettingsLayer;
+  /** Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** How often hotconf.yaml is checked for changes, in ms. Default 1000. */
+  settingsPollMs?: number;
+}
+
+/** Loads the three layers of settings; throws SettingsError listing every problem. */
+export async function loadSettings(options: DaemonOptions): Promise<DaemonSettings> {
+  const env = environmentLayer(options.env ?? process.env);
+  if (env.problems.length > 0) throw new SettingsError(env.problems);
+  const file = options.settingsFile === undefined ? {} : await readSettingsFile(options.settingsFile);
+  return resolveSettings(file, env.layer, options.flags ?? {});
+}
+
+/** A logger for the daemon: JSON lines on stdout (journald), pretty on a terminal. Secrets are redacted. */
+export function daemonLogger(settings: Pick<DaemonSettings, 'log'>, fd: 1 | 2 = 1): Logger {
+  const pretty = settings.log.pretty ?? (fd === 1 ? process.stdout : process.stderr).isTTY;
+  const options = {
+    name: 'hotconf',
+    level: settings.log.level,
+    // hotconf never logs config values; this guards the fields that could carry credentials anyway.
+    redact: { paths: ['req.headers.authorization', '*.password', '*.token', '*.secret'], censor: '[REDACTED]' },
+  };
+  if (pretty) return pino(options, pino.transport({ target: 'pino-pretty', options: { destination: fd } }));
+  return pino(options, pino.destination({ dest: fd, sync: true }));
+}
+
+/** Runs the daemon until SIGTERM/SIGINT; resolves with the process exit code. */
+export async function runDaemon(options: DaemonOptions): Promise<number> {
+  let settings: DaemonSettings;
+  try {
+    settings = await loadSettings(options);
+  } catch (err) {
+    const logger = daemonLogger({ log: { level: 'info' } });
+    reportSettingsError(logger, err);
+    return EXIT.CANNOT_RUN;
+  }
+  const logger = daemonLogger(settings);
+  const settingsFile = options.settingsFile === undefined ? undefined : path.resolve(options.settingsFile);
+  if (settingsFile && isInside(settingsFile, settings.configDir)) {
+    logger.fatal({ settingsFile, configDir: settings.configDir }, 'hotconf.yaml must not be inside configDir (it would be served as a config)');
+    return EXIT.CANNOT_RUN;
+  }
+  const notifier = new SystemdNotifier({ logger: logger.child({ module: 'sd_notify' }) });
+
+  let hot: Hotconf;
+  try {
+    hot = await createHotconf({ ...settings, logger });
+  } catch (err) {
+    if (err instanceof InitialLoadError) {
+      for (const e of err.errors) logger.error(e.toJSON(), e.message);
+      logger.fatal({ errors: err.errors.length }, 'initial config is invalid; not starting (the previous process, if any, keeps serving)');
+      await notifier.status(`initial config invalid: ${err.errors.length} error(s)`);
+      return EXIT.INVALID;
+    }
+    logger.fatal({ err }, 'cannot start');
+    return EXIT.CANNOT_RUN;
+  }
+
+  const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile);
+  return daemon.run();
+}
+
+function reportSettingsError(logger: Logger, err: unknown): void {
+  if (err instanceof SettingsError) {
+    for (const e of err.errors) logger.error(e.toJSON(), e.message);
+    logger.fatal('invalid hotconf settings');
+  } else {
+    logger.fatal({ err }, 'cannot read hotconf settings');
+  }
+}
+
+class Daemon {
+  private stopping: Promise<number> | undefined;
+  private reloading: Promise<void> | undefined;
+  private reloadAgain = false;
+  private watchdogTimer: NodeJS.Timeout | undefined;
+  private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
+
+  constructor(
+    private readonly hot: Hotconf,
+    private settings: DaemonSettings,
+    private readonly logger: Logger,
+    private readonly notifier: SystemdNotifier,
+    private readonly options: DaemonOptions,
+    private readonly settingsFile: string | undefined,
+  ) {}
+
+  async run(): Promise<number> {
+    const { hot, notifier, logger } = this;
+    let exit!: (code: number) => void;
+    const exited = new Promise<number>((resolve) => (exit = resolve));
+    hot.onBatch((result) => this.onBatch(result));
+    this.on('SIGHUP', () => this.reload('SIGHUP'));
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      this.on(signal, () => {
+        if (this.stopping) {
+          logger.warn({ signal }, 'second signal: forced exit');
+          logger.flush();
+          process.exit(EXIT.INVALID);
+        }
+        this.stopping = this.stop(signal);
+        this.stopping.then(exit, (err: unknown) => {
+          logger.error({ err }, 'stop failed');
+          exit(EXIT.CANNOT_RUN);
+        });
+      });
+    }
+    if (this.settingsFile) {
+      watchFile(this.settingsFile, { interval: this.options.settingsPollMs ?? 1000, persistent: false }, (curr, prev) => {
+        if (curr.mtimeMs !== prev.mtimeMs || curr.ino !== prev.ino || curr.size !== prev.size) this.reload('settings file changed');
+      });
+    }
+    await notifier.ready(this.statusText());
+    this.startWatchdog();
+    logger.info({ version: hot.version, pid: process.pid, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
+    return exited;
+  }
+
+  private on(signal: NodeJS.Signals, handler: () => void): void {
+    process.on(signal, handler);
+    this.handlers.push([signal, handler]);
+  }
+
+  private statusText(): string {
+    const st = this.hot.status();
+    return `version ${st.version}, ${st.configs.length} configs, ${st.errors} errors`;
+  }
+
+  private onBatch(result: BatchResult): void {
+    this.notifier.status(this.statusText()).catch(() => undefined); // send() never rejects; belt and braces
+    if (!result.committed && result.errors.length > 0) {
+      // one line per problem too, so that `journalctl -u hotconf | grep yaml:` finds them
+      for (const e of result.errors) this.logger.error(e, e.message);
+    }
+  }
+
+  /**
+   * SIGHUP (or an edit of hotconf.yaml): re-read the settings, rescan every file and schema. Signals that
+   * arrive during a reload coalesce into one more reload, so a storm costs at most two.
+   */
+  private reload(reason: string): void {
+    if (this.stopping) return;
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = (async () => {
+      do {
+        this.reloadAgain = false;
+        await this.notifier.reloading();
+        await this.reloadSettings();
+        const started = performance.now();
+        const result = await this.hot.reload().catch((err: unknown) => {
+          if (!this.stopping) this.logger.error({ err }, 'reload failed');
+          return undefined;
+        });
+        if (result) {
+          this.logger.info({ reason, version: result.version, errors: result.errors.length, ms: Math.round(performance.now() - started) }, 'reloaded');
+        }
+        await this.notifier.ready(this.statusText());
+      } while (this.reloadAgain && !this.stopping);
+    })().finally(() => {
+      this.reloading = undefined;
+    });
+  }
+
+  /** Applies what may change while running; a change that needs a restart applies nothing and says so. */
+  private async reloadSettings(): Promise<void> {
+    let next: DaemonSettings;
+    try {
+      next = await loadSettings(this.options);
+    } catch (err) {
+      if (err instanceof SettingsError) {
+        for (const e of err.errors) this.logger.error(e instanceof ConfigError ? e.toJSON() : {}, e.message);
+        this.logger.error('hotconf settings are invalid; keeping the current ones');
+      } else {
+        this.logger.error({ err }, 'cannot read hotconf settings; keeping the current ones');
+      }
+      return;
+    }
+    const { hot, restart } = diffSettings(this.settings, next);
+    if (restart.length > 0) {
+      this.logger.warn({ restart, hot }, 'settings change needs a restart; nothing of it was applied');
+      return;
+    }
+    if (hot.length === 0) return;
+    this.logger.level = next.log.level;
+    this.hot.update({
+      batchPolicy: next.batchPolicy,
+      debounceMs: next.debounceMs,
+      maxBatchDelayMs: next.maxBatchDelayMs,
+      verifyIntervalMs: next.verifyIntervalMs,
+      maxFileBytes: next.maxFileBytes,
+      keepOnDelete: next.keepOnDelete,
+    });
+    this.settings = next;
+    this.logger.info({ changed: hot }, 'settings applied');
+  }
+
+  /**
+   * WATCHDOG=1 at half of WATCHDOG_USEC, but only after a probe batch went through the pipeline within one
+   * interval and no batch is stuck past `watchdog.stallMs`: a wedged pipeline (a hung read, a blocked event
+   * loop) stops the pings, and systemd restarts the service.
+   */
+  private startWatchdog(): void {
+    const interval = this.notifier.watchdogIntervalMs;
+    if (interval === undefined) return;
+    let probing = false;
+    const tick = async () => {
+      if (probing || this.stopping) return;
+      probing = true;
+      try {
+        const ac = new AbortController();
+        const alive = await Promise.race([
+          this.hot.ping().then(() => true),
+          delay(interval, false, { signal: ac.signal }).catch(() => false),
+        ]);
+        ac.abort();
+        const health = this.hot.health(this.settings.watchdog.stallMs);
+        if (alive && health.healthy) await this.notifier.watchdog();
+        else this.logger.warn({ alive, batchInFlightMs: health.batchInFlightMs }, 'pipeline wedged: withholding the watchdog ping');
+      } finally {
+        probing = false;
+      }
+    };
+    this.watchdogTimer = setInterval(() => void tick().catch((err: unknown) => this.logger.error({ err }, 'watchdog tick failed')), interval);
+    void tick().catch((err: unknown) => this.logger.error({ err }, 'watchdog tick failed'));
+  }
+
+  private async stop(signal: string): Promise<number> {
+    this.logger.info({ signal }, 'stopping: finishing the batch in flight');
+    await this.notifier.stopping(`stopping on ${signal}`);
+    clearInterval(this.watchdogTimer);
+    if (this.settingsFile) unwatchFile(this.settingsFile);
+    await this.hot.close();
+    await this.reloading;
+    this.logger.info({ version: this.hot.version }, 'stopped');
+    this.logger.flush();
+    this.notifier[Symbol.dispose]();
+    for (const [sig, handler] of this.handlers) process.off(sig, handler);
+    return EXIT.OK;
+  }
+}
+
+function isInside(file: string, dir: string): boolean {
+  const rel = path.relative(dir, file);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}

@@ -1,0 +1,87 @@
+// The sd_notify protocol: newline-separated `KEY=value` datagrams to the AF_UNIX socket named by
+// $NOTIFY_SOCKET (systemd's Type=notify). Node has no AF_UNIX datagram sockets, so the native unix-dgram
+// package sends them. Without $NOTIFY_SOCKET every call is a no-op, so the daemon runs the same anywhere.
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+import type { UnixDgramSocket } from 'unix-dgram';
+
+const require = createRequire(import.meta.url);
+
+export interface NotifierOptions {
+  /** Environment to read NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID from. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+}
+
+/** Talks to systemd (or anything listening on $NOTIFY_SOCKET). */
+export class SystemdNotifier implements Disposable {
+  /** The socket path, or undefined when not run under a notify-aware supervisor. */
+  readonly socketPath: string | undefined;
+  /** Half of WATCHDOG_USEC in ms (systemd's advice), when the watchdog is on for this process. */
+  readonly watchdogIntervalMs: number | undefined;
+  private socket: UnixDgramSocket | undefined;
+  private readonly logger: Logger | undefined;
+
+  constructor(options: NotifierOptions = {}) {
+    const env = options.env ?? process.env;
+    this.logger = options.logger;
+    let socketPath = env.NOTIFY_SOCKET || undefined;
+    if (socketPath?.startsWith('@')) {
+      // unix-dgram copies the path with strncpy: the abstract namespace cannot be reached through it.
+      this.logger?.warn({ socket: socketPath }, 'abstract NOTIFY_SOCKET is not supported; sd_notify disabled');
+      socketPath = undefined;
+    }
+    this.socketPath = socketPath;
+    const usec = Number(env.WATCHDOG_USEC);
+    const forUs = env.WATCHDOG_PID === undefined || Number(env.WATCHDOG_PID) === process.pid;
+    this.watchdogIntervalMs = socketPath && forUs && usec > 0 ? Math.max(1, Math.floor(usec / 2000)) : undefined;
+  }
+
+  get enabled(): boolean {
+    return this.socketPath !== undefined;
+  }
+
+  /** Sends one datagram of `KEY=value` lines. Failures are logged, never thrown: systemd may be gone. */
+  async send(fields: Record<string, string | number>): Promise<void> {
+    const path = this.socketPath;
+    if (!path) return;
+    const text = Object.entries(fields)
+      .map(([k, v]) => `${k}=${String(v).replace(/\n/g, ' ')}`)
+      .join('\n');
+    const buf = Buffer.from(text);
+    try {
+      this.socket ??= (require('unix-dgram') as typeof import('unix-dgram')).createSocket('unix_dgram');
+      await new Promise<void>((resolve, reject) => {
+        this.socket!.send(buf, 0, buf.length, path, (err) => (err ? reject(err) : resolve()));
+      });
+    } catch (err) {
+      this.logger?.warn({ err, fields: Object.keys(fields) }, 'sd_notify failed');
+    }
+  }
+
+  ready(status?: string): Promise<void> {
+    return this.send(status === undefined ? { READY: 1 } : { READY: 1, STATUS: status });
+  }
+
+  /** RELOADING=1 with the CLOCK_MONOTONIC timestamp systemd ≥ 253 asks for (libuv's hrtime is that clock). */
+  reloading(): Promise<void> {
+    return this.send({ RELOADING: 1, MONOTONIC_USEC: (process.hrtime.bigint() / 1000n).toString() });
+  }
+
+  status(text: string): Promise<void> {
+    return this.send({ STATUS: text });
+  }
+
+  watchdog(): Promise<void> {
+    return this.send({ WATCHDOG: 1 });
+  }
+
+  stopping(status?: string): Promise<void> {
+    return this.send(status === undefined ? { STOPPING: 1 } : { STOPPING: 1, STATUS: status });
+  }
+
+  [Symbol.dispose](): void {
+    this.socket?.close();
+    this.socket = undefined;
+  }
+}

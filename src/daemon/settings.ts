@@ -1,0 +1,162 @@
+// The daemon's own settings: built-in defaults < hotconf.yaml < HOTCONF_* environment < command-line flags.
+// hotconf.yaml is read and validated with the same machinery hotconf offers its users (load + a JSON Schema,
+// schemas/hotconf.schema.json), and so is the merged result, so a bad environment variable is caught too.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, HotconfError } from '../errors.js';
+import { validateOnce, type BatchPolicy } from '../hotconf.js';
+
+export interface DaemonSettings {
+  configDir: string;
+  schemaDir: string;
+  requireSchema: boolean;
+  usePolling: boolean;
+  startWithValid: boolean;
+  batchPolicy: BatchPolicy;
+  debounceMs: number;
+  maxBatchDelayMs: number;
+  verifyIntervalMs: number;
+  maxFileBytes: number;
+  keepOnDelete: boolean;
+  log: { level: string; pretty?: boolean };
+  watchdog: { stallMs: number };
+}
+
+/** Deep-partial settings as they come from one layer (file, environment, flags). */
+export type SettingsLayer = Partial<Omit<DaemonSettings, 'log' | 'watchdog'>> & {
+  log?: Partial<DaemonSettings['log']>;
+  watchdog?: Partial<DaemonSettings['watchdog']>;
+};
+
+/** The package's own directory (works from src/ under vitest and from dist/ when installed). */
+export const PACKAGE_ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+export const DEFAULTS: DaemonSettings = {
+  configDir: path.join(PACKAGE_ROOT, 'config'),
+  schemaDir: path.join(PACKAGE_ROOT, 'schemas'),
+  requireSchema: true,
+  usePolling: false,
+  startWithValid: false,
+  batchPolicy: 'all-or-nothing',
+  debounceMs: 25,
+  maxBatchDelayMs: 1000,
+  verifyIntervalMs: 1000,
+  maxFileBytes: 1_048_576,
+  keepOnDelete: false,
+  log: { level: 'info' },
+  watchdog: { stallMs: 30_000 },
+};
+
+/** Settings that apply while running. Any other difference needs a restart. */
+export const HOT_SETTINGS = [
+  'batchPolicy',
+  'debounceMs',
+  'maxBatchDelayMs',
+  'verifyIntervalMs',
+  'maxFileBytes',
+  'keepOnDelete',
+  'log.level',
+  'watchdog.stallMs',
+] as const;
+
+/** HOTCONF_* variables and the setting each one sets. */
+export const ENVIRONMENT: Readonly<Record<string, { key: string; type: 'string' | 'integer' | 'boolean' }>> = {
+  HOTCONF_CONFIG_DIR: { key: 'configDir', type: 'string' },
+  HOTCONF_SCHEMA_DIR: { key: 'schemaDir', type: 'string' },
+  HOTCONF_REQUIRE_SCHEMA: { key: 'requireSchema', type: 'boolean' },
+  HOTCONF_BATCH_POLICY: { key: 'batchPolicy', type: 'string' },
+  HOTCONF_DEBOUNCE_MS: { key: 'debounceMs', type: 'integer' },
+  HOTCONF_VERIFY_INTERVAL_MS: { key: 'verifyIntervalMs', type: 'integer' },
+  HOTCONF_MAX_FILE_BYTES: { key: 'maxFileBytes', type: 'integer' },
+  HOTCONF_LOG_LEVEL: { key: 'log.level', type: 'string' },
+};
+
+/** The daemon's settings are invalid: every problem, each with its file (or variable), line and column. */
+export class SettingsError extends HotconfError {
+  readonly errors: readonly ConfigError[];
+  constructor(errors: readonly ConfigError[]) {
+    super('E_OPTIONS', `invalid hotconf settings:\n${errors.map((e) => `  ${e.message}`).join('\n')}`);
+    this.errors = errors;
+  }
+}
+
+/** The schema of hotconf.yaml, shipped with the package. */
+export const SETTINGS_SCHEMA = path.join(PACKAGE_ROOT, 'schemas', 'hotconf.schema.json');
+
+/** Reads and validates hotconf.yaml. Relative paths in it are resolved against its directory. */
+export async function readSettingsFile(file: string): Promise<SettingsLayer> {
+  const result = await validateOnce(file, SETTINGS_SCHEMA);
+  if (!result.ok) throw new SettingsError(result.errors);
+  const layer = structuredClone(result.value ?? {}) as SettingsLayer;
+  const dir = path.dirname(path.resolve(file));
+  if (layer.configDir !== undefined) layer.configDir = path.resolve(dir, layer.configDir);
+  if (layer.schemaDir !== undefined) layer.schemaDir = path.resolve(dir, layer.schemaDir);
+  return layer;
+}
+
+/** The HOTCONF_* variables as a settings layer; values are checked with the merged result. */
+export function environmentLayer(env: NodeJS.ProcessEnv): { layer: SettingsLayer; problems: ConfigError[] } {
+  const layer: Record<string, unknown> = {};
+  const problems: ConfigError[] = [];
+  for (const [name, { key, type }] of Object.entries(ENVIRONMENT)) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    if (type === 'integer') value = /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    if (type === 'boolean') value = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+    if (type !== 'string' && typeof value === 'string') {
+      problems.push(new ConfigError('E_OPTIONS', { file: `$${name}` }, `must be ${type === 'integer' ? 'a whole number' : 'true or false'}`));
+      continue;
+    }
+    if (key === 'configDir' || key === 'schemaDir') value = path.resolve(raw);
+    setPath(layer, key, value);
+  }
+  return { layer: layer, problems };
+}
+
+/** Merges layers (later wins) over the defaults and validates the result against the same schema. */
+export async function resolveSettings(...layers: SettingsLayer[]): Promise<DaemonSettings> {
+  const merged = structuredClone(DEFAULTS);
+  for (const layer of layers) {
+    const { log, watchdog, ...flat } = layer;
+    Object.assign(merged, stripUndefined(flat));
+    if (log) Object.assign(merged.log, stripUndefined(log));
+    if (watchdog) Object.assign(merged.watchdog, stripUndefined(watchdog));
+  }
+  const result = await validateOnce('settings (flags, environment and file merged)', SETTINGS_SCHEMA, { value: merged });
+  if (!result.ok) throw new SettingsError(result.errors);
+  return merged;
+}
+
+/** Which settings differ, split into the ones that apply while running and the ones that need a restart. */
+export function diffSettings(a: DaemonSettings, b: DaemonSettings): { hot: string[]; restart: string[] } {
+  const hot: string[] = [];
+  const restart: string[] = [];
+  const keys = new Set([...flatKeys(a), ...flatKeys(b)]);
+  for (const key of keys) {
+    if (JSON.stringify(getPath(a, key)) === JSON.stringify(getPath(b, key))) continue;
+    ((HOT_SETTINGS as readonly string[]).includes(key) ? hot : restart).push(key);
+  }
+  return { hot: hot.sort(), restart: restart.sort() };
+}
+
+function flatKeys(s: DaemonSettings): string[] {
+  return Object.entries(s as unknown as Record<string, unknown>).flatMap(([k, v]) =>
+    typeof v === 'object' && v !== null ? Object.keys(v).map((sub) => `${k}.${sub}`) : [k],
+  );
+}
+
+function getPath(obj: unknown, key: string): unknown {
+  return key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], obj);
+}
+
+function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let node = obj;
+  for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+  node[parts[parts.length - 1]!] = value;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

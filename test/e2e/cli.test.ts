@@ -1,0 +1,242 @@
+// The real CLI as a child process: check, get, usage errors, and `run` as an SRE drives it.
+import { rename, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { world, type World } from '../hotconf/fixtures.js';
+import { tempDir, until } from '../helpers.js';
+import { hotconf, startHotconf } from './cli-helpers.js';
+
+const dirs = (w: World) => ['--config-dir', w.configDir, '--schema-dir', w.schemaDir];
+
+async function goodWorld() {
+  const w = await world();
+  await w.schema('svc');
+  await w.schema('db/primary');
+  await w.config('svc.yaml', 'port: 80\n');
+  await w.config('db/primary.yaml', 'port: 5432\npassword: s3cret-pw\n');
+  return w;
+}
+
+describe('hotconf check', () => {
+  it('exits 0 on the embedded default config', async () => {
+    const r = await hotconf(['check']);
+    expect(r.stdout).toMatch(/3 config\(s\) checked, 0 invalid/);
+    expect(r.code).toBe(0);
+  });
+
+  it('exits 1 and prints every error as file:line:col: /pointer: message', async () => {
+    await using w = await goodWorld();
+    await w.config('svc.yaml', 'port: 70000\nextra: 1\n');
+    await w.config('db/primary.yaml', 'port: [\n');
+    const r = await hotconf(['check', ...dirs(w)]);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(/config\/svc\.yaml:1:7: \/port: must be <= 65535$/));
+    expect(lines).toContainEqual(expect.stringMatching(/config\/svc\.yaml:2:1: \/extra: is not allowed here/));
+    expect(lines).toContainEqual(expect.stringMatching(/config\/db\/primary\.yaml:\d+:\d+: /));
+    expect(lines.at(-1)).toBe('2 config(s) checked, 2 invalid');
+  });
+
+  it('--json gives a machine-readable report without secret values', async () => {
+    await using w = await goodWorld();
+    const r = await hotconf(['check', '--json', ...dirs(w)]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { ok: boolean; configs: Array<{ name: string; ok: boolean }> };
+    expect(report.ok).toBe(true);
+    expect(report.configs.map((c) => c.name)).toEqual(['db/primary', 'svc']);
+    expect(r.stdout).not.toContain('s3cret-pw');
+  });
+
+  it('checks only the files named', async () => {
+    await using w = await goodWorld();
+    await w.config('svc.yaml', 'port: nope\n');
+    const r = await hotconf(['check', ...dirs(w), path.join(w.configDir, 'db/primary.yaml')]);
+    expect(r.stdout).toMatch(/1 config\(s\) checked, 0 invalid/);
+    expect(r.code).toBe(0);
+  });
+
+  it('reads its directories from hotconf.yaml, relative to that file', async () => {
+    await using w = await goodWorld();
+    await w.tmp.write('hotconf.yaml', 'configDir: config\nschemaDir: schemas\n');
+    const r = await hotconf(['check', '--config', w.tmp.file('hotconf.yaml')], { cwd: '/' });
+    expect(r.stdout).toMatch(/2 config\(s\) checked, 0 invalid/);
+    expect(r.code).toBe(0);
+  });
+
+  it('exits 3 with a precise message when hotconf.yaml itself is invalid', async () => {
+    await using w = await goodWorld();
+    await w.tmp.write('hotconf.yaml', 'configDir: config\ndebounceMs: -5\n');
+    const r = await hotconf(['check', '--config', w.tmp.file('hotconf.yaml')]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/hotconf\.yaml:2:13: \/debounceMs: must be >= 0/);
+  });
+
+  it('exits 3 when the config directory does not exist', async () => {
+    const r = await hotconf(['check', '--config-dir', '/nonexistent/hotconf', '--schema-dir', '/tmp']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/not a directory: \/nonexistent\/hotconf/);
+  });
+
+  it('honours HOTCONF_* environment variables, below flags', async () => {
+    await using w = await goodWorld();
+    await using other = await tempDir();
+    const env = { HOTCONF_CONFIG_DIR: other.dir, HOTCONF_SCHEMA_DIR: w.schemaDir };
+    expect((await hotconf(['check'], { env })).stdout).toMatch(/0 config\(s\) checked/);
+    expect((await hotconf(['check', '--config-dir', w.configDir], { env })).stdout).toMatch(/2 config\(s\) checked/);
+    const bad = await hotconf(['check'], { env: { HOTCONF_DEBOUNCE_MS: 'soon' } });
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/\$HOTCONF_DEBOUNCE_MS: must be a whole number/);
+  });
+});
+
+describe('hotconf get', () => {
+  it('prints a value, a dotted path, and redacts secrets unless asked', async () => {
+    await using w = await goodWorld();
+    expect((await hotconf(['get', 'svc.port', ...dirs(w)])).stdout).toBe('80\n');
+    const all = await hotconf(['get', 'db/primary', '--json', ...dirs(w)]);
+    expect(JSON.parse(all.stdout)).toEqual({ port: 5432, password: '[REDACTED]' });
+    expect((await hotconf(['get', 'db/primary.password', '--show-secrets', ...dirs(w)])).stdout).toBe('s3cret-pw\n');
+  });
+
+  it('exits 1 for an unknown name or an invalid config', async () => {
+    await using w = await goodWorld();
+    const r = await hotconf(['get', 'nope', ...dirs(w)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no config named 'nope'/);
+    await w.config('svc.yaml', 'port: x\n');
+    const bad = await hotconf(['get', 'svc', ...dirs(w)]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/svc\.yaml:1:7: \/port: must be integer/);
+  });
+});
+
+describe('usage', () => {
+  it('--version and --help exit 0', async () => {
+    const v = await hotconf(['--version']);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    for (const cmd of [[], ['run'], ['check'], ['get'], ['watch']]) {
+      const h = await hotconf([...cmd, '--help']);
+      expect(h.code).toBe(0);
+      expect(h.stdout).toMatch(/Usage: hotconf/);
+    }
+  });
+
+  it('unknown flags, unknown commands and bad values exit 2 with a usage message', async () => {
+    for (const args of [['--bogus'], ['run', '--bogus'], ['frobnicate'], ['run', '--debounce-ms', 'abc'], ['run', '--batch-policy', 'most'], ['get']]) {
+      const r = await hotconf(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/error: /);
+    }
+  });
+});
+
+describe('hotconf run', () => {
+  it('logs each committed version and each refusal with file:line:col, keeping the last good config', async () => {
+    await using w = await goodWorld();
+    await using d = startHotconf(['run', ...dirs(w), '--debounce-ms', '10']);
+    await d.line((l) => l.msg === 'hotconf running', 'running');
+    await w.configAtomic('svc.yaml', 'port: 70000\n');
+    const refused = await d.line((l) => l.msg === 'batch rejected; last good config stays live', 'refusal');
+    expect(JSON.stringify(refused)).toContain('svc.yaml:1:7: /port: must be <= 65535');
+    await w.configAtomic('svc.yaml', 'port: 81\n');
+    const committed = await d.line((l) => l.msg === 'config committed' && l.version === 2, 'version 2');
+    expect(committed.changed).toEqual(['svc']);
+    expect(d.lines.map((l) => JSON.stringify(l)).join('\n')).not.toContain('s3cret-pw');
+    d.signal('SIGTERM');
+    expect(await d.exited).toBe(0);
+  });
+
+  it('exits 1 without serving when the initial config is invalid', async () => {
+    await using w = await goodWorld();
+    await w.config('svc.yaml', 'port: x\n');
+    await using d = startHotconf(['run', ...dirs(w)]);
+    expect(await d.exited).toBe(1);
+    expect(d.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('svc.yaml:1:7: /port: must be integer'))).toBe(true);
+  });
+
+  it('SIGHUP rescans and picks up a change no watcher event announced', async () => {
+    await using w = await goodWorld();
+    await using outside = await tempDir();
+    await outside.write('v2.yaml', 'port: 82\n');
+    await outside.write('v1.yaml', 'port: 80\n');
+    await symlink(outside.file('v1.yaml'), outside.file('link.yaml'));
+    await rename(w.tmp.file('config/svc.yaml'), w.tmp.file('old.yaml'));
+    await symlink(outside.file('link.yaml'), w.tmp.file('config/svc.yaml'));
+    await w.tmp.write('hotconf.yaml', `configDir: config\nschemaDir: schemas\nverifyIntervalMs: 0\n`);
+    await using d = startHotconf(['run', '--config', w.tmp.file('hotconf.yaml')]);
+    await d.line((l) => l.msg === 'hotconf running', 'running');
+    // re-point the outer link: nothing hotconf watches changes
+    await symlink(outside.file('v2.yaml'), outside.file('link.tmp'));
+    await rename(outside.file('link.tmp'), outside.file('link.yaml'));
+    d.signal('SIGHUP');
+    await d.line((l) => l.msg === 'config committed' && (l.changed as string[]).includes('svc'), 'svc committed after SIGHUP');
+    await d.line((l) => l.msg === 'reloaded', 'reloaded');
+    d.signal('SIGTERM');
+    expect(await d.exited).toBe(0);
+  });
+
+  it('SIGTERM during a burst of writes exits 0 with no error logged', async () => {
+    await using w = await goodWorld();
+    await using d = startHotconf(['run', ...dirs(w), '--debounce-ms', '0']);
+    await d.line((l) => l.msg === 'hotconf running', 'running');
+    let writing = true;
+    const burst = (async () => {
+      for (let i = 1; writing; i++) await w.configAtomic('svc.yaml', `port: ${(i % 60000) + 1}\n`);
+    })();
+    await d.line((l) => l.msg === 'config committed' && (l.version as number) >= 3, 'commits during the burst');
+    d.signal('SIGTERM');
+    const code = await d.exited;
+    writing = false;
+    await burst;
+    expect(code).toBe(0);
+    expect(d.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    expect(d.lines.at(-1)?.msg).toBe('stopped');
+  });
+
+  it('re-applies hot settings from hotconf.yaml and refuses to half-apply one that needs a restart', async () => {
+    await using w = await goodWorld();
+    await w.tmp.write('hotconf.yaml', 'configDir: config\nschemaDir: schemas\nlog:\n  level: info\n');
+    await using d = startHotconf(['run', '--config', w.tmp.file('hotconf.yaml')]);
+    await d.line((l) => l.msg === 'hotconf running', 'running');
+    await w.tmp.writeAtomic('hotconf.yaml', 'configDir: config\nschemaDir: schemas\nlog:\n  level: debug\nbatchPolicy: per-file\n');
+    const applied = await d.line((l) => l.msg === 'settings applied', 'settings applied');
+    expect(applied.changed).toEqual(['batchPolicy', 'log.level']);
+    await w.tmp.writeAtomic('hotconf.yaml', 'configDir: elsewhere\nschemaDir: schemas\nlog:\n  level: warn\n');
+    const refused = await d.line((l) => l.msg === 'settings change needs a restart; nothing of it was applied', 'restart needed');
+    expect(refused.restart).toEqual(['configDir']);
+    await w.tmp.writeAtomic('hotconf.yaml', 'configDir: config\ndebounceMs: -1\n');
+    await d.line((l) => typeof l.msg === 'string' && l.msg.includes('hotconf.yaml:2:13: /debounceMs: must be >= 0'), 'invalid settings reported');
+    // the config pipeline still runs, under per-file policy, at debug level
+    await writeFile(path.join(w.configDir, 'svc.yaml'), 'port: 99\n');
+    await d.line((l) => l.msg === 'config committed' && (l.changed as string[]).includes('svc'), 'commit after all that');
+    d.signal('SIGTERM');
+    expect(await d.exited).toBe(0);
+  });
+
+  it('npm start’s command serves the embedded default config', async () => {
+    await using d = startHotconf(['run']);
+    const ready = await d.line((l) => l.msg === 'hotconf ready', 'ready');
+    expect(ready).toMatchObject({ configs: 3, errors: 0 });
+    d.signal('SIGINT');
+    expect(await d.exited).toBe(0);
+  });
+});
+
+describe('hotconf watch', () => {
+  it('streams committed changes as NDJSON until interrupted', async () => {
+    await using w = await goodWorld();
+    await using d = startHotconf(['watch', '--values', ...dirs(w)]);
+    const first = await d.line((l) => l.type === 'snapshot', 'snapshot line');
+    expect(first.version).toBe(1);
+    await w.configAtomic('svc.yaml', 'port: 90\n');
+    await until(() => d.lines.find((l) => l.type === 'change'), 'change line');
+    const change = d.lines.find((l) => l.type === 'change')!;
+    expect(change).toMatchObject({ version: 2, changed: ['svc'], removed: [], values: { svc: { port: 90 } } });
+    await w.configAtomic('db/primary.yaml', 'port: 5433\npassword: s3cret-pw\n');
+    await until(() => d.lines.filter((l) => l.type === 'change').length === 2, 'second change');
+    expect(d.lines.map((l) => JSON.stringify(l)).join('\n')).not.toContain('s3cret-pw');
+    d.signal('SIGINT');
+    expect(await d.exited).toBe(0);
+  });
+});
