@@ -736,7 +736,10 @@ function checkOptions(o: HotconfOptions): void {
 
 /** Paths in messages: relative to the working directory when inside it (`config/app.yaml`), else absolute. */
 function displayPath(file: string): string {
-  const rel = path.relative(process.cwd(), file);
+  const cwd = process.cwd();
+  // Under systemd the working directory is `/`: `etc/hotconf/app.yaml` would only confuse.
+  if (cwd === path.parse(cwd).root) return file;
+  const rel = path.relative(cwd, file);
   return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
 }
 
