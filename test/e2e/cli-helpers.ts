@@ -55,11 +55,13 @@ export function startHotconf(args: string[], options: { env?: NodeJS.ProcessEnv;
     while ((i = buf.indexOf('\n')) >= 0) {
       const text = buf.slice(0, i);
       buf = buf.slice(i + 1);
+      let parsed: unknown;
       try {
-        lines.push(JSON.parse(text) as Record<string, unknown>);
+        parsed = JSON.parse(text);
       } catch {
-        lines.push({ raw: text });
+        parsed = undefined;
       }
+      lines.push(typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : { raw: text });
     }
   });
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));

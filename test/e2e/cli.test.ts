@@ -214,6 +214,15 @@ describe('hotconf run', () => {
     expect(await d.exited).toBe(0);
   });
 
+  it('--pretty prints human-readable lines instead of JSON', async () => {
+    await using w = await goodWorld();
+    await using d = startHotconf(['run', '--pretty', ...dirs(w)]);
+    await d.line((l) => typeof l.raw === 'string' && l.raw.includes('hotconf running'), 'a pretty "running" line');
+    expect(d.lines.every((l) => typeof l.raw === 'string')).toBe(true);
+    d.signal('SIGTERM');
+    expect(await d.exited).toBe(0);
+  });
+
   it('npm start’s command serves the embedded default config', async () => {
     await using d = startHotconf(['run']);
     const ready = await d.line((l) => l.msg === 'hotconf ready', 'ready');
