@@ -29,6 +29,7 @@ import {
   type ChangeHandler,
   type EntryInput,
   type Snapshot,
+  type StoreStats,
   type Unsubscribe,
 } from './store/index.js';
 import { SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
@@ -302,6 +303,11 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       ...(verifyIntervalMs === undefined ? {} : { verifyIntervalMs }),
     });
     this.log.info({ options }, 'options updated');
+  }
+
+  /** Subscriber counters from the store: failed handler calls, live subscribers and `changes()` iterators. */
+  get stats(): StoreStats {
+    return this.store.stats;
   }
 
   /** Calls `listener` after every processed batch, committed or not. Returns the unsubscribe function. */

@@ -15,7 +15,7 @@ export type {
   ReloadResult,
   RuntimeOptions,
 } from './hotconf.js';
-export type { Change, ChangeHandler, ConfigEntry, Snapshot, Unsubscribe } from './store/index.js';
+export type { Change, ChangeHandler, ConfigEntry, Snapshot, StoreStats, Unsubscribe } from './store/index.js';
 export type { ChangeBatch } from './watch/index.js';
 export {
   ConfigError,
