@@ -20,6 +20,24 @@ export interface DaemonSettings {
   keepOnDelete: boolean;
   log: { level: string; pretty?: boolean };
   watchdog: { stallMs: number };
+  /** The sidecar HTTP API; off when absent. */
+  http?: { listen?: string; allowAllInterfaces?: boolean; tokenFile?: string; allowSecrets?: boolean };
+  /** Publish every version into a directory; off when absent. */
+  publish?: { dir: string; format?: 'json' | 'original'; redactSecrets?: boolean; keepVersions?: number };
+  /** Notify the application after each commit. */
+  notify?: {
+    webhook?: {
+      url: string;
+      timeoutMs?: number;
+      retries?: number;
+      backoffMs?: number;
+      maxBackoffMs?: number;
+      successCodes?: number[];
+      headers?: Record<string, string>;
+    };
+    signal?: { pid?: number; pidFile?: string; signal?: NodeJS.Signals };
+    command?: { command: string[]; timeoutMs?: number };
+  };
 }
 
 /** Deep-partial settings as they come from one layer (file, environment, flags). */
@@ -57,6 +75,9 @@ export const HOT_SETTINGS = [
   'keepOnDelete',
   'log.level',
   'watchdog.stallMs',
+  'notify.webhook',
+  'notify.signal',
+  'notify.command',
 ] as const;
 
 /** HOTCONF_* variables and the setting each one sets. */
@@ -69,6 +90,9 @@ export const ENVIRONMENT: Readonly<Record<string, { key: string; type: 'string' 
   HOTCONF_VERIFY_INTERVAL_MS: { key: 'verifyIntervalMs', type: 'integer' },
   HOTCONF_MAX_FILE_BYTES: { key: 'maxFileBytes', type: 'integer' },
   HOTCONF_LOG_LEVEL: { key: 'log.level', type: 'string' },
+  HOTCONF_HTTP: { key: 'http.listen', type: 'string' },
+  HOTCONF_PUBLISH_DIR: { key: 'publish.dir', type: 'string' },
+  HOTCONF_NOTIFY_WEBHOOK: { key: 'notify.webhook.url', type: 'string' },
 };
 
 /** The daemon's settings are invalid: every problem, each with its file (or variable), line and column. */
@@ -88,9 +112,18 @@ export async function readSettingsFile(file: string): Promise<SettingsLayer> {
   const result = await validateOnce(file, SETTINGS_SCHEMA);
   if (!result.ok) throw new SettingsError(result.errors);
   const layer = structuredClone(result.value ?? {}) as SettingsLayer;
-  const dir = path.dirname(path.resolve(file));
-  if (layer.configDir !== undefined) layer.configDir = path.resolve(dir, layer.configDir);
-  if (layer.schemaDir !== undefined) layer.schemaDir = path.resolve(dir, layer.schemaDir);
+  return resolvePaths(layer, path.dirname(path.resolve(file)));
+}
+
+/** Makes the paths of a layer absolute, relative to `dir`. */
+export function resolvePaths(layer: SettingsLayer, dir: string): SettingsLayer {
+  const abs = (p: string) => path.resolve(dir, p);
+  if (layer.configDir !== undefined) layer.configDir = abs(layer.configDir);
+  if (layer.schemaDir !== undefined) layer.schemaDir = abs(layer.schemaDir);
+  if (layer.publish?.dir !== undefined) layer.publish.dir = abs(layer.publish.dir);
+  if (layer.http?.tokenFile !== undefined) layer.http.tokenFile = abs(layer.http.tokenFile);
+  if (layer.http?.listen?.startsWith('unix:')) layer.http.listen = `unix:${abs(layer.http.listen.slice(5))}`;
+  if (layer.notify?.signal?.pidFile !== undefined) layer.notify.signal.pidFile = abs(layer.notify.signal.pidFile);
   return layer;
 }
 
@@ -108,20 +141,22 @@ export function environmentLayer(env: NodeJS.ProcessEnv): { layer: SettingsLayer
       problems.push(new ConfigError('E_OPTIONS', { file: `$${name}` }, `must be ${type === 'integer' ? 'a whole number' : 'true or false'}`));
       continue;
     }
-    if (key === 'configDir' || key === 'schemaDir') value = path.resolve(raw);
     setPath(layer, key, value);
   }
-  return { layer: layer, problems };
+  return { layer: resolvePaths(layer, process.cwd()), problems };
 }
 
 /** Merges layers (later wins) over the defaults and validates the result against the same schema. */
 export async function resolveSettings(...layers: SettingsLayer[]): Promise<DaemonSettings> {
   const merged = structuredClone(DEFAULTS);
   for (const layer of layers) {
-    const { log, watchdog, ...flat } = layer;
+    const { log, watchdog, http, publish, notify, ...flat } = layer;
     Object.assign(merged, stripUndefined(flat));
     if (log) Object.assign(merged.log, stripUndefined(log));
     if (watchdog) Object.assign(merged.watchdog, stripUndefined(watchdog));
+    if (http) merged.http = { ...merged.http, ...stripUndefined(http) };
+    if (publish) merged.publish = { ...merged.publish, ...stripUndefined(publish) } as NonNullable<DaemonSettings['publish']>;
+    if (notify) merged.notify = { ...merged.notify, ...stripUndefined(notify) };
   }
   const result = await validateOnce('settings (flags, environment and file merged)', SETTINGS_SCHEMA, { value: merged });
   if (!result.ok) throw new SettingsError(result.errors);
