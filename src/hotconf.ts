@@ -389,11 +389,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   /** @internal */
   async start(options: HotconfOptions): Promise<void> {
-    for (const [what, dir] of [['configDir', this.configDir], ['schemaDir', this.schemaDir]] as const) {
-      if (dir === undefined) continue;
-      const st = await stat(dir).catch(() => undefined);
-      if (!st?.isDirectory()) throw new HotconfError('E_OPTIONS', `${what} is not a directory: ${dir}`);
-    }
+    await assertDirectories(this.configDir, this.schemaDir);
     const roots = this.schemaDir && !isInside(this.schemaDir, this.configDir) ? [this.configDir, this.schemaDir] : [this.configDir];
     // Watch before the first read, so that nothing written during the initial load is missed.
     this.watcher = await DirWatcher.open({
@@ -684,11 +680,7 @@ export interface CheckReport {
 export async function checkConfigs(options: HotconfOptions, files?: readonly string[]): Promise<CheckReport> {
   checkOptions(options);
   const hot = new Hotconf(options, options.logger ?? pino({ level: 'silent' }));
-  for (const dir of [options.configDir, options.schemaDir]) {
-    if (dir === undefined) continue;
-    const st = await stat(dir).catch(() => undefined);
-    if (!st?.isDirectory()) throw new HotconfError('E_OPTIONS', `not a directory: ${dir}`);
-  }
+  await assertDirectories(options.configDir, options.schemaDir);
   return hot.checkOnce(files);
 }
 
@@ -711,6 +703,14 @@ export async function createHotconf<T extends Record<string, unknown> = Record<s
     else signal.addEventListener('abort', onAbort, { once: true });
   }
   return hot;
+}
+
+async function assertDirectories(configDir: string, schemaDir: string | undefined): Promise<void> {
+  for (const [what, dir] of [['configDir', configDir], ['schemaDir', schemaDir]] as const) {
+    if (dir === undefined) continue;
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new HotconfError('E_OPTIONS', `${what} is not a directory: ${dir}`);
+  }
 }
 
 function checkOptions(o: HotconfOptions): void {
