@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { daemonLogger, EXIT, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
-import { PACKAGE_ROOT } from '../daemon/settings.js';
+import { PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
 
 const pkg = JSON.parse(await readFile(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -33,14 +33,23 @@ function dirOptions(cmd: Command): Command {
 
 function flagLayer(flags: DirFlags): SettingsLayer {
   const layer: SettingsLayer = {};
-  if (flags.configDir !== undefined) layer.configDir = path.resolve(flags.configDir);
-  if (flags.schemaDir !== undefined) layer.schemaDir = path.resolve(flags.schemaDir);
+  if (flags.configDir !== undefined) layer.configDir = flags.configDir;
+  if (flags.schemaDir !== undefined) layer.schemaDir = flags.schemaDir;
   if (flags.batchPolicy !== undefined) layer.batchPolicy = flags.batchPolicy as NonNullable<SettingsLayer['batchPolicy']>;
   if (flags.debounceMs !== undefined) layer.debounceMs = flags.debounceMs as number;
   if (flags.startWithValid === true) layer.startWithValid = true;
   if (flags.logLevel !== undefined) layer.log = { level: flags.logLevel as string };
   if (flags.pretty !== undefined) layer.log = { ...layer.log, pretty: flags.pretty as boolean };
-  return layer;
+  if (flags.http !== undefined || flags.httpTokenFile !== undefined || flags.allowAllInterfaces === true) {
+    layer.http = {
+      ...(flags.http === undefined ? {} : { listen: flags.http as string }),
+      ...(flags.httpTokenFile === undefined ? {} : { tokenFile: flags.httpTokenFile as string }),
+      ...(flags.allowAllInterfaces === true ? { allowAllInterfaces: true } : {}),
+    };
+  }
+  if (flags.publishDir !== undefined) layer.publish = { dir: flags.publishDir as string };
+  if (flags.notifyWebhook !== undefined) layer.notify = { webhook: { url: flags.notifyWebhook as string } };
+  return resolvePaths(layer, process.cwd());
 }
 
 /** Settings for the one-shot commands; problems with them are reported and exit 3. */
@@ -65,7 +74,8 @@ const program = new Command('hotconf')
     'after',
     '\nExit codes: 0 ok, 1 invalid config, 2 usage error, 3 cannot run (bad settings, missing directory).\n' +
       'Environment: HOTCONF_CONFIG, HOTCONF_CONFIG_DIR, HOTCONF_SCHEMA_DIR, HOTCONF_LOG_LEVEL, HOTCONF_BATCH_POLICY,\n' +
-      '             HOTCONF_DEBOUNCE_MS, HOTCONF_VERIFY_INTERVAL_MS, HOTCONF_MAX_FILE_BYTES, HOTCONF_REQUIRE_SCHEMA.',
+      '             HOTCONF_DEBOUNCE_MS, HOTCONF_VERIFY_INTERVAL_MS, HOTCONF_MAX_FILE_BYTES, HOTCONF_REQUIRE_SCHEMA,\n' +
+      '             HOTCONF_HTTP, HOTCONF_HTTP_TOKEN, HOTCONF_PUBLISH_DIR, HOTCONF_NOTIFY_WEBHOOK.',
   );
 
 dirOptions(program.command('run').description('run the daemon: keep the validated configs live until SIGTERM'))
@@ -75,6 +85,11 @@ dirOptions(program.command('run').description('run the daemon: keep the validate
   .option('--pretty', 'human-readable logs (default when stdout is a terminal)')
   .option('--no-pretty', 'JSON logs even on a terminal')
   .option('--start-with-valid', 'start with the valid configs when some are invalid')
+  .option('--http <listen>', 'serve the sidecar HTTP API on HOST:PORT or unix:/path.sock (127.0.0.1 unless told)')
+  .option('--http-token-file <file>', 'bearer token file for the HTTP API (or $HOTCONF_HTTP_TOKEN)')
+  .option('--allow-all-interfaces', 'allow --http to bind 0.0.0.0 or ::')
+  .option('--publish-dir <dir>', 'publish every committed version into this directory, atomically')
+  .option('--notify-webhook <url>', 'POST each committed version to this URL')
   .action(async (flags: DirFlags) => {
     process.exitCode = await runDaemon({ settingsFile: flags.config, flags: flagLayer(flags) });
   });

@@ -7,7 +7,10 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { ConfigError, InitialLoadError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
 import { createHotconf, type BatchResult, type Hotconf } from '../hotconf.js';
+import { startHttpServer, type HttpServer } from '../http/index.js';
+import { startPublisher, type Publisher } from '../publish/index.js';
 import { SystemdNotifier } from './notify.js';
 import {
   diffSettings,
@@ -81,6 +84,11 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     logger.fatal({ settingsFile, configDir: settings.configDir }, 'hotconf.yaml must not be inside configDir (it would be served as a config)');
     return EXIT.CANNOT_RUN;
   }
+  const publishDir = settings.publish?.dir;
+  if (publishDir && (publishDir === settings.configDir || isInside(publishDir, settings.configDir) || isInside(settings.configDir, publishDir))) {
+    logger.fatal({ publishDir, configDir: settings.configDir }, 'publish.dir and configDir must not contain each other');
+    return EXIT.CANNOT_RUN;
+  }
   const notifier = new SystemdNotifier({ logger: logger.child({ module: 'sd_notify' }) });
 
   let hot: Hotconf;
@@ -97,8 +105,50 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     return EXIT.CANNOT_RUN;
   }
 
-  const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile);
+  // The shells around the library: the sidecar API, and publish/notify for apps that read files.
+  let server: HttpServer | undefined;
+  let publisher: Publisher | undefined;
+  try {
+    if (settings.http) {
+      const token = await readToken(settings, options.env ?? process.env);
+      server = await startHttpServer(hot, {
+        ...(settings.http.listen === undefined ? {} : { listen: settings.http.listen }),
+        allowAllInterfaces: settings.http.allowAllInterfaces ?? false,
+        allowSecrets: settings.http.allowSecrets ?? false,
+        ...(token === undefined ? {} : { token }),
+        logger,
+      });
+    }
+    if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, server));
+  } catch (err) {
+    logger.fatal({ err }, 'cannot start the sidecar');
+    await server?.close();
+    await publisher?.close();
+    await hot.close();
+    return EXIT.CANNOT_RUN;
+  }
+
+  const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, server, publisher);
   return daemon.run();
+}
+
+/** The bearer token: $HOTCONF_HTTP_TOKEN, else `http.tokenFile`. Never logged. */
+async function readToken(settings: DaemonSettings, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (env.HOTCONF_HTTP_TOKEN) return env.HOTCONF_HTTP_TOKEN.trim();
+  const file = settings.http?.tokenFile;
+  if (file === undefined) return undefined;
+  const token = (await readFile(file, 'utf8')).trim();
+  if (token.length < 16) throw new Error(`the token in ${file} is too short (${token.length} characters; at least 16)`);
+  return token;
+}
+
+function publisherOptions(settings: DaemonSettings, logger: Logger, server: HttpServer | undefined) {
+  return {
+    ...(settings.publish ? { publish: settings.publish } : {}),
+    ...(settings.notify ? { notify: settings.notify } : {}),
+    logger,
+    onResult: (kind: string, ok: boolean) => server?.metrics.notifyResults.inc({ kind, result: ok ? 'ok' : 'failed' }),
+  };
 }
 
 function reportSettingsError(logger: Logger, err: unknown): void {
@@ -124,6 +174,8 @@ class Daemon {
     private readonly notifier: SystemdNotifier,
     private readonly options: DaemonOptions,
     private readonly settingsFile: string | undefined,
+    private readonly server: HttpServer | undefined,
+    private publisher: Publisher | undefined,
   ) {}
 
   async run(): Promise<number> {
@@ -225,6 +277,15 @@ class Daemon {
       return;
     }
     if (hot.length === 0) return;
+    if (hot.some((key) => key.startsWith('notify.'))) {
+      try {
+        if (this.publisher) this.publisher.setNotify(next.notify);
+        else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.server));
+      } catch (err) {
+        this.logger.error({ err }, 'new notify settings refused; keeping the current ones');
+        return;
+      }
+    }
     this.logger.level = next.log.level;
     this.hot.update({
       batchPolicy: next.batchPolicy,
@@ -273,8 +334,10 @@ class Daemon {
     await this.notifier.stopping(`stopping on ${signal}`);
     clearInterval(this.watchdogTimer);
     if (this.settingsFile) unwatchFile(this.settingsFile);
-    await this.hot.close();
+    await this.server?.close(); // no new requests; SSE streams and long-polls end
+    await this.hot.close(); // finishes the batch in flight and waits (bounded) for its subscribers
     await this.reloading;
+    await this.publisher?.close(); // the last committed version is published and notified first
     this.logger.info({ version: this.hot.version }, 'stopped');
     this.logger.flush();
     this.notifier[Symbol.dispose]();

@@ -1,0 +1,641 @@
+// The sidecar API: serves the store's validated configs over HTTP (fastify), long-polls and streams their
+// changes as Server-Sent Events, reports status, triggers reloads, and exposes Prometheus metrics.
+// It only reads the snapshot and subscribes to the store; it never touches the file system for a request.
+// Secrets are redacted on every path out; a slow client is dropped rather than allowed to hold memory.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { lstat, unlink } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net, { type Socket } from 'node:net';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { pino, type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { HotconfError } from '../errors.js';
+import type { Hotconf } from '../hotconf.js';
+import type { Change, ConfigEntry, Unsubscribe } from '../store/index.js';
+import { redact } from '../validate/index.js';
+import { HotconfMetrics } from './metrics.js';
+
+export { HotconfMetrics, METRIC_NAMES, type HotconfMetricsOptions } from './metrics.js';
+
+export interface HttpOptions {
+  /** 'HOST:PORT' (IPv6 as '[::1]:PORT') or 'unix:/path/to.sock'. Default '127.0.0.1:8080'. Port 0 = any free port. */
+  listen?: string;
+  /** Allow binding all interfaces (0.0.0.0, ::). Default false: such a `listen` is refused. */
+  allowAllInterfaces?: boolean;
+  /** Bearer token; when set, every route except /healthz and /readyz needs `Authorization: Bearer <token>`.
+   *  Compared in constant time (sha256 digests, crypto.timingSafeEqual). Never logged. Default: none (no auth). */
+  token?: string;
+  /** Serve secret values unredacted on GET /v1/configs/:name when the token is set AND the request has
+   *  `?secrets=true` (otherwise that request gets 403). Requires `token`. Default false (always redacted). */
+  allowSecrets?: boolean;
+  /** Committed versions kept for SSE Last-Event-ID resume, in events (and never more than `clientBufferBytes`
+   *  of them: a longer replay is answered with a reset). Default 1000. */
+  historySize?: number;
+  /** Period of the SSE `: keepalive` comment, in ms. Default 15000. */
+  heartbeatMs?: number;
+  /** Most bytes queued for one SSE client before it is dropped (with a `reset` event), in bytes. Default 1 MiB. */
+  clientBufferBytes?: number;
+  /** Longest long-poll `?wait=` honoured, in seconds; longer waits are shortened to it. Default 300. */
+  maxWaitSeconds?: number;
+  /** Most concurrent SSE clients; more get 503. Default 10000. */
+  maxClients?: number;
+  /** pino logger; fastify gets its child `{ module: 'http' }`. Default: pino at level `info` to stderr. */
+  logger?: Logger;
+  /** prom-client Registry to register hotconf's metrics on. Default: a new Registry (with collectDefaultMetrics). */
+  registry?: Registry;
+}
+
+export interface HttpServer extends AsyncDisposable {
+  /** 'http://127.0.0.1:PORT', 'http://[::1]:PORT' or 'unix:/path/to.sock'. */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly metrics: HotconfMetrics;
+  /** Ends SSE streams and long-polls, stops listening, unlinks the unix socket. Idempotent. */
+  close(): Promise<void>;
+}
+
+export type ListenTarget = { host: string; port: number } | { path: string };
+
+const DEFAULTS = {
+  listen: '127.0.0.1:8080',
+  historySize: 1000,
+  heartbeatMs: 15_000,
+  clientBufferBytes: 1_048_576,
+  maxWaitSeconds: 300,
+  maxClients: 10_000,
+};
+/** Requests carry no body worth more (POST /v1/reload takes none). */
+const BODY_LIMIT_BYTES = 16_384;
+/** A dropped SSE client gets this long to read its backlog and the `reset` before its socket is destroyed. */
+const DROP_GRACE_MS = 5000;
+/** On close, SSE clients and requests in flight get this long to finish before their sockets are destroyed. */
+const CLOSE_GRACE_MS = 1000;
+const SSE_RETRY_MS = 2000;
+/** Longest unix socket path (sun_path is 108 bytes with its NUL on Linux). */
+const MAX_SOCKET_PATH_BYTES = 107;
+/** Routes that answer without a token: probes must work before anyone can be given one. */
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
+
+/**
+ * Parses a listen string: 'HOST:PORT', '[IPV6]:PORT' or 'unix:/path'. Throws HotconfError E_OPTIONS with a
+ * message saying what is wrong. Refuses all-interfaces addresses (0.0.0.0, ::) unless `allowAllInterfaces`.
+ */
+export function parseListen(listen: string, allowAllInterfaces = false): ListenTarget {
+  const fail = (why: string): never => {
+    throw new HotconfError(
+      'E_OPTIONS',
+      `invalid listen address ${JSON.stringify(listen)}: ${why} (expected 'HOST:PORT', '[IPV6]:PORT' or 'unix:/path/to.sock', e.g. '127.0.0.1:8080')`,
+    );
+  };
+  if (typeof listen !== 'string' || listen.trim() === '') return fail('it is empty');
+  if (listen.startsWith('unix:')) {
+    const path = listen.slice('unix:'.length);
+    if (path === '') return fail('the socket path is missing');
+    if (!path.startsWith('/')) return fail('the socket path must be absolute');
+    if (path.includes('\0')) return fail('the socket path contains a NUL byte');
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) return fail(`the socket path is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
+    return { path };
+  }
+  if (listen.includes('://')) return fail('it is an address, not a URL: leave out the scheme');
+  let host: string;
+  let portText: string;
+  const v6 = /^\[([^\]]*)\]:([^:]*)$/.exec(listen);
+  if (v6) {
+    host = v6[1]!;
+    portText = v6[2]!;
+    if (!net.isIPv6(host)) return fail(`${JSON.stringify(host)} is not an IPv6 address`);
+  } else {
+    const colon = listen.lastIndexOf(':');
+    if (colon < 0) return fail('the port is missing');
+    host = listen.slice(0, colon);
+    portText = listen.slice(colon + 1);
+    if (host.includes(':')) return fail('an IPv6 address must be written in brackets, as [::1]:8080');
+    if (host === '') return fail('the host is missing');
+    if (!net.isIPv4(host) && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(host)) {
+      return fail(`${JSON.stringify(host)} is not an IPv4 address or a host name`);
+    }
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65_535) return fail(`the port ${JSON.stringify(portText)} is not a number from 0 to 65535`);
+  if (!allowAllInterfaces && isAllInterfaces(host)) {
+    return fail(`${host} listens on every network interface; use 127.0.0.1 or a specific address, or set allowAllInterfaces`);
+  }
+  return { host, port: Number(portText) };
+}
+
+function isAllInterfaces(host: string): boolean {
+  if (net.isIPv4(host)) return host === '0.0.0.0';
+  // '::', '0:0::0', '::0' … all spell the unspecified address; the URL parser writes it in one canonical way.
+  return net.isIPv6(host) && new URL(`http://[${host}]/`).hostname === '[::]';
+}
+
+/** Starts the HTTP API for `hot`. Resolves once listening. `await using server = await startHttpServer(hot)`. */
+export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): Promise<HttpServer> {
+  const opts = resolveOptions(options);
+  const target = parseListen(opts.listen, options.allowAllInterfaces ?? false);
+  const log = (options.logger ?? pino({ name: 'hotconf', level: 'info' }, pino.destination(2))).child({ module: 'http' });
+  const tokenDigest = options.token === undefined ? undefined : sha256(options.token);
+  const secretsAllowed = tokenDigest !== undefined && options.allowSecrets === true;
+
+  const metrics = new HotconfMetrics(hot, options.registry === undefined ? {} : { registry: options.registry });
+  let feed: Feed;
+  try {
+    feed = new Feed(hot, metrics, opts, log);
+  } catch (err) {
+    metrics.close();
+    throw err;
+  }
+
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Names with slashes are long (nested directories); the default limit of 100 would 404 them.
+    routerOptions: { maxParamLength: 4096 },
+    return503OnClosing: true,
+    frameworkErrors: (err, _req, reply) => {
+      void sendError(reply, 400, 'E_BAD_REQUEST', err.message);
+    },
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (tokenDigest === undefined || PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
+    if (isAuthorized(req.headers.authorization, tokenDigest)) return;
+    req.log.info({ method: req.method, url: req.routeOptions.url ?? 'unknown', ip: req.ip }, 'unauthorized request');
+    reply.header('WWW-Authenticate', 'Bearer realm="hotconf"');
+    return sendError(reply, 401, 'E_UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer <token>)');
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request');
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (err instanceof HotconfError && err.code === 'E_CLOSED') return sendError(reply, 503, 'E_CLOSED', 'hotconf is closed');
+    if (status >= 500) {
+      req.log.error({ err }, 'request failed');
+      return sendError(reply, status, 'E_INTERNAL', 'internal error');
+    }
+    return sendError(reply, status, STATUS_CODES[status] ?? 'E_BAD_REQUEST', err.message);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const allow = allowedMethods(req.url.split('?')[0] ?? '');
+    if (allow !== undefined) {
+      reply.header('Allow', allow);
+      return sendError(reply, 405, 'E_METHOD_NOT_ALLOWED', `${req.method} is not allowed here (allowed: ${allow})`);
+    }
+    return sendError(reply, 404, 'E_NOT_FOUND', 'no such route');
+  });
+
+  app.get('/healthz', () => ({ ok: true }));
+
+  app.get('/readyz', (_req, reply) => {
+    const { ready, version } = hot.status();
+    return reply.code(ready ? 200 : 503).send({ ready, version });
+  });
+
+  app.get('/v1/configs', () => {
+    const snap = hot.snapshot();
+    const status = hot.status();
+    return {
+      version: snap.version,
+      sourceRevision: snap.sourceRevision ?? null,
+      configs: status.configs.map((c) => ({ name: c.name, hash: c.hash ?? null, status: c.state })),
+    };
+  });
+
+  app.get<{ Params: { '*': string }; Querystring: Record<string, string | string[] | undefined> }>('/v1/configs/*', async (req, reply) => {
+    const name = req.params['*'];
+    if (!isConfigName(name)) return sendError(reply, 404, 'E_NOT_FOUND', 'no such config');
+    const query = req.query;
+    const secrets = single(query.secrets);
+    const wantSecrets = secrets === 'true' || secrets === '1';
+    if (wantSecrets && !secretsAllowed) {
+      return sendError(reply, 403, 'E_FORBIDDEN', 'secret values are not served (the server needs a token and allowSecrets)');
+    }
+    const waitText = single(query.wait);
+    const afterText = single(query.after);
+    if (waitText !== undefined && !/^\d+(\.\d+)?$/.test(waitText)) return sendError(reply, 400, 'E_BAD_REQUEST', '`wait` must be a number of seconds');
+    if (afterText !== undefined && !/^\d{1,15}$/.test(afterText)) return sendError(reply, 400, 'E_BAD_REQUEST', '`after` must be a version number');
+    const waitMs = Math.min(Number(waitText ?? 0), opts.maxWaitSeconds) * 1000;
+    const after = afterText === undefined ? undefined : Number(afterText);
+    const ifNoneMatch = req.headers['if-none-match'];
+
+    let snap = hot.snapshot();
+    let entry = snap.configs.get(name);
+    if (entry === undefined) return sendError(reply, 404, 'E_NOT_FOUND', `no config named ${JSON.stringify(name)}`);
+    const upToDate = (e: ConfigEntry) => (after !== undefined && e.version <= after) || (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, e.hash));
+
+    let timedOut = false;
+    if (waitMs > 0 && upToDate(entry)) {
+      const outcome = await feed.wait(name, waitMs, reply.raw);
+      if (outcome === 'disconnected') {
+        // Nobody to answer: the client is gone, and so must the half-closed socket be.
+        reply.hijack();
+        reply.raw.destroy();
+        return;
+      }
+      if (outcome === 'closed') {
+        reply.header('Connection', 'close');
+        return sendError(reply, 503, 'E_CLOSED', 'the server is shutting down');
+      }
+      timedOut = outcome === 'timeout';
+      snap = hot.snapshot();
+      entry = snap.configs.get(name);
+      if (entry === undefined) return sendError(reply, 404, 'E_NOT_FOUND', `config ${JSON.stringify(name)} was removed`);
+    }
+
+    reply
+      .header('ETag', `"${entry.hash}"`)
+      .header('X-Hotconf-Version', String(snap.version))
+      .header('Cache-Control', wantSecrets ? 'no-store' : 'no-cache')
+      .header('Vary', 'Authorization');
+    if (timedOut || (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, entry.hash))) return reply.code(304).send();
+    const value = wantSecrets ? entry.value : redact(entry.value, entry.secrets);
+    // Serialized here: a config may be a bare string or number, which fastify would not send as JSON.
+    return reply.type('application/json; charset=utf-8').send(JSON.stringify(value) ?? 'null');
+  });
+
+  app.get<{ Querystring: Record<string, string | string[] | undefined> }>('/v1/events', { exposeHeadRoute: false }, (req, reply) => {
+    if (feed.closed) return sendError(reply, 503, 'E_CLOSED', 'the server is shutting down');
+    if (feed.clients >= opts.maxClients) {
+      reply.header('Retry-After', '5');
+      return sendError(reply, 503, 'E_TOO_MANY_CLIENTS', `too many event stream clients (${opts.maxClients})`);
+    }
+    const lastEventId = single(req.headers['last-event-id']) ?? single(req.query.lastEventId);
+    reply.hijack();
+    feed.attach(reply.raw, lastEventId, req.log);
+    return undefined;
+  });
+
+  app.get('/v1/status', () => hot.status());
+
+  app.post('/v1/reload', async (_req, reply) => {
+    const result = await hot.reload();
+    return reply.code(result.errors.length === 0 ? 200 : 422).send({ version: result.version, errors: result.errors });
+  });
+
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+
+  let url: string;
+  try {
+    if ('path' in target) {
+      await clearStaleSocket(target.path);
+      await app.listen({ path: target.path });
+      url = `unix:${target.path}`;
+    } else {
+      await app.listen({ host: target.host, port: target.port });
+      const address = app.server.address();
+      if (address === null || typeof address === 'string') throw new HotconfError('E_OPTIONS', `cannot tell where ${opts.listen} listens`);
+      url = address.family === 'IPv6' ? `http://[${address.address}]:${address.port}` : `http://${address.address}:${address.port}`;
+    }
+  } catch (err) {
+    feed.close();
+    metrics.close();
+    await app.close();
+    throw err;
+  }
+  log.info({ url, auth: tokenDigest !== undefined, secrets: secretsAllowed }, 'http listening');
+
+  // Connections that have not carried a request yet. Node closes idle keep-alive connections on close, but
+  // not these (clients such as undici open one ahead of need), and they would hold close() until they give up.
+  const fresh = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    fresh.add(socket);
+    socket.once('close', () => fresh.delete(socket));
+  });
+  app.server.on('request', (req: IncomingMessage) => fresh.delete(req.socket));
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      feed.close();
+      metrics.close();
+      for (const socket of fresh) socket.destroy();
+      // Requests in flight may finish, but not forever.
+      const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(force);
+      }
+      if ('path' in target) await removeSocket(target.path);
+      log.debug('http closed');
+    })();
+    return closing;
+  };
+  return {
+    url,
+    app: app as unknown as FastifyInstance,
+    metrics,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+// ---- the change feed: SSE clients, resume history, long-poll waiters ------------------------------------
+
+interface HistoryEntry {
+  /** The version this event brings the client to (its SSE id). */
+  readonly version: number;
+  /** The version it starts from: several commits may arrive as one coalesced change. */
+  readonly from: number;
+  readonly chunk: string;
+  readonly bytes: number;
+}
+
+type WaitOutcome = 'changed' | 'timeout' | 'closed' | 'disconnected';
+
+/**
+ * One subscription to the store feeds everyone: each change becomes one SSE event, written as one shared string
+ * to every client and kept in a bounded history for Last-Event-ID resume, and wakes the long-polls of its names.
+ */
+class Feed {
+  readonly #opts: ResolvedOptions;
+  readonly #metrics: HotconfMetrics;
+  readonly #log: Logger;
+  readonly #history: HistoryEntry[] = [];
+  #historyBytes = 0;
+  readonly #clients = new Set<ServerResponse>();
+  /** Dropped or closing clients, given a grace period to read before their socket is destroyed. */
+  readonly #lingering = new Map<ServerResponse, NodeJS.Timeout>();
+  readonly #waiters = new Map<string, Set<(outcome: WaitOutcome) => void>>();
+  readonly #heartbeat: NodeJS.Timeout;
+  readonly #unsubscribe: Unsubscribe;
+  /** The version of the last event: what a new client is told it is at. */
+  #version: number;
+  closed = false;
+
+  constructor(hot: Hotconf, metrics: HotconfMetrics, opts: ResolvedOptions, log: Logger) {
+    this.#opts = opts;
+    this.#metrics = metrics;
+    this.#log = log;
+    this.#version = hot.version;
+    // Synchronous handler: the store calls it after each commit (or once for several it could not tell apart).
+    this.#unsubscribe = hot.onConfigChange((change) => this.#onChange(change));
+    this.#heartbeat = setInterval(() => this.#broadcast(': keepalive\n\n'), opts.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** Starts an event stream on a hijacked response: the preamble, then the replay or a hello, then live events. */
+  attach(res: ServerResponse, lastEventId: string | undefined, log: Logger): void {
+    res.on('error', (err) => log.debug({ err }, 'event stream error'));
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      // The stream is the whole connection: ending it closes the socket, so close() never waits on keep-alive.
+      Connection: 'close',
+      'X-Accel-Buffering': 'no',
+    });
+    const start = `retry: ${SSE_RETRY_MS}\n\n${lastEventId === undefined ? this.#event('hello', this.#version) : this.#resume(lastEventId)}`;
+    res.write(start);
+    this.#clients.add(res);
+    this.#metrics.sseClients.inc();
+    log.debug({ lastEventId, version: this.#version, clients: this.#clients.size }, 'event stream opened');
+    res.on('close', () => {
+      if (this.#clients.delete(res)) this.#metrics.sseClients.dec();
+      const timer = this.#lingering.get(res);
+      if (timer !== undefined) {
+        clearTimeout(timer);
+        this.#lingering.delete(res);
+      }
+      log.debug({ clients: this.#clients.size }, 'event stream closed');
+    });
+  }
+
+  /** Resolves when `name` changes or is removed, after `ms`, when the client goes away, or on close. */
+  wait(name: string, ms: number, res: ServerResponse): Promise<WaitOutcome> {
+    if (this.closed) return Promise.resolve('closed');
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(name);
+      if (set === undefined) this.#waiters.set(name, (set = new Set()));
+      const waiters = set;
+      let done = false;
+      const finish = (outcome: WaitOutcome): void => {
+        if (done) return;
+        done = true;
+        this.#metrics.longPolls.dec();
+        clearTimeout(timer);
+        res.off('close', onClose);
+        waiters.delete(finish);
+        if (waiters.size === 0 && this.#waiters.get(name) === waiters) this.#waiters.delete(name);
+        resolve(outcome);
+      };
+      const onClose = (): void => finish('disconnected');
+      const timer = setTimeout(() => finish('timeout'), ms);
+      res.on('close', onClose);
+      waiters.add(finish);
+      this.#metrics.longPolls.inc();
+    });
+  }
+
+  /** Ends every stream and long-poll and stops following the store. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#unsubscribe();
+    clearInterval(this.#heartbeat);
+    for (const waiters of [...this.#waiters.values()]) for (const finish of [...waiters]) finish('closed');
+    for (const [res, timer] of this.#lingering) {
+      clearTimeout(timer);
+      res.destroy();
+    }
+    this.#lingering.clear();
+    for (const res of [...this.#clients]) this.#end(res, '', CLOSE_GRACE_MS);
+  }
+
+  #onChange(change: Change): void {
+    const hashes: Record<string, string> = {};
+    for (const name of change.changed) {
+      const hash = change.current.configs.get(name)?.hash;
+      if (hash !== undefined) hashes[name] = hash;
+    }
+    const data = JSON.stringify({ version: change.version, changed: change.changed, removed: change.removed, hashes });
+    const chunk = `id: ${change.version}\nevent: change\ndata: ${data}\n\n`;
+    const bytes = Buffer.byteLength(chunk);
+    this.#history.push({ version: change.version, from: change.previous.version, chunk, bytes });
+    this.#historyBytes += bytes;
+    // A replay never exceeds clientBufferBytes (see #resume), so older events than that could never be sent.
+    while (this.#history.length > this.#opts.historySize || this.#historyBytes > this.#opts.clientBufferBytes) {
+      this.#historyBytes -= this.#history.shift()!.bytes;
+    }
+    this.#version = change.version;
+    this.#broadcast(chunk);
+    for (const name of [...change.changed, ...change.removed]) {
+      const waiters = this.#waiters.get(name);
+      if (waiters !== undefined) for (const finish of [...waiters]) finish('changed');
+    }
+  }
+
+  #broadcast(chunk: string): void {
+    for (const res of this.#clients) {
+      // Checked before writing, so that one event larger than the limit does not cost a healthy client its
+      // stream: only a client that has not taken what it was already given is dropped.
+      if (res.writableLength > this.#opts.clientBufferBytes) this.#drop(res);
+      else res.write(chunk);
+    }
+  }
+
+  /** A client that reads too slowly: told to refetch (if it ever reads again), then cut off. */
+  #drop(res: ServerResponse): void {
+    this.#metrics.sseDropped.inc();
+    this.#log.warn(
+      { ip: res.socket?.remoteAddress, queuedBytes: res.writableLength, limitBytes: this.#opts.clientBufferBytes },
+      'event stream client too slow; dropped',
+    );
+    this.#end(res, this.#event('reset', this.#version), DROP_GRACE_MS);
+  }
+
+  #end(res: ServerResponse, last: string, graceMs: number): void {
+    if (this.#clients.delete(res)) this.#metrics.sseClients.dec();
+    res.end(last);
+    if (res.writableFinished || res.destroyed) return;
+    const timer = setTimeout(() => {
+      this.#lingering.delete(res);
+      res.destroy();
+    }, graceMs);
+    timer.unref();
+    this.#lingering.set(res, timer);
+  }
+
+  /** What a client resuming after `lastEventId` is sent: the events it missed, or a reset when they are gone. */
+  #resume(lastEventId: string): string {
+    const id = /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : NaN;
+    // An id from the future (another instance, or before a restart) or garbage: the client must refetch.
+    if (!(id <= this.#version)) return this.#event('reset', this.#version);
+    if (id === this.#version) return '';
+    const oldest = this.#history[0];
+    if (oldest === undefined || oldest.from > id) return this.#event('reset', this.#version);
+    // The history holds at most clientBufferBytes, so the replay fits in what a client may have queued.
+    return this.#history
+      .filter((e) => e.version > id)
+      .map((e) => e.chunk)
+      .join('');
+  }
+
+  /** hello and reset carry the id too, so that the client's next reconnect resumes from there. */
+  #event(type: 'hello' | 'reset', version: number): string {
+    return `id: ${version}\nevent: ${type}\ndata: ${JSON.stringify({ version })}\n\n`;
+  }
+}
+
+// ---- helpers ------------------------------------------------------------------------------------------
+
+interface ResolvedOptions {
+  listen: string;
+  historySize: number;
+  heartbeatMs: number;
+  clientBufferBytes: number;
+  maxWaitSeconds: number;
+  maxClients: number;
+}
+
+function resolveOptions(o: HttpOptions): ResolvedOptions {
+  const fail = (msg: string): never => {
+    throw new HotconfError('E_OPTIONS', `invalid http options: ${msg}`);
+  };
+  if (typeof o !== 'object' || o === null) fail('an options object is expected');
+  const resolved: ResolvedOptions = {
+    listen: o.listen ?? DEFAULTS.listen,
+    historySize: o.historySize ?? DEFAULTS.historySize,
+    heartbeatMs: o.heartbeatMs ?? DEFAULTS.heartbeatMs,
+    clientBufferBytes: o.clientBufferBytes ?? DEFAULTS.clientBufferBytes,
+    maxWaitSeconds: o.maxWaitSeconds ?? DEFAULTS.maxWaitSeconds,
+    maxClients: o.maxClients ?? DEFAULTS.maxClients,
+  };
+  for (const k of ['historySize', 'heartbeatMs', 'clientBufferBytes', 'maxClients'] as const) {
+    if (!Number.isInteger(resolved[k]) || resolved[k] < 1) fail(`\`${k}\` must be a positive integer`);
+  }
+  if (!(Number.isFinite(resolved.maxWaitSeconds) && resolved.maxWaitSeconds >= 0)) fail('`maxWaitSeconds` must be a number >= 0');
+  if (o.token !== undefined && (typeof o.token !== 'string' || !/^[\x21-\x7e]+$/.test(o.token))) {
+    fail('`token` must be a non-empty string of visible ASCII characters (no spaces)');
+  }
+  if (o.allowSecrets === true && o.token === undefined) fail('`allowSecrets` requires a `token`: secrets are never served without authentication');
+  return resolved;
+}
+
+const STATUS_CODES: Record<number, string> = {
+  400: 'E_BAD_REQUEST',
+  404: 'E_NOT_FOUND',
+  405: 'E_METHOD_NOT_ALLOWED',
+  406: 'E_NOT_ACCEPTABLE',
+  408: 'E_TIMEOUT',
+  413: 'E_TOO_LARGE',
+  415: 'E_UNSUPPORTED_MEDIA_TYPE',
+  503: 'E_UNAVAILABLE',
+};
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).type('application/json; charset=utf-8').send({ error: { code, message } });
+}
+
+function allowedMethods(path: string): string | undefined {
+  if (path === '/v1/reload') return 'POST';
+  if (path === '/v1/events') return 'GET';
+  if (['/v1/configs', '/v1/status', '/healthz', '/readyz', '/metrics'].includes(path) || path.startsWith('/v1/configs/')) {
+    return 'GET, HEAD';
+  }
+  return undefined;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Compares digests, not the strings: equal lengths for timingSafeEqual, and no length leak. */
+function isAuthorized(header: string | undefined, tokenDigest: Buffer): boolean {
+  const match = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
+  if (match === null) return false;
+  return timingSafeEqual(sha256(match[1]!), tokenDigest);
+}
+
+/**
+ * A config name as the store knows it: `/`-separated segments, none empty, `.` or `..`, no backslash or
+ * control character. Anything else cannot name a config, so it is 404 before any lookup.
+ */
+function isConfigName(name: string): boolean {
+  if (name === '' || name.length > 4096) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x5c /* \\ */) return false;
+  }
+  return name.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+}
+
+/** If-None-Match: `*`, or a list of (possibly weak) entity tags. */
+function etagMatches(header: string, hash: string): boolean {
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t.replace(/^W\//, '') === `"${hash}"`;
+  });
+}
+
+function single(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A socket file left by a crashed run is removed; a live server's socket or any other file is refused. */
+async function clearStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (st === undefined) return;
+  if (!st.isSocket()) throw new HotconfError('E_OPTIONS', `cannot listen on ${path}: it exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new HotconfError('E_OPTIONS', `cannot listen on ${path}: another server is listening there`);
+  await unlink(path);
+}
+
+async function removeSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (st?.isSocket()) await unlink(path).catch(() => undefined);
+}
