@@ -2,7 +2,7 @@
 // → validate (JSON Schema) → store.commit (one atomic version per batch) → subscribers.
 // It owns the memory of what was read (file identities) that turns hints into convergence: every batch
 // re-stats what it touched, every rescan compares the disk with that memory (DESIGN.md point 4).
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -32,7 +32,7 @@ import {
   type StoreStats,
   type Unsubscribe,
 } from './store/index.js';
-import { SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
+import { redact, SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
 import { DirWatcher, walkConfigFiles, type ChangeBatch } from './watch/index.js';
 
 export type BatchPolicy = 'all-or-nothing' | 'per-file';
@@ -770,12 +770,30 @@ async function identityKey(file: string): Promise<string | undefined> {
   }
 }
 
-/** sha256 of the value's canonical JSON (keys sorted), so formatting and comments do not change it, plus
- *  the pointers of its secrets. */
+/**
+ * sha256 of the value's canonical JSON (keys sorted), so formatting and comments do not change it, plus the
+ * pointers of its secrets. The hash is public (ETag, SSE, webhooks), so secret values enter it only through an
+ * HMAC under a key that never leaves this process: a served hash cannot be used to guess a weak password. The
+ * price: the hash of a config with secrets differs between processes (fleets compare `sourceRevision`).
+ */
 export function contentHash(value: unknown, secrets: readonly string[] = []): string {
-  const h = createHash('sha256').update(canonicalJson(value));
-  if (secrets.length > 0) h.update(`\0secrets:${secrets.join('\0')}`);
-  return h.digest('hex');
+  if (secrets.length === 0) return createHash('sha256').update(canonicalJson(value)).digest('hex');
+  const hidden = createHmac('sha256', SECRET_HASH_KEY).update(canonicalJson(secrets.map((p) => pick(value, p)))).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(redact(value, secrets)))
+    .update(`\0secrets:${secrets.join('\0')}\0${hidden}`)
+    .digest('hex');
+}
+
+const SECRET_HASH_KEY = randomBytes(32);
+
+function pick(value: unknown, pointer: string): unknown {
+  let node = value;
+  for (const part of pointer.split('/').slice(1)) {
+    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined;
+  }
+  return node;
 }
 
 function canonicalJson(value: unknown): string {

@@ -41,3 +41,18 @@ describe('secrets (point 10)', () => {
     expect(JSON.stringify(hot.status())).not.toContain(SECRET);
   });
 });
+
+describe('the public content hash', () => {
+  it('changes when a secret changes, but cannot be recomputed from a guessed secret', async () => {
+    const { contentHash } = await import('../../src/index.js');
+    const { createHash } = await import('node:crypto');
+    const value = { port: 1, password: 'hunter2' };
+    const h = contentHash(value, ['/password']);
+    expect(contentHash({ ...value }, ['/password'])).toBe(h); // stable for equal content
+    expect(contentHash({ ...value, password: 'hunter3' }, ['/password'])).not.toBe(h);
+    // a guesser who knows everything but the key cannot reproduce it
+    const guess = createHash('sha256').update('{"password":"hunter2","port":1}').update('\0secrets:/password').digest('hex');
+    expect(h).not.toBe(guess);
+    expect(contentHash({ port: 1 })).toBe(createHash('sha256').update('{"port":1}').digest('hex'));
+  });
+});
