@@ -70,6 +70,35 @@ export function daemonLogger(settings: Pick<DaemonSettings, 'log'>, fd: 1 | 2 = 
 
 /** Runs the daemon until SIGTERM/SIGINT; resolves with the process exit code. */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
+  // Signals that arrive while starting up are held, not fatal (SIGHUP and SIGINT would otherwise kill the
+  // process by default): the daemon acts on them as soon as it runs.
+  const early = new EarlySignals();
+  try {
+    return await startAndRun(options, early);
+  } finally {
+    early.release();
+  }
+}
+
+/** Records SIGTERM/SIGINT/SIGHUP until the daemon installs its own handlers. */
+class EarlySignals {
+  stop: NodeJS.Signals | undefined;
+  reload = false;
+  private readonly onStop = (signal: NodeJS.Signals) => (this.stop ??= signal);
+  private readonly onHup = () => (this.reload = true);
+  constructor() {
+    process.on('SIGTERM', this.onStop);
+    process.on('SIGINT', this.onStop);
+    process.on('SIGHUP', this.onHup);
+  }
+  release(): void {
+    process.off('SIGTERM', this.onStop);
+    process.off('SIGINT', this.onStop);
+    process.off('SIGHUP', this.onHup);
+  }
+}
+
+async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise<number> {
   let settings: DaemonSettings;
   try {
     settings = await loadSettings(options);
@@ -129,7 +158,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   }
 
   const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, server, publisher);
-  return daemon.run();
+  return daemon.run(early);
 }
 
 /** The bearer token: $HOTCONF_HTTP_TOKEN, else `http.tokenFile`. Never logged. */
@@ -178,7 +207,7 @@ class Daemon {
     private publisher: Publisher | undefined,
   ) {}
 
-  async run(): Promise<number> {
+  async run(early: EarlySignals): Promise<number> {
     const { hot, notifier, logger } = this;
     let exit!: (code: number) => void;
     const exited = new Promise<number>((resolve) => (exit = resolve));
@@ -206,6 +235,9 @@ class Daemon {
     await notifier.ready(this.statusText());
     this.startWatchdog();
     logger.info({ version: hot.version, pid: process.pid, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
+    early.release();
+    if (early.stop) process.emit(early.stop, early.stop);
+    else if (early.reload) process.emit('SIGHUP', 'SIGHUP');
     return exited;
   }
 

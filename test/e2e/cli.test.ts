@@ -223,6 +223,17 @@ describe('hotconf run', () => {
     expect(await d.exited).toBe(0);
   });
 
+  it('a SIGHUP then SIGTERM that arrive during start-up are acted on once it runs, not fatal', async () => {
+    await using w = await goodWorld();
+    await using d = startHotconf(['run', ...dirs(w)]);
+    // the initial commit is logged before the daemon is fully up: signal right then
+    await d.line((l) => l.msg === 'config committed', 'the initial commit', 10_000);
+    d.signal('SIGHUP');
+    d.signal('SIGTERM');
+    expect(await d.exited).toBe(0);
+    expect(d.lines.some((l) => l.msg === 'stopped')).toBe(true);
+  });
+
   it('npm start’s command serves the embedded default config', async () => {
     await using d = startHotconf(['run']);
     const ready = await d.line((l) => l.msg === 'hotconf ready', 'ready');
