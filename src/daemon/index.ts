@@ -108,6 +108,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
     return EXIT.CANNOT_RUN;
   }
   const logger = daemonLogger(settings);
+  logger.info({ pid: process.pid, configDir: settings.configDir, schemaDir: settings.schemaDir }, 'hotconf starting');
   const settingsFile = options.settingsFile === undefined ? undefined : path.resolve(options.settingsFile);
   if (settingsFile && isInside(settingsFile, settings.configDir)) {
     logger.fatal({ settingsFile, configDir: settings.configDir }, 'hotconf.yaml must not be inside configDir (it would be served as a config)');

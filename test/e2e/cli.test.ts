@@ -225,9 +225,11 @@ describe('hotconf run', () => {
 
   it('a SIGHUP then SIGTERM that arrive during start-up are acted on once it runs, not fatal', async () => {
     await using w = await goodWorld();
-    await using d = startHotconf(['run', ...dirs(w)]);
-    // the initial commit is logged before the daemon is fully up: signal right then
-    await d.line((l) => l.msg === 'config committed', 'the initial commit', 10_000);
+    // enough files that the initial load takes a while: the signals land in the middle of it
+    for (let i = 0; i < 1500; i++) await w.config(`bulk/f${i}.yaml`, `n: ${i}\n`);
+    await w.tmp.write('hotconf.yaml', 'configDir: config\nschemaDir: schemas\nrequireSchema: false\n');
+    await using d = startHotconf(['run', '--config', w.tmp.file('hotconf.yaml')]);
+    await d.line((l) => l.msg === 'hotconf starting', 'start-up begun', 10_000);
     d.signal('SIGHUP');
     d.signal('SIGTERM');
     expect(await d.exited).toBe(0);
