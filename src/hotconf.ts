@@ -564,17 +564,21 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     const base = path.join(this.configDir, ...name.split('/'));
     const present: string[] = [];
     const statErrors: ConfigError[] = [];
-    for (const ext of Object.keys(CONFIG_EXTENSIONS)) {
-      const file = base + ext;
-      try {
-        if (await statIdentity(file)) present.push(file);
+    // The three candidate files are looked up at once: this is on every change's critical path.
+    const candidates = Object.keys(CONFIG_EXTENSIONS).map((ext) => base + ext);
+    const looked = await Promise.allSettled(candidates.map((file) => statIdentity(file)));
+    looked.forEach((result, i) => {
+      const file = candidates[i]!;
+      if (result.status === 'fulfilled') {
+        if (result.value) present.push(file);
         else this.known.delete(file);
-      } catch (err) {
+      } else if (result.reason instanceof ConfigError) {
         present.push(file);
-        if (err instanceof ConfigError) statErrors.push(err);
-        else throw err;
+        statErrors.push(result.reason);
+      } else {
+        throw result.reason;
       }
-    }
+    });
     if (present.length === 0) return { kind: 'removed', name };
     if (present.length > 1) {
       await Promise.all(present.map(async (f) => this.remember(f)));

@@ -175,9 +175,11 @@ async function readUpTo(fh: FileHandle, limit: number): Promise<Buffer> {
   while (total < limit) {
     const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, limit - total));
     const { bytesRead } = await fh.read(chunk, 0, chunk.length, total);
-    if (bytesRead === 0) break;
     chunks.push(chunk.subarray(0, bytesRead));
     total += bytesRead;
+    // A regular file reads short only at its end: no second call to learn that. Growth after this read
+    // shows in the fstat that follows it.
+    if (bytesRead < chunk.length) break;
   }
   return Buffer.concat(chunks, total);
 }
