@@ -518,8 +518,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
         holdBack ? 'batch rejected; last good config stays live' : 'invalid config refused; last good value stays live',
       );
     }
-    // Events are hints: whatever changed since we read it gets looked at again, event or no event.
-    await this.recheck(outcomes);
+    // Listeners hear of the batch in the same tick as status changes, before the re-check below.
     this.emitBatch({
       version: this.version,
       committed: change !== undefined,
@@ -530,6 +529,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       durationMs: ms,
       latencyMs: round(performance.now() - firstHintAt),
     });
+    // Events are hints: whatever changed since we read it gets looked at again, event or no event.
+    await this.recheck(outcomes);
     return errors;
   }
 
