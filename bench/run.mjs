@@ -2,7 +2,7 @@
 // `npm run bench [-- --full] [-- --only=latency,scale]`: runs every suite in bench/suites/, writes each suite's raw
 // figures to bench/results/<id>.json and regenerates BENCHMARKS.md. Benchmarks are not tests: nothing asserts speed.
 // Every figure is measured beside its baseline in the same run and reported as a ratio, because machines are noisy.
-import { readdir, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -29,7 +29,11 @@ for (const file of suites) {
   tables.push(...result.tables);
 }
 log(`all suites in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-if (!only) await writeFile(path.join(root, 'BENCHMARKS.md'), render(tables));
+if (!only) {
+  // Findings are written by people, not measured: bench/FINDINGS.md is appended as it is.
+  const findings = await readFile(path.join(root, 'bench', 'FINDINGS.md'), 'utf8').catch(() => '');
+  await writeFile(path.join(root, 'BENCHMARKS.md'), render(tables) + (findings ? `\n${findings}` : ''));
+}
 
 function machine() {
   const cpus = os.cpus();
