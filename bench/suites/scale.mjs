@@ -371,29 +371,6 @@ async function benchLargeFile({ full, log }) {
     await Promise.all([writeFile(yFile, yamlText), writeFile(jFile, jsonText), writeFile(sFile, schema)]);
     const opts = { maxFileBytes: 8 * 2 ** 20 };
 
-    const measure = async (fn) => {
-      // max event-loop block: monitorEventLoopDelay max plus a 1 ms interval gap detector
-      let last = performance.now();
-      let gap = 0;
-      const timer = setInterval(() => {
-        const now = performance.now();
-        gap = Math.max(gap, now - last);
-        last = now;
-      }, 1);
-      const h = monitorEventLoopDelay({ resolution: 1 });
-      h.enable();
-      await sleep(5);
-      h.reset();
-      last = performance.now();
-      gap = 0;
-      const t0 = performance.now();
-      await fn();
-      const ms = performance.now() - t0;
-      await sleep(5);
-      h.disable();
-      clearInterval(timer);
-      return { ms, maxDelay: h.max / 1e6, maxGap: gap };
-    };
     const cases = [
       ['YAML', 'yaml.parse (baseline)', async () => YAML.parse(yamlText)],
       ['YAML', 'parseConfig', async () => parseConfig(Buffer.from(yamlText), 'yaml', yFile, {})],
@@ -419,8 +396,8 @@ async function benchLargeFile({ full, log }) {
     for (const [fmt, what, fn] of cases) {
       if (!full && what === 'parseConfig') continue;
       const rs = [];
-      for (let i = 0; i < reps; i++) rs.push(await measure(fn));
-      out.push({ fmt, what, ms: median(rs.map((r) => r.ms)), block: Math.max(...rs.map((r) => Math.max(r.maxDelay, r.maxGap))), runs: rs });
+      for (let i = 0; i < reps; i++) rs.push(await withDelay(fn));
+      out.push({ fmt, what, ms: median(rs.map((r) => r.ms)), block: Math.max(...rs.map((r) => r.max)), runs: rs });
     }
     log('large-file: done');
     const baseOf = (fmt) => out.find((o) => o.fmt === fmt && o.what.includes('baseline')).ms;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, HotconfError } from '../errors.js';
 import { validateOnce, type BatchPolicy } from '../hotconf.js';
+import type { NotifyOptions, PublishOptions } from '../publish/index.js';
 
 export interface DaemonSettings {
   configDir: string;
@@ -23,21 +24,9 @@ export interface DaemonSettings {
   /** The sidecar HTTP API; off when absent. */
   http?: { listen?: string; allowAllInterfaces?: boolean; tokenFile?: string; allowSecrets?: boolean };
   /** Publish every version into a directory; off when absent. */
-  publish?: { dir: string; format?: 'json' | 'original'; redactSecrets?: boolean; keepVersions?: number };
+  publish?: PublishOptions;
   /** Notify the application after each commit. */
-  notify?: {
-    webhook?: {
-      url: string;
-      timeoutMs?: number;
-      retries?: number;
-      backoffMs?: number;
-      maxBackoffMs?: number;
-      successCodes?: number[];
-      headers?: Record<string, string>;
-    };
-    signal?: { pid?: number; pidFile?: string; signal?: NodeJS.Signals };
-    command?: { command: string[]; timeoutMs?: number };
-  };
+  notify?: NotifyOptions;
 }
 
 /** Deep-partial settings as they come from one layer (file, environment, flags). */
