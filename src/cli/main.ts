@@ -121,8 +121,13 @@ dirOptions(program.command('check').description('validate every config (or the g
 dirOptions(program.command('get').description('print the validated value of a config, or of a dotted path inside it'))
   .argument('<name>', 'config name, optionally followed by a dotted path: app.server.port')
   .option('--json', 'print JSON (default: YAML for objects, the bare value for scalars)')
-  .option('--show-secrets', 'print secret values instead of [REDACTED]')
-  .action(async (target: string, flags: DirFlags & { json?: boolean; showSecrets?: boolean }) => {
+  .option('--show-secrets', 'print secret values instead of [REDACTED] (with --url: the sidecar must allow it)')
+  .option('--url <url>', 'ask a running sidecar (http://HOST:PORT; token from $HOTCONF_HTTP_TOKEN) instead of the disk')
+  .action(async (target: string, flags: DirFlags & { json?: boolean; showSecrets?: boolean; url?: string }) => {
+    if (flags.url !== undefined) {
+      process.exitCode = await getFromSidecar(flags.url, target, flags);
+      return;
+    }
     const settings = await oneShotSettings(flags);
     const report = await checkConfigs(settings).catch((err: unknown) => {
       process.stderr.write(`hotconf: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -142,22 +147,89 @@ dirOptions(program.command('get').description('print the validated value of a co
       process.exitCode = EXIT.INVALID;
       return;
     }
-    let value = flags.showSecrets ? match.value : redact(match.value, match.secrets);
-    for (const key of target === match.name ? [] : target.slice(match.name.length + 1).split('.')) {
-      if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) {
-        process.stderr.write(`hotconf: ${match.name} has no '${target.slice(match.name.length + 1)}'\n`);
-        process.exitCode = EXIT.INVALID;
-        return;
-      }
-      value = (value as Record<string, unknown>)[key];
-    }
-    const text = flags.json ? JSON.stringify(value, null, 2) : typeof value === 'object' && value !== null ? toYaml(value).trimEnd() : String(value);
-    process.stdout.write(`${text}\n`);
+    process.exitCode = printPath(match.name, flags.showSecrets ? match.value : redact(match.value, match.secrets), target, flags.json);
   });
+
+/** Prints `value`, or the dotted path of `target` below the config `name`; returns the exit code. */
+function printPath(name: string, value: unknown, target: string, json: boolean | undefined): number {
+  for (const key of target === name ? [] : target.slice(name.length + 1).split('.')) {
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) {
+      process.stderr.write(`hotconf: ${name} has no '${target.slice(name.length + 1)}'\n`);
+      return EXIT.INVALID;
+    }
+    value = (value as Record<string, unknown>)[key];
+  }
+  const text = json ? JSON.stringify(value, null, 2) : typeof value === 'object' && value !== null ? toYaml(value).trimEnd() : String(value);
+  process.stdout.write(`${text}\n`);
+  return EXIT.OK;
+}
+
+function sidecarHeaders(): Record<string, string> {
+  const token = process.env.HOTCONF_HTTP_TOKEN?.trim();
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+function sidecarBase(url: string): string {
+  if (!/^https?:\/\//.test(url)) {
+    process.stderr.write(`hotconf: --url must be http://HOST:PORT or https://… (got ${url})\n`);
+    process.exit(EXIT.USAGE);
+  }
+  return url.replace(/\/+$/, '');
+}
+
+/** `hotconf get --url`: the longest config name the sidecar knows that prefixes the target, then its value. */
+async function getFromSidecar(url: string, target: string, flags: { json?: boolean; showSecrets?: boolean }): Promise<number> {
+  const base = sidecarBase(url);
+  try {
+    const list = await fetch(`${base}/v1/configs`, { headers: sidecarHeaders() });
+    if (!list.ok) throw new Error(`GET /v1/configs: HTTP ${list.status} ${await list.text()}`);
+    const names = ((await list.json()) as { configs: Array<{ name: string }> }).configs.map((c) => c.name);
+    const name = names.filter((n) => target === n || target.startsWith(`${n}.`)).sort((a, b) => b.length - a.length)[0];
+    if (name === undefined) {
+      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${names.join(', ')})\n`);
+      return EXIT.INVALID;
+    }
+    const res = await fetch(`${base}/v1/configs/${name.split('/').map(encodeURIComponent).join('/')}${flags.showSecrets ? '?secrets=true' : ''}`, {
+      headers: sidecarHeaders(),
+    });
+    if (!res.ok) throw new Error(`GET /v1/configs/${name}: HTTP ${res.status} ${await res.text()}`);
+    return printPath(name, await res.json(), target, flags.json);
+  } catch (err) {
+    process.stderr.write(`hotconf: ${base}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.CANNOT_RUN;
+  }
+}
+
+/** `hotconf watch --url`: the sidecar's Server-Sent Events as NDJSON, resuming after reconnects. */
+async function watchSidecar(url: string): Promise<number> {
+  const base = sidecarBase(url);
+  const { EventSource } = await import('eventsource');
+  const headers = sidecarHeaders();
+  const source = new EventSource(`${base}/v1/events`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers } }),
+  });
+  const line = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+  for (const type of ['hello', 'change', 'reset'] as const) {
+    source.addEventListener(type, (e: { data: string }) => line({ type, ...(JSON.parse(e.data) as object) }));
+  }
+  source.addEventListener('error', (e: Event & { code?: number; message?: string }) => {
+    process.stderr.write(`hotconf: ${base}/v1/events: ${e.message ?? 'connection error'}${e.code ? ` (HTTP ${e.code})` : ''}; retrying\n`);
+  });
+  await new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+  });
+  source.close();
+  return EXIT.OK;
+}
 
 dirOptions(program.command('watch').description('print each committed change as one JSON line, until interrupted'))
   .option('--values', 'include the (redacted) values of the changed configs')
-  .action(async (flags: DirFlags & { values?: boolean }) => {
+  .option('--url <url>', 'stream from a running sidecar (http://HOST:PORT; token from $HOTCONF_HTTP_TOKEN) instead of watching the disk')
+  .action(async (flags: DirFlags & { values?: boolean; url?: string }) => {
+    if (flags.url !== undefined) {
+      process.exitCode = await watchSidecar(flags.url);
+      return;
+    }
     const settings = await oneShotSettings(flags);
     const ac = new AbortController();
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => ac.abort());
