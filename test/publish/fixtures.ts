@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import type { NotifyKind } from '../../src/publish/index.js';
+import { world } from '../hotconf/fixtures.js';
 
 /** Like the fixtures' SERVICE_SCHEMA, plus a default, so that "validated values" are visibly not the raw file. */
 export const APP_SCHEMA = {
@@ -17,6 +18,17 @@ export const APP_SCHEMA = {
     password: { type: 'string', writeOnly: true },
   },
 };
+
+/** A world with one `app` config (n: 1) under APP_SCHEMA. */
+export async function appWorld() {
+  const w = await world();
+  await w.schema('app', APP_SCHEMA);
+  await w.config('app.yaml', 'port: 1\nn: 1\n');
+  return w;
+}
+
+/** The `n` of the `app` config in the store. */
+export const n = (hot: { get(name: string): unknown }) => (hot.get('app') as { n?: number } | undefined)?.n;
 
 export interface Result {
   kind: NotifyKind;

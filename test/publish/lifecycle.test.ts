@@ -4,17 +4,8 @@ import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { startPublisher } from '../../src/publish/index.js';
 import { until } from '../helpers.js';
-import { start, world } from '../hotconf/fixtures.js';
-import { APP_SCHEMA, readJson, receiver, recorder } from './fixtures.js';
-
-async function appWorld() {
-  const w = await world();
-  await w.schema('app', APP_SCHEMA);
-  await w.config('app.yaml', 'port: 1\nn: 1\n');
-  return w;
-}
-
-const n = (hot: { get(name: string): unknown }) => (hot.get('app') as { n?: number } | undefined)?.n;
+import { start } from '../hotconf/fixtures.js';
+import { appWorld, n, readJson, receiver, recorder } from './fixtures.js';
 
 describe('publisher lifecycle', () => {
   it('close() unsubscribes and is idempotent; later versions are neither published nor notified', async () => {

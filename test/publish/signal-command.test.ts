@@ -5,8 +5,8 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { startPublisher } from '../../src/publish/index.js';
 import { memoryLogger, until } from '../helpers.js';
-import { start, world } from '../hotconf/fixtures.js';
-import { APP_SCHEMA, recorder } from './fixtures.js';
+import { start } from '../hotconf/fixtures.js';
+import { appWorld, n, recorder } from './fixtures.js';
 
 /** A node process that, on each SIGHUP, prints `hup <n>` with n read from the published app.json at that moment. */
 async function sighupApp(appJson: string) {
@@ -35,14 +35,6 @@ async function sighupApp(appJson: string) {
   };
 }
 
-async function appWorld() {
-  const w = await world();
-  await w.schema('app', APP_SCHEMA);
-  await w.config('app.yaml', 'port: 1\nn: 1\n');
-  return w;
-}
-
-const n = (hot: { get(name: string): unknown }) => (hot.get('app') as { n?: number } | undefined)?.n;
 
 describe('signal', () => {
   it('reaches the process by pid after each publish, so that it reads the new files', async () => {
