@@ -19,6 +19,14 @@ export const SCHEMA_SUFFIX = '.schema.json';
 /** The keyword hotconf adds to mark a secret; `writeOnly: true` is treated the same. */
 export const SECRET_KEYWORD = 'x-hotconf-secret';
 
+/**
+ * Added by hotconf to every subschema that allows integers: an integer beyond ±(2^53 − 1) has already lost
+ * digits when it was parsed (`123456789012345678901234567890` reads as 1.2345678901234568e+29), so accepting
+ * it would apply a value that is not the one written. JSON Schema's `integer` only asks for no fraction.
+ */
+const SAFE_INTEGER_KEYWORD = 'x-hotconf-safe-integer';
+const SAFE_INTEGER_DETAIL = 'must be an integer from -(2^53 - 1) to 2^53 - 1 (a larger one has lost digits in parsing)';
+
 export interface SchemaRegistryOptions {
   /** Directory holding `<name>.schema.json` files. Required. */
   schemaDir: string;
@@ -187,6 +195,8 @@ export class SchemaRegistry {
         key = true;
       } else if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
         detail = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+      } else if (e.keyword === SAFE_INTEGER_KEYWORD) {
+        detail = SAFE_INTEGER_DETAIL;
       } else if (e.keyword === 'const') {
         detail = `must be ${JSON.stringify(params.allowedValue)}`;
       }
@@ -214,7 +224,7 @@ export class SchemaRegistry {
     if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
       return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, 'a schema must be a JSON object') };
     }
-    const marked = markSecrets(schema);
+    const marked = markSchema(schema);
     try {
       const ajv = this.ajvFor(marked);
       return { file, text, validate: ajv.compile(marked) };
@@ -270,6 +280,11 @@ export class SchemaRegistry {
         return true;
       },
     });
+    ajv.addKeyword({
+      keyword: SAFE_INTEGER_KEYWORD,
+      schemaType: 'boolean',
+      validate: (on: boolean, data: unknown) => !on || typeof data !== 'number' || !Number.isInteger(data) || Number.isSafeInteger(data),
+    });
     return ajv;
   }
 
@@ -278,8 +293,12 @@ export class SchemaRegistry {
   }
 }
 
-/** A copy of `schema` where every subschema with `writeOnly: true` also carries `x-hotconf-secret: true`. */
-function markSecrets(schema: AnySchemaObject): AnySchemaObject {
+/**
+ * A copy of `schema` where every subschema with `writeOnly: true` also carries `x-hotconf-secret: true`, and
+ * every subschema that allows integers carries the safe-integer check. Values of data keywords (`default`,
+ * `const`, `enum`, `examples`) are data, not subschemas: they are left alone.
+ */
+function markSchema(schema: AnySchemaObject): AnySchemaObject {
   const copy = structuredClone(schema);
   const stack: unknown[] = [copy];
   while (stack.length > 0) {
@@ -289,11 +308,14 @@ function markSecrets(schema: AnySchemaObject): AnySchemaObject {
     } else if (typeof node === 'object' && node !== null) {
       const obj = node as Record<string, unknown>;
       if (obj.writeOnly === true && obj[SECRET_KEYWORD] === undefined) obj[SECRET_KEYWORD] = true;
-      for (const v of Object.values(obj)) if (typeof v === 'object' && v !== null) stack.push(v);
+      if (obj.type === 'integer' || (Array.isArray(obj.type) && obj.type.includes('integer'))) obj[SAFE_INTEGER_KEYWORD] = true;
+      for (const [k, v] of Object.entries(obj)) if (!DATA_KEYWORDS.has(k) && typeof v === 'object' && v !== null) stack.push(v);
     }
   }
   return copy;
 }
+
+const DATA_KEYWORDS = new Set(['default', 'const', 'enum', 'examples']);
 
 /** A deep copy of `value` with the values at `secrets` (JSON pointers) replaced by `'[REDACTED]'`. */
 export function redact(value: unknown, secrets: readonly string[]): unknown {
