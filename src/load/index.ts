@@ -289,7 +289,11 @@ export function parseConfig(
     throw fail('E_PARSE', error.pos[0], yamlDetail(error));
   }
   const badTag = doc.warnings.find((w) => TAG_WARNINGS.has(w.code));
-  if (badTag) throw fail('E_TAG', badTag.pos[0], `${tagName(badTag)} is not allowed (only the YAML 1.2 core tags are)`);
+  if (badTag) {
+    const name = tagName(badTag);
+    const hint = name === 'a custom tag' ? "; a string that starts with '!' must be quoted" : '';
+    throw fail('E_TAG', badTag.pos[0], `${name} is not allowed (only the YAML 1.2 core tags are${hint})`);
+  }
 
   const aliasTargets = checkTree(doc, { maxDepth, maxAliasCount }, fail);
   let value: unknown = jsonValue;
@@ -398,13 +402,14 @@ const ECHOING_PREFIXES = [
   'Unresolved tag',
   'Expected a flow scalar value, but found',
 ];
+// The `s` flag matters: an echoed secret may end in U+2028 or U+0085, which `.` does not match without it.
 const ECHOING_MESSAGES: ReadonlyArray<readonly [RegExp, string]> = [
-  [new RegExp(`^(${ECHOING_PREFIXES.join('|')}): .*$`), '$1'],
-  [/^Invalid escape sequence .*$/, 'Invalid escape sequence in a double-quoted string'],
-  [/^Verbatim tags aren't resolved.*$/, "Verbatim tags aren't resolved"],
-  [/^The .* tag has no suffix$/, 'A tag has no suffix'],
-  [/^Unexpected \S{2,} in (flow map|flow sequence|collection)$/, 'Unexpected token in $1'],
-  [/^(Unsupported YAML version|Unknown directive) .*$/, '$1'],
+  [new RegExp(`^(${ECHOING_PREFIXES.join('|')}): .*$`, 's'), '$1'],
+  [/^Invalid escape sequence .*$/s, 'Invalid escape sequence in a double-quoted string'],
+  [/^Verbatim tags aren't resolved.*$/s, "Verbatim tags aren't resolved"],
+  [/^The .* tag has no suffix$/s, 'A tag has no suffix'],
+  [/^Unexpected \S{2,} in (flow map|flow sequence|collection)$/s, 'Unexpected token in $1'],
+  [/^(Unsupported YAML version|Unknown directive) .*$/s, '$1'],
 ];
 
 /** First line of yaml's message (never its code frame), without any part that may echo the source. */
@@ -414,9 +419,15 @@ function yamlDetail(e: YAMLError): string {
   return detail;
 }
 
+/**
+ * The tag as shown in a message: only well-known type tags are named (`!!binary`, `!!js/function`,
+ * `!!python/object`). Any other tag is text the user wrote, and an unquoted secret that starts with `!`
+ * (`password: !Xk9#`) *is* a tag: it is never echoed.
+ */
 function tagName(w: YAMLError): string {
-  const name = /Unresolved tag: (\S+)/.exec(w.message)?.[1]?.replace(/^tag:yaml\.org,2002:/, '!!') ?? 'a tag';
-  return name.length > 64 ? `${name.slice(0, 61)}...` : name;
+  const name = /Unresolved tag: (\S+)/.exec(w.message)?.[1]?.replace(/^tag:yaml\.org,2002:/, '!!') ?? '';
+  const known = /^!!(binary|set|omap|pairs|timestamp|value|yaml|merge|(js|python|ruby|java|perl|php)\/[a-z_]+(\/[a-z_]+)*)(?=$|:)/.exec(name);
+  return known ? known[0] : 'a custom tag';
 }
 
 type Fail = (code: HotconfErrorCode, offset: number | undefined, detail: string) => ParseError;
@@ -487,9 +498,10 @@ function checkTree(doc: Document.Parsed, limits: Required<ParseOptions>, fail: F
     } else if (isAlias(task.node)) {
       const alias = task.node;
       const target = anchors.get(alias.source);
-      if (!target) throw fail('E_PARSE', nodeStart(alias), `alias *${alias.source} has no anchor before it`);
+      // The alias's name is not quoted: an unquoted secret that starts with `*` is an alias.
+      if (!target) throw fail('E_PARSE', nodeStart(alias), "an alias has no anchor before it (a string that starts with '*' must be quoted)");
       if (open.has(target)) {
-        throw fail('E_PARSE', nodeStart(alias), `alias *${alias.source} is inside what it refers to`);
+        throw fail('E_PARSE', nodeStart(alias), 'an alias is inside what it refers to');
       }
       aliasTargets.set(alias, target);
       const brought = 1 + (derefs.get(target) ?? 0);
