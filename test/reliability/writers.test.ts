@@ -29,7 +29,7 @@ const SETTLE_DEADLINE_MS = 20_000;
 
 type Hot = Awaited<ReturnType<typeof start>>;
 
-const figures = { sequences: 0, ops: 0, maxSettleMs: 0, byOp: new Map<string, number>() };
+const figures = { sequences: 0, ops: 0, maxSettleMs: 0, slowest: '', byOp: new Map<string, number>() };
 
 /** The store's state of one name in the model's terms. */
 function held(hot: Hot, name: string): number | string {
@@ -140,7 +140,10 @@ async function runSequence(seq: Sequence): Promise<void> {
 
   figures.sequences++;
   figures.ops += seq.ops.length;
-  figures.maxSettleMs = Math.max(figures.maxSettleMs, settleMs);
+  if (settleMs > figures.maxSettleMs) {
+    figures.maxSettleMs = settleMs;
+    figures.slowest = JSON.stringify(seq);
+  }
 }
 
 describe('every kind of writer (issue 5, section 2)', () => {
@@ -201,4 +204,5 @@ afterAll(() => {
   if (figures.sequences === 0) return;
   const ops = [...figures.byOp].map(([k, v]) => `${k} ${v}`).join(', ');
   console.log(`[writers] ${figures.sequences} sequences, ${figures.ops} operations (${ops}); max settle ${figures.maxSettleMs.toFixed(0)} ms`);
+  console.log(`[writers] slowest to settle: ${figures.slowest}`);
 });
