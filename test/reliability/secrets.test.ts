@@ -152,11 +152,16 @@ function rawEvents(url: string, token: string) {
   return { text: () => text, close: () => req.destroy() };
 }
 
+/** The files under `dir` with their content; a publisher may be renaming or removing some meanwhile. */
 async function filesUnder(dir: string): Promise<string> {
   let out = '';
   for (const entry of await readdir(dir, { recursive: true })) {
     const file = path.join(dir, entry);
-    if ((await stat(file)).isFile()) out += `${entry}: ${await readFile(file, 'utf8')}\n`;
+    try {
+      if ((await stat(file)).isFile()) out += `${entry}: ${await readFile(file, 'utf8')}\n`;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
   return out;
 }
