@@ -411,7 +411,12 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.(undefined);
-    await this.chokidar.close();
+    const closed = this.chokidar.close();
+    // close() removed every listener, 'error' included, but adds still in flight may yet fail (the stat of a
+    // symlink loop: ELOOP) and emit 'error': with no listener that throws, an unhandled rejection that ends
+    // the process. Late errors are of no interest to a closed watcher.
+    this.chokidar.on('error', () => undefined);
+    await closed;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
