@@ -16,6 +16,7 @@ import { parseConfig } from '../../src/load/index.js';
 import { hotconf, startHotconf } from '../e2e/cli-helpers.js';
 import { memoryLogger, until } from '../helpers.js';
 import { serve } from '../http/fixtures.js';
+import { receiver } from '../publish/fixtures.js';
 import { world, type World } from '../hotconf/fixtures.js';
 
 const MARK = randomBytes(5).toString('hex');
@@ -173,7 +174,14 @@ describe('secrets stay secret (issue 5, section 5)', () => {
     // The library and the HTTP server log into one memory logger at debug level.
     await using api = await serve(w, { token: TOKEN }, { maxFileBytes: 16 * 1024 });
     const { hot, get, logs: log } = api;
-    await using pub = await startPublisher(hot, { publish: { dir: w.tmp.file('published'), redactSecrets: true } });
+    // The redacting publisher also notifies: a webhook (its bodies are kept) and a command (its environment is kept).
+    await using hook = await receiver();
+    const envFile = w.tmp.file('notify-env.txt');
+    await using pub = await startPublisher(hot, {
+      publish: { dir: w.tmp.file('published'), redactSecrets: true },
+      notify: { webhook: { url: hook.url }, command: { command: ['sh', '-c', `env >> '${envFile}'`] } },
+      logger: log.logger,
+    });
     await using _plain = await startPublisher(hot, { publish: { dir: w.tmp.file('published-plain') } });
     const events = rawEvents(api.url, TOKEN);
 
@@ -214,6 +222,10 @@ describe('secrets stay secret (issue 5, section 5)', () => {
     await until(() => events.text().includes(`id: ${hot.version}`), 'the event stream caught up');
     events.close();
     out.add('SSE', events.text());
+    await until(() => hook.versions().includes(hot.version), 'the webhook told of the last version');
+    out.add('webhook bodies', JSON.stringify(hook.requests));
+    await until(async () => (await readFile(envFile, 'utf8').catch(() => '')).includes(`HOTCONF_VERSION=${hot.version}`), 'the command ran for the last version');
+    out.add('command environments', await readFile(envFile, 'utf8'));
     out.add('logs', log.text());
     expect(log.lines.filter((l) => l.level === 20).length, 'debug lines were captured').toBeGreaterThan(0);
     expect(events.text()).toMatch(/event: change/);
