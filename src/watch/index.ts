@@ -413,15 +413,19 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
           this.logger?.warn({ root }, 'watched directory is gone; waiting for it to come back');
         } else {
           this.logger?.info({ root }, 'watched directory is new; watching it again');
-          this.chokidar.unwatch(root);
-          this.chokidar.add(root);
+          this.reopen();
         }
         void this.request([root], 'event'); // never rejects
       }, (err: unknown) => this.logger?.error({ err }, 'root check failed'));
     }
   }
 
-  /** A fresh chokidar instance; the rescan on `ready` covers what changed while it was scanning. */
+  /**
+   * A fresh chokidar instance rather than unwatch()+add() of the root: chokidar 5.0.0 keeps a root that was once
+   * a symlink in its `_symlinkPaths` after unwatch(), and then never watches the real directory that takes its
+   * place again (measured: symlink → real dir → renamed away → recreated, and changes go unseen). Rare, so cheap.
+   * The rescan on `ready` covers what changed while the new instance was scanning.
+   */
   private reopen(): void {
     const old = this.chokidar;
     this.chokidar = this.openChokidar();
