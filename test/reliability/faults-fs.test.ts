@@ -1,19 +1,37 @@
 // RELIABILITY.md section 3, file-system faults: the watched directory pulled away and put back in every way,
 // permission denied (as an unprivileged user), inotify's watch limit exhausted, and a full disk under publish.dir.
 // Real files, real watcher events; the daemon tests run the real CLI as a child process.
-import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startPublisher } from '../../src/publish/index.js';
 import { startHotconf } from '../e2e/cli-helpers.js';
-import { until } from '../helpers.js';
+import { memoryLogger, until } from '../helpers.js';
 import { start, world } from '../hotconf/fixtures.js';
-import { apiUrl, canLimitInotify, inotifyLimited, served } from './fault-helpers.js';
+import { appWorld, n, readJson, recorder } from '../publish/fixtures.js';
+import {
+  apiUrl,
+  asNobody,
+  canLimitInotify,
+  canMountTmpfs,
+  inotifyLimited,
+  isRoot,
+  procStatus,
+  served,
+  servedStatus,
+  tmpfs,
+} from './fault-helpers.js';
 
 const port = (v: unknown) => (v as { port?: number } | undefined)?.port;
 
 const userns = await canLimitInotify();
+const mountable = await canMountTmpfs();
+// Root drops to nobody with setpriv; an unprivileged runner is unprivileged already.
+const unprivileged: string[] | undefined = isRoot ? await asNobody() : [];
 
 if (!userns) console.warn('SKIPPED inotify-limit test: `unshare -U -r` is not allowed here (no private user namespace to lower max_inotify_watches in)');
+if (!mountable) console.warn('SKIPPED full-disk test: mounting a tmpfs is not permitted here (needs CAP_SYS_ADMIN)');
+if (unprivileged === undefined) console.warn('SKIPPED permission test: running as root without setpriv to drop privileges');
 
 describe('the watched directory (library, watcher only: verifyIntervalMs 0)', () => {
   it('deleted, renamed away, recreated, replaced by a symlink to another dir and back, 3 rounds: the store follows the disk each time', async () => {
@@ -60,6 +78,49 @@ describe('the watched directory (library, watcher only: verifyIntervalMs 0)', ()
   });
 });
 
+describe('permission denied (the daemon as an unprivileged user)', () => {
+  it.skipIf(unprivileged === undefined)(
+    'an unreadable config is reported with EACCES and keeps its last good value; readable again, it applies; an unreadable subdirectory is warned about and caught up once readable',
+    async () => {
+      await using w = await world();
+      await chmod(w.tmp.dir, 0o755); // mkdtemp makes it 0700: nobody could not even reach the configs
+      await w.schema('app');
+      await w.config('app.yaml', 'port: 1\n');
+      await using d = startHotconf(['run', '--config-dir', w.configDir, '--schema-dir', w.schemaDir, '--http', '127.0.0.1:0'], {
+        prefix: unprivileged!,
+      });
+      const url = await apiUrl(d);
+      if (isRoot) expect((await procStatus(d.child.pid!, 'Uid')).split(/\s+/)[0]).toBe('65534');
+      expect(await served(url, 'app')).toEqual({ port: 1 });
+
+      // A new version only root can read, saved atomically (as an editor running as root would).
+      const tmp = path.join(w.configDir, '.app.yaml.tmp');
+      await writeFile(tmp, 'port: 2\n', { mode: 0o600 });
+      await chmod(tmp, 0o600);
+      await rename(tmp, path.join(w.configDir, 'app.yaml'));
+      const err = await until(async () => (await servedStatus(url)).configs.find((c) => c.name === 'app' && c.state === 'error')?.error, 'EACCES reported');
+      expect(err.code).toBe('E_READ');
+      expect(err.message).toMatch(/app\.yaml.*EACCES/);
+      expect(await served(url, 'app')).toEqual({ port: 1 });
+      await chmod(path.join(w.configDir, 'app.yaml'), 0o644);
+      await until(async () => port(await served(url, 'app')) === 2, 'readable again: applied');
+
+      // A subdirectory nobody may list: not silence.
+      await mkdir(path.join(w.configDir, 'private'), { mode: 0o700 });
+      await chmod(path.join(w.configDir, 'private'), 0o700);
+      await w.schema('private/db');
+      await writeFile(path.join(w.configDir, 'private', 'db.yaml'), 'port: 5\n', { mode: 0o644 });
+      const warned = await d.line((l) => JSON.stringify(l).includes('EACCES') && JSON.stringify(l).includes('private'), 'a warning naming the unreadable dir');
+      expect(Number(warned.level)).toBeGreaterThanOrEqual(40);
+      await chmod(path.join(w.configDir, 'private'), 0o755);
+      await until(async () => port(await served(url, 'private/db')) === 5, 'the subdirectory caught up once readable', { timeoutMs: 15_000 });
+      expect((await servedStatus(url)).configs.every((c) => c.state === 'ok')).toBe(true);
+      d.signal('SIGTERM');
+      expect(await d.exited).toBe(0);
+    },
+  );
+});
+
 describe('inotify watch limit exhausted', () => {
   it.skipIf(!userns)('the daemon says so once, clearly, falls back to polling and still sees every change', async () => {
     await using w = await world();
@@ -87,3 +148,34 @@ describe('inotify watch limit exhausted', () => {
   });
 });
 
+describe('publish.dir on a full file system', () => {
+  it.skipIf(!mountable)('a publish that hits ENOSPC is reported, the old published files stay intact, and the next version publishes once it fits', async () => {
+    await using w = await appWorld();
+    const out = w.tmp.file('mnt');
+    await using _mount = await tmpfs(out, '64k');
+    const log = await memoryLogger();
+    await using hot = await start(w);
+    const rec = recorder();
+    const dir = path.join(out, 'published');
+    await using _pub = await startPublisher(hot, { publish: { dir }, logger: log.logger, onResult: rec.onResult });
+    await until(() => rec.of('publish').some((r) => r.ok), 'first publish');
+    const before = await readJson(path.join(dir, 'app.json'));
+    expect(before).toEqual({ port: 1, host: 'localhost', n: 1 });
+
+    // ~100 KB of JSON cannot fit in 64 KiB.
+    await w.configAtomic('app.yaml', `port: 1\nn: 2\nhost: ${'x'.repeat(100_000)}\n`);
+    await until(() => n(hot) === 2, 'the big version committed');
+    const failure = await until(() => rec.of('publish').find((r) => !r.ok), 'the publish failure reported');
+    expect(failure.version).toBe(hot.version);
+    const logged = await until(() => log.lines.find((l) => l.msg === 'publish failed'), 'the failure logged');
+    expect(JSON.stringify(logged.err)).toMatch(/ENOSPC/);
+    expect(await readJson(path.join(dir, 'app.json'))).toEqual(before);
+    // The half-written version dir is gone: only the published one (and keepVersions) remain.
+    expect((await readdir(dir)).filter((e) => e.startsWith('..v'))).toHaveLength(1);
+
+    await w.configAtomic('app.yaml', 'port: 1\nn: 3\n');
+    await until(async () => (await readJson(path.join(dir, 'app.json')).catch(() => undefined))?.n === 3, 'a version that fits publishes');
+    expect(rec.of('publish').at(-1)).toMatchObject({ ok: true, version: hot.version });
+    expect(JSON.parse(await readFile(path.join(dir, 'app.json'), 'utf8'))).toEqual({ port: 1, host: 'localhost', n: 3 });
+  });
+});
