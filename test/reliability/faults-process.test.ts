@@ -62,14 +62,14 @@ describe('kill -9', () => {
     try {
       for (let round = 1; round <= 3; round++) {
         await apiUrl(d);
-        const burst = wr.write(300);
+        const burst = wr.write(200);
         await sleep(20 + Math.random() * 80);
         d.signal('SIGKILL');
         await d.exited;
         expect(d.child.signalCode).toBe('SIGKILL');
         await burst; // the writer goes on while the daemon is dead…
         d = startHotconf(args);
-        await wr.write(100); // …and while it starts again
+        await wr.write(50); // …and while it starts again
       }
       const url = await apiUrl(d);
       await until(() => servesTheDisk(url, wr.last), 'the API serves what is on disk', { timeoutMs: 15_000 });
@@ -137,11 +137,11 @@ describe('SIGHUP storm', () => {
 
 describe('SIGTERM during a batch', () => {
   it('finishes the batch in flight, commits it, logs no error and exits 0 (rounds until a signal lands mid-batch)', async () => {
-    // 30 files of ~40 KB: a batch that takes long enough for a signal to land inside it.
+    // 20 files of ~25 KB: a batch that takes long enough for a signal to land inside it.
     await using w = await world();
     const schema = { type: 'object', properties: { port: { type: 'integer' }, items: { type: 'array', items: { type: 'integer' } } } };
-    const big = (round: number, f: number) => `port: ${round}\nitems:\n${Array.from({ length: 5_000 }, (_, i) => `- ${i + f}\n`).join('')}`;
-    for (let f = 0; f < 30; f++) {
+    const big = (round: number, f: number) => `port: ${round}\nitems:\n${Array.from({ length: 3_000 }, (_, i) => `- ${i + f}\n`).join('')}`;
+    for (let f = 0; f < 20; f++) {
       await w.schema(`b${f}`, schema);
       await w.config(`b${f}.yaml`, big(0, f));
     }
@@ -152,7 +152,7 @@ describe('SIGTERM during a batch', () => {
       rounds++;
       await using d = startHotconf(['run', '--config-dir', w.configDir, '--schema-dir', w.schemaDir, '--http', '127.0.0.1:0']);
       await apiUrl(d);
-      for (let f = 0; f < 30; f++) await w.configAtomic(`b${f}.yaml`, big(rounds, f));
+      for (let f = 0; f < 20; f++) await w.configAtomic(`b${f}.yaml`, big(rounds, f));
       await sleep(30 + Math.random() * 150);
       d.signal('SIGTERM');
       expect(await d.exited).toBe(0);
