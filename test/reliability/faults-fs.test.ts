@@ -93,10 +93,10 @@ describe('permission denied (the daemon as an unprivileged user)', () => {
       if (isRoot) expect((await procStatus(d.child.pid!, 'Uid')).split(/\s+/)[0]).toBe('65534');
       expect(await served(url, 'app')).toEqual({ port: 1 });
 
-      // A new version only root can read, saved atomically (as an editor running as root would).
+      // A new version the daemon may not read (mode 000: only root's DAC override could), saved atomically.
       const tmp = path.join(w.configDir, '.app.yaml.tmp');
-      await writeFile(tmp, 'port: 2\n', { mode: 0o600 });
-      await chmod(tmp, 0o600);
+      await writeFile(tmp, 'port: 2\n', { mode: 0o000 });
+      await chmod(tmp, 0o000);
       await rename(tmp, path.join(w.configDir, 'app.yaml'));
       const err = await until(async () => (await servedStatus(url)).configs.find((c) => c.name === 'app' && c.state === 'error')?.error, 'EACCES reported');
       expect(err.code).toBe('E_READ');
@@ -105,11 +105,14 @@ describe('permission denied (the daemon as an unprivileged user)', () => {
       await chmod(path.join(w.configDir, 'app.yaml'), 0o644);
       await until(async () => port(await served(url, 'app')) === 2, 'readable again: applied');
 
-      // A subdirectory nobody may list: not silence.
-      await mkdir(path.join(w.configDir, 'private'), { mode: 0o700 });
-      await chmod(path.join(w.configDir, 'private'), 0o700);
+      // A subdirectory the daemon may not list, prepared aside and renamed in: not silence.
       await w.schema('private/db');
-      await writeFile(path.join(w.configDir, 'private', 'db.yaml'), 'port: 5\n', { mode: 0o644 });
+      const staging = w.tmp.file('staging');
+      await mkdir(staging);
+      await writeFile(path.join(staging, 'db.yaml'), 'port: 5\n', { mode: 0o644 });
+      // 0300: not listable (no read), but an unprivileged owner may still rename it (write, search).
+      await chmod(staging, 0o300);
+      await rename(staging, path.join(w.configDir, 'private'));
       const warned = await d.line((l) => JSON.stringify(l).includes('EACCES') && JSON.stringify(l).includes('private'), 'a warning naming the unreadable dir');
       expect(Number(warned.level)).toBeGreaterThanOrEqual(40);
       await chmod(path.join(w.configDir, 'private'), 0o755);
