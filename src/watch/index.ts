@@ -89,7 +89,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private maxBatchDelayMs: number;
   private verifyIntervalMs: number;
   private readonly logger: Logger | undefined;
-  /** Replaced once, by a polling one, when the inotify limits run out (see {@link fallBackToPolling}). */
+  /** Replaced by a fresh instance when a root changes identity, and by a polling one when inotify runs out ({@link reopen}). */
   private chokidar: FSWatcher;
   private polling: boolean;
   private readonly pollIntervalMs: number;
