@@ -33,7 +33,7 @@ if (!userns) console.warn('SKIPPED inotify-limit test: `unshare -U -r` is not al
 if (!mountable) console.warn('SKIPPED full-disk test: mounting a tmpfs is not permitted here (needs CAP_SYS_ADMIN)');
 if (unprivileged === undefined) console.warn('SKIPPED permission test: running as root without setpriv to drop privileges');
 
-describe('the watched directory (library, watcher only: verifyIntervalMs 0)', () => {
+describe('the watched directory (library, watcher only: verifyIntervalMs 0)', { timeout: 60_000 }, () => {
   it('deleted, renamed away, recreated, replaced by a symlink to another dir and back, 3 rounds: the store follows the disk each time', async () => {
     await using w = await world();
     await w.schema('a');
@@ -78,7 +78,7 @@ describe('the watched directory (library, watcher only: verifyIntervalMs 0)', ()
   });
 });
 
-describe('permission denied (the daemon as an unprivileged user)', () => {
+describe('permission denied (the daemon as an unprivileged user)', { timeout: 60_000 }, () => {
   it.skipIf(unprivileged === undefined)(
     'an unreadable config is reported with EACCES and keeps its last good value; readable again, it applies; an unreadable subdirectory is warned about and caught up once readable',
     async () => {
@@ -124,7 +124,7 @@ describe('permission denied (the daemon as an unprivileged user)', () => {
   );
 });
 
-describe('inotify watch limit exhausted', () => {
+describe('inotify watch limit exhausted', { timeout: 60_000 }, () => {
   it.skipIf(!userns)('the daemon says so once, clearly, falls back to polling and still sees every change', async () => {
     await using w = await world();
     // 30 directories with a config each need ~61 watches; the daemon's user namespace allows 20.
@@ -151,7 +151,7 @@ describe('inotify watch limit exhausted', () => {
   });
 });
 
-describe('publish.dir on a full file system', () => {
+describe('publish.dir on a full file system', { timeout: 60_000 }, () => {
   it.skipIf(!mountable)('a publish that hits ENOSPC is reported, the old published files stay intact, and the next version publishes once it fits', async () => {
     await using w = await appWorld();
     const out = w.tmp.file('mnt');

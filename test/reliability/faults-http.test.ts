@@ -47,7 +47,7 @@ async function appWorld() {
   return w;
 }
 
-describe('malformed and oversized requests', () => {
+describe('malformed and oversized requests', { timeout: 60_000 }, () => {
   it('each is answered 4xx (or the connection closed), never 5xx, and the server serves normally afterwards', async () => {
     await using w = await appWorld();
     await using s = await serve(w);
@@ -93,7 +93,7 @@ describe('malformed and oversized requests', () => {
   });
 });
 
-describe('slow-loris', () => {
+describe('slow-loris', { timeout: 60_000 }, () => {
   it('100 clients trickling their headers and 50 trickling a body are cut after requestTimeoutMs, while others are served', async () => {
     await using w = await appWorld();
     await using s = await serve(w, { requestTimeoutMs: 1500 });
@@ -152,7 +152,7 @@ describe('slow-loris', () => {
   });
 });
 
-describe('1,000 concurrent SSE clients', () => {
+describe('1,000 concurrent SSE clients', { timeout: 60_000 }, () => {
   it('every client gets every change in order, the server closes them all promptly, and no client is left behind', async () => {
     await using w = await appWorld();
     await using s = await serve(w);
@@ -197,7 +197,7 @@ describe('1,000 concurrent SSE clients', () => {
   }, 90_000);
 });
 
-describe('path traversal on /v1/configs/:name', () => {
+describe('path traversal on /v1/configs/:name', { timeout: 60_000 }, () => {
   it('40 traversal spellings never serve a file outside the store, and never a 5xx', async () => {
     await using w = await appWorld();
     const CANARY = 'canary-outside-configdir-7731';
@@ -227,7 +227,7 @@ describe('path traversal on /v1/configs/:name', () => {
   });
 });
 
-describe('bearer token comparison', () => {
+describe('bearer token comparison', { timeout: 60_000 }, () => {
   it('is constant-time by construction: every check is crypto.timingSafeEqual over two 32-byte digests, whatever the length of the guess', async () => {
     await using w = await appWorld();
     await using s = await serve(w, { token: TOKEN });

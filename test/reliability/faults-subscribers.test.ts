@@ -32,7 +32,7 @@ async function settled<T>(read: () => T, quietMs: number, what: string): Promise
   ).then((r) => r.value);
 }
 
-describe('faulty subscribers', () => {
+describe('faulty subscribers', { timeout: 60_000 }, () => {
   it('300 throwing, rejecting and never-settling handlers do not delay commits or healthy subscribers over 60 writes; close() stays bounded', async () => {
     await using w = await world();
     await w.schema('app');
@@ -131,11 +131,12 @@ describe('faulty subscribers', () => {
     await w.schema('app');
     await w.config('app.yaml', 'port: 1\n');
     await using hot = await start(w);
+    // They act on the first change they get: a burst may well be coalesced into a single version.
     const breaker = (async () => {
-      for await (const c of hot.changes()) if (c.version >= 3) break;
+      for await (const c of hot.changes()) if (c.version > 0) break;
     })();
     const thrower = (async () => {
-      for await (const c of hot.changes()) if (c.version >= 2) throw new Error('consumer failed');
+      for await (const c of hot.changes()) if (c.version > 0) throw new Error('consumer failed');
     })().catch((err: unknown) => err);
     const stalled = hot.changes();
     const firstPull = stalled.next(); // pulled once, then never again
@@ -158,7 +159,7 @@ describe('faulty subscribers', () => {
   });
 });
 
-describe('handlers that write config files (feedback loops)', () => {
+describe('handlers that write config files (feedback loops)', { timeout: 60_000 }, () => {
   it('a handler mirroring one config into another file settles: same-content writes commit nothing, so the loop ends', async () => {
     await using w = await world();
     await w.schema('app');
