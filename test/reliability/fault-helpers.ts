@@ -24,12 +24,12 @@ export async function canLimitInotify(): Promise<boolean> {
 }
 
 /**
- * A prefix for startHotconf that runs the daemon in its own user namespace whose inotify watch limit is
- * `watches`: only that process tree is limited, nothing else on the machine (the global
- * fs.inotify.max_user_watches is left alone).
+ * A prefix for startHotconf that runs the daemon in its own user namespace whose inotify limit `limit`
+ * (`max_inotify_watches`, `max_inotify_instances`) is `value`: only that process tree is limited, nothing else on
+ * the machine (the global fs.inotify.* sysctls are left alone).
  */
-export function inotifyLimited(watches: number): string[] {
-  return ['unshare', '-U', '-r', 'sh', '-c', `echo ${watches} > /proc/sys/user/max_inotify_watches && exec "$@"`, 'sh'];
+export function inotifyLimited(limit: 'max_inotify_watches' | 'max_inotify_instances', value: number): string[] {
+  return ['unshare', '-U', '-r', 'sh', '-c', `echo ${value} > /proc/sys/user/${limit} && exec "$@"`, 'sh'];
 }
 
 export const isRoot = process.getuid?.() === 0;

@@ -124,31 +124,38 @@ describe('permission denied (the daemon as an unprivileged user)', { timeout: 60
   );
 });
 
-describe('inotify watch limit exhausted', { timeout: 60_000 }, () => {
-  it.skipIf(!userns)('the daemon says so once, clearly, falls back to polling and still sees every change', async () => {
-    await using w = await world();
+describe('inotify limits exhausted', { timeout: 60_000 }, () => {
+  const cases = [
     // 30 directories with a config each need ~61 watches; the daemon's user namespace allows 20.
-    for (let i = 1; i <= 30; i++) await w.config(`d${i}/app.yaml`, 'port: 1\n');
-    await using d = startHotconf(['run', '--config-dir', w.configDir, '--schema-dir', w.schemaDir, '--http', '127.0.0.1:0'], {
-      prefix: inotifyLimited(20),
-      // The verify sweep would catch what the watcher misses; off, so that only the watcher can see changes.
-      env: { HOTCONF_REQUIRE_SCHEMA: 'false', HOTCONF_VERIFY_INTERVAL_MS: '0' },
+    { limit: 'max_inotify_watches', value: 20, code: 'ENOSPC', msg: /inotify watch limit reached.*fs\.inotify\.max_user_watches.*polling/ },
+    // No inotify instance at all: the very first watch fails.
+    { limit: 'max_inotify_instances', value: 0, code: 'EMFILE', msg: /inotify instance or file descriptor limit reached.*max_user_instances.*polling/ },
+  ] as const;
+  for (const { limit, value, code, msg } of cases) {
+    it.skipIf(!userns)(`${limit} = ${value} (${code}): the daemon says so once, clearly, falls back to polling and still sees every change`, async () => {
+      await using w = await world();
+      for (let i = 1; i <= 30; i++) await w.config(`d${i}/app.yaml`, 'port: 1\n');
+      await using d = startHotconf(['run', '--config-dir', w.configDir, '--schema-dir', w.schemaDir, '--http', '127.0.0.1:0'], {
+        prefix: inotifyLimited(limit, value),
+        // The verify sweep would catch what the watcher misses; off, so that only the watcher can see changes.
+        env: { HOTCONF_REQUIRE_SCHEMA: 'false', HOTCONF_VERIFY_INTERVAL_MS: '0' },
+      });
+      const url = await apiUrl(d);
+      const warning = await d.line((l) => l.polling === true, 'the fallback warning');
+      expect(warning).toMatchObject({ level: 40, code });
+      expect(warning.msg).toMatch(msg);
+      for (const dir of ['d1', 'd15', 'd30']) {
+        await w.configAtomic(`${dir}/app.yaml`, 'port: 2\n');
+        await until(async () => port(await served(url, `${dir}/app`)) === 2, `${dir}: a change seen`);
+      }
+      await w.config('d31/app.yaml', 'port: 3\n');
+      await until(async () => port(await served(url, 'd31/app')) === 3, 'a new directory seen');
+      // One warning, not one per path chokidar could not watch.
+      expect(d.lines.filter((l) => JSON.stringify(l).includes(code))).toHaveLength(1);
+      d.signal('SIGTERM');
+      expect(await d.exited).toBe(0);
     });
-    const url = await apiUrl(d);
-    const warning = await d.line((l) => l.polling === true, 'the fallback warning');
-    expect(warning.level).toBe(40);
-    expect(warning.msg).toMatch(/inotify watch limit reached.*fs\.inotify\.max_user_watches.*polling/);
-    for (const dir of ['d1', 'd15', 'd30']) {
-      await w.configAtomic(`${dir}/app.yaml`, 'port: 2\n');
-      await until(async () => port(await served(url, `${dir}/app`)) === 2, `${dir}: a change seen`);
-    }
-    await w.config('d31/app.yaml', 'port: 3\n');
-    await until(async () => port(await served(url, 'd31/app')) === 3, 'a new directory seen');
-    // One warning, not one per path chokidar could not watch.
-    expect(d.lines.filter((l) => JSON.stringify(l).includes('ENOSPC'))).toHaveLength(1);
-    d.signal('SIGTERM');
-    expect(await d.exited).toBe(0);
-  });
+  }
 });
 
 describe('publish.dir on a full file system', { timeout: 60_000 }, () => {
