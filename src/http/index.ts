@@ -39,6 +39,10 @@ export interface HttpOptions {
   maxWaitSeconds?: number;
   /** Most concurrent SSE clients; more get 503. Default 10000. */
   maxClients?: number;
+  /** Longest a client may take to send its whole request (headers and body), in ms; a slower one (slow-loris)
+   *  gets 408 and its connection is closed. Bounds receiving a request only: SSE streams and long-polls are
+   *  answers and may last. Default 30000. */
+  requestTimeoutMs?: number;
   /** pino logger; fastify gets its child `{ module: 'http' }`. Default: pino at level `info` to stderr. */
   logger?: Logger;
   /** prom-client Registry to register hotconf's metrics on. Default: a new Registry (with collectDefaultMetrics). */
@@ -63,6 +67,7 @@ const DEFAULTS = {
   clientBufferBytes: 1_048_576,
   maxWaitSeconds: 300,
   maxClients: 10_000,
+  requestTimeoutMs: 30_000,
 };
 /** Requests carry no body worth more (POST /v1/reload takes none). */
 const BODY_LIMIT_BYTES = 16_384;
@@ -152,6 +157,14 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     // Names with slashes are long (nested directories); the default limit of 100 would 404 them.
     routerOptions: { maxParamLength: 4096 },
     return503OnClosing: true,
+    // fastify turns Node's request timeout off (0), so a client trickling its headers held a connection for
+    // Node's 60 s headersTimeout and one trickling a body held it forever. Node checks these timeouts every
+    // connectionsCheckingInterval (30 s by default): a quarter of the limit keeps the cut near the limit.
+    requestTimeout: opts.requestTimeoutMs,
+    http: {
+      headersTimeout: opts.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(opts.requestTimeoutMs / 4))),
+    },
     frameworkErrors: (err, _req, reply) => {
       void sendError(reply, 400, 'E_BAD_REQUEST', err.message);
     },
@@ -532,6 +545,7 @@ interface ResolvedOptions {
   clientBufferBytes: number;
   maxWaitSeconds: number;
   maxClients: number;
+  requestTimeoutMs: number;
 }
 
 function resolveOptions(o: HttpOptions): ResolvedOptions {
@@ -546,8 +560,9 @@ function resolveOptions(o: HttpOptions): ResolvedOptions {
     clientBufferBytes: o.clientBufferBytes ?? DEFAULTS.clientBufferBytes,
     maxWaitSeconds: o.maxWaitSeconds ?? DEFAULTS.maxWaitSeconds,
     maxClients: o.maxClients ?? DEFAULTS.maxClients,
+    requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
   };
-  for (const k of ['historySize', 'heartbeatMs', 'clientBufferBytes', 'maxClients'] as const) {
+  for (const k of ['historySize', 'heartbeatMs', 'clientBufferBytes', 'maxClients', 'requestTimeoutMs'] as const) {
     if (!Number.isInteger(resolved[k]) || resolved[k] < 1) fail(`\`${k}\` must be a positive integer`);
   }
   if (!(Number.isFinite(resolved.maxWaitSeconds) && resolved.maxWaitSeconds >= 0)) fail('`maxWaitSeconds` must be a number >= 0');

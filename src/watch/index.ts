@@ -89,7 +89,12 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private maxBatchDelayMs: number;
   private verifyIntervalMs: number;
   private readonly logger: Logger | undefined;
-  private readonly chokidar: FSWatcher;
+  /** Replaced by a fresh instance when a root changes identity, and by a polling one when inotify runs out ({@link reopen}). */
+  private chokidar: FSWatcher;
+  private polling: boolean;
+  private readonly pollIntervalMs: number;
+  /** Wakes start() when the watcher it waits on for `ready` was replaced. */
+  private onSwap: (() => void) | undefined;
   private pending = emptyPending();
   private releaseTimer: NodeJS.Timeout | undefined;
   private verifyTimer: NodeJS.Timeout | undefined;
@@ -115,17 +120,27 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.verifyIntervalMs = Math.max(0, options.verifyIntervalMs ?? 1000);
     this.logger = options.logger;
     this.signal = options.signal;
-    this.chokidar = chokidarWatch([...this.roots], {
+    this.polling = options.usePolling ?? false;
+    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+    this.chokidar = this.openChokidar();
+  }
+
+  private openChokidar(): FSWatcher {
+    const w = chokidarWatch([...this.roots], {
       ignoreInitial: true,
       persistent: true,
       followSymlinks: true,
       // hotconf reconciles delete+recreate itself from what is on disk; chokidar's 100 ms unlink delay only adds latency.
       atomic: false,
-      usePolling: options.usePolling ?? false,
-      interval: options.pollIntervalMs ?? 250,
-      binaryInterval: options.pollIntervalMs ?? 250,
+      usePolling: this.polling,
+      interval: this.pollIntervalMs,
+      binaryInterval: this.pollIntervalMs,
       ignored: (p: string, stats?: { isFile(): boolean }) => this.ignored(p, stats),
     });
+    w.on('all', (event: string, p: string) => this.onEvent(event, p));
+    w.on('raw', (event: string, p: string, details: unknown) => this.onRaw(event, p, details));
+    w.on('error', (err: unknown) => this.onError(w, err));
+    return w;
   }
 
   /** Starts watching; resolves once the initial directory scan of the watcher is done. */
@@ -136,22 +151,53 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   }
 
   private async start(): Promise<void> {
-    const { chokidar } = this;
-    chokidar.on('all', (event: string, p: string) => this.onEvent(event, p));
-    chokidar.on('raw', (event: string, p: string, details: unknown) => this.onRaw(event, p, details));
-    chokidar.on('error', (err: unknown) => {
-      this.logger?.warn({ err }, 'watcher error; rescanning');
-      void this.request(this.roots, 'error'); // never rejects; nobody waits for an error rescan
-    });
     if (this.signal?.aborted) {
       await this.close();
       return;
     }
     this.signal?.addEventListener('abort', this.abortListener, { once: true });
-    await new Promise<void>((resolve) => chokidar.once('ready', () => resolve()));
+    // The watcher may be replaced while it scans (inotify limits reached): wait for the one in use.
+    for (let w = this.chokidar; ; w = this.chokidar) {
+      await new Promise<void>((resolve) => {
+        this.onSwap = resolve;
+        w.once('ready', () => resolve());
+      });
+      if (w === this.chokidar || this.closed) break;
+    }
+    this.onSwap = undefined;
     this.checkRoots();
     this.rootTimer = setInterval(() => this.checkRoots(), ROOT_CHECK_MS).unref();
     this.scheduleVerify(this.verifyIntervalMs);
+  }
+
+  private onError(source: FSWatcher, err: unknown): void {
+    if (source !== this.chokidar || this.closed) return; // the replaced watcher's last words
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (!this.polling && (code === 'ENOSPC' || code === 'EMFILE')) {
+      this.fallBackToPolling(code, err);
+      return;
+    }
+    this.logger?.warn({ err }, 'watcher error; rescanning');
+    void this.request(this.roots, 'error'); // never rejects; nobody waits for an error rescan
+  }
+
+  /**
+   * inotify's per-user limits ran out (ENOSPC: fs.inotify.max_user_watches; EMFILE: max_user_instances or
+   * file descriptors). chokidar then reports an error per path and never watches those paths: silence. So the
+   * whole watcher is replaced, once, by a polling one (stat only, no inotify), said loudly, and everything is
+   * rescanned: slower to notice, never blind.
+   */
+  private fallBackToPolling(code: string, err: unknown): void {
+    this.logger?.warn(
+      { err, code, polling: true, pollIntervalMs: this.pollIntervalMs },
+      code === 'ENOSPC'
+        ? 'inotify watch limit reached (raise fs.inotify.max_user_watches); falling back to polling'
+        : 'inotify instance or file descriptor limit reached (raise fs.inotify.max_user_instances or ulimit -n); falling back to polling',
+    );
+    this.polling = true;
+    this.reopen();
+    this.onSwap?.();
+    void this.request(this.roots, 'error'); // never rejects
   }
 
   /** True if `file` (absolute) has a config extension and no hidden segment below its root. */
@@ -367,12 +413,24 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
           this.logger?.warn({ root }, 'watched directory is gone; waiting for it to come back');
         } else {
           this.logger?.info({ root }, 'watched directory is new; watching it again');
-          this.chokidar.unwatch(root);
-          this.chokidar.add(root);
+          this.reopen();
         }
         void this.request([root], 'event'); // never rejects
       }, (err: unknown) => this.logger?.error({ err }, 'root check failed'));
     }
+  }
+
+  /**
+   * A fresh chokidar instance rather than unwatch()+add() of the root: chokidar 5.0.0 keeps a root that was once
+   * a symlink in its `_symlinkPaths` after unwatch(), and then never watches the real directory that takes its
+   * place again (measured: symlink → real dir → renamed away → recreated, and changes go unseen). Rare, so cheap.
+   * The rescan on `ready` covers what changed while the new instance was scanning.
+   */
+  private reopen(): void {
+    const old = this.chokidar;
+    this.chokidar = this.openChokidar();
+    this.chokidar.once('ready', () => void this.request(this.roots, 'event'));
+    old.close().catch((err: unknown) => this.logger?.error({ err }, 'closing the replaced watcher failed'));
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ChangeBatch> {

@@ -43,9 +43,14 @@ export interface Daemon extends AsyncDisposable {
   signal(sig: NodeJS.Signals): void;
 }
 
-/** Starts `hotconf …args` in the background (e.g. `run`), collecting its log lines. */
-export function startHotconf(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
-  const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(options.env), cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `hotconf …args` in the background (e.g. `run`), collecting its log lines. `prefix` runs it under another
+ * command that ends by exec'ing its arguments (`setpriv --reuid=nobody …`, `unshare -U -r …`), so that signals
+ * sent to the child still reach the daemon itself.
+ */
+export function startHotconf(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; prefix?: readonly string[] } = {}): Daemon {
+  const [cmd, ...argv] = [...(options.prefix ?? []), process.execPath, BIN, ...args] as [string, ...string[]];
+  const child = spawn(cmd, argv, { env: childEnv(options.env), cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   let buf = '';
   let err = '';
