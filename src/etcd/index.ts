@@ -6,8 +6,7 @@
 // still being replayed when the stream broke, and it reuses a stale auth token on a new stream: so this module
 // owns the reconnect loop and only lets etcd3 carry one watch at a time.
 import { readFile } from 'node:fs/promises';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IOptions, type IWatchResponse } from 'etcd3';
+import type { Etcd3, ICompare, IKeyValue, IOptions, IWatchResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { HotconfError } from '../errors.js';
 import type { BatchReason, ChangeBatch } from '../watch/index.js';
@@ -89,6 +88,8 @@ const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
 /** Checks the options and builds the etcd3 client (does not connect). */
 export async function etcdClient(options: EtcdOptions): Promise<Etcd3> {
   checkEtcdOptions(options);
+  // Loaded on first use: gRPC and protobuf cost ~0.5 s of start-up that directory users should not pay.
+  const [{ Etcd3, isRecoverableError }, { circuitBreaker, ConsecutiveBreaker, handleWhen, retry }] = await Promise.all([import('etcd3'), import('cockatiel')]);
   const timeout = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
   const hosts = [...options.endpoints];
   const tls = options.tls;
@@ -555,7 +556,15 @@ export async function pushEntries(
   client: Etcd3,
   prefix: string,
   desired: ReadonlyMap<string, Uint8Array>,
-  options: { prune?: boolean; dryRun?: boolean; maxAttempts?: number; onConflict?: (attempt: number) => void } = {},
+  options: {
+    prune?: boolean;
+    dryRun?: boolean;
+    /** Transactions tried before giving up with PushConflictError. Default 5. */
+    maxAttempts?: number;
+    onConflict?: (attempt: number) => void;
+    /** Awaited between the read and the transaction (tests put a rival writer there). */
+    beforeCommit?: (plan: PushPlan) => Promise<void>;
+  } = {},
 ): Promise<PushResult> {
   const maxAttempts = options.maxAttempts ?? 5;
   for (let attempt = 1; ; attempt++) {
@@ -577,6 +586,7 @@ export async function pushEntries(
       guard: new Map([...current].map(([k, kv]) => [k, kv.mod_revision])),
     };
     if (options.dryRun || (put.size === 0 && remove.length === 0)) return { plan, revision: undefined, attempts: attempt };
+    await options.beforeCommit?.(plan);
     // Guard: every key read still has the mod_revision it was read at (a deleted one fails too), every new key is
     // still absent, and no key under the prefix was written after the read: the prefix is exactly as planned.
     const cmp: ICompare[] = [...current.entries()].map(([k, kv]) => ({ key: Buffer.from(k), target: 'Mod', result: 'Equal', mod_revision: kv.mod_revision }));
