@@ -271,17 +271,18 @@ export class EtcdSource implements AsyncIterable<EtcdBatch>, AsyncDisposable {
     };
   }
 
-  /** Asks for a full re-read of the prefix; resolves once the consumer has processed it. */
+  /** Asks for a full re-read of the prefix; resolves once the consumer has processed it. Rejects with an
+   *  {@link EtcdError} when etcd cannot be read now (the last good config stays; nothing waits for etcd). */
   resync(): Promise<void> {
     if (this.closed) return Promise.reject(new HotconfError('E_CLOSED', 'the etcd source is closed'));
-    return new Promise<void>((resolve) => {
+    return new Promise<void>((resolve, reject) => {
       this.resyncRequested = true;
-      this.resyncWaiters.push(resolve);
+      this.resyncWaiters.push({ resolve, reject });
       this.interrupt?.('resync');
     });
   }
 
-  private readonly resyncWaiters: Array<() => void> = [];
+  private readonly resyncWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
 
   async *[Symbol.asyncIterator](): AsyncIterator<EtcdBatch> {
     try {
@@ -318,10 +319,15 @@ export class EtcdSource implements AsyncIterable<EtcdBatch>, AsyncDisposable {
       this.setState('closed', undefined);
       this.interrupt?.('close');
       this.wake?.();
-      await this.loop;
+      // A request in flight to an unreachable etcd would hold close() for its whole deadline: closing the
+      // client ends it.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+      clearTimeout(timer);
       this.client.close();
+      await this.loop;
       for (const settle of this.pending?.settle ?? []) settle();
-      for (const settle of this.resyncWaiters.splice(0)) settle();
+      for (const w of this.resyncWaiters.splice(0)) w.reject(new HotconfError('E_CLOSED', 'the etcd source is closed'));
       this.log.debug('etcd source closed');
     })();
     return this.closing;
@@ -459,9 +465,9 @@ export class EtcdSource implements AsyncIterable<EtcdBatch>, AsyncDisposable {
     try {
       res = await this.client.getAll().prefix(this.prefix).exec();
     } catch (err) {
-      // Keep the request for the next attempt.
-      this.resyncWaiters.unshift(...waiters);
-      if (reason === 'request') this.resyncRequested = true;
+      // A requested re-read fails now (reload() says why); a compaction's re-read is retried by the loop.
+      const e = describeEtcdError(err, this.endpoints);
+      for (const w of waiters) w.reject(e);
       throw err;
     }
     this.resyncs++;
@@ -474,7 +480,7 @@ export class EtcdSource implements AsyncIterable<EtcdBatch>, AsyncDisposable {
       full: true,
       firstHintAt: this.pending?.firstHintAt ?? performance.now(),
       reasons: new Set([...(this.pending?.reasons ?? []), reason]),
-      settle: [...(this.pending?.settle ?? []), ...waiters],
+      settle: [...(this.pending?.settle ?? []), ...waiters.map((w) => w.resolve)],
     };
     this.wake?.();
   }

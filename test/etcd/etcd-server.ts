@@ -44,6 +44,8 @@ export interface EtcdServer extends AsyncDisposable {
   kill9(): Promise<void>;
   /** Starts again on the same data dir and ports; resolves when healthy. */
   restart(): Promise<void>;
+  /** Deletes the data dir (etcd must be stopped): the next restart is a new cluster, revisions from 1. */
+  wipe(): Promise<void>;
   /** Creates user `root` with `password`, grants it the root role and enables auth. */
   enableAuth(password: string): Promise<void>;
   stop(): Promise<void>;
@@ -105,6 +107,10 @@ export async function startEtcd(): Promise<EtcdServer> {
     ctl,
     kill9: kill,
     restart: launch,
+    async wipe() {
+      if (child) throw new Error('wipe() needs etcd stopped');
+      await rm(dataDir, { recursive: true, force: true });
+    },
     async enableAuth(password) {
       await ctl('user', 'add', `root:${password}`);
       await ctl('user', 'grant-role', 'root', 'root');

@@ -75,4 +75,25 @@ describe.skipIf(!HAVE_ETCD)('etcd faults', () => {
     await until(() => hot.snapshot().sourceRevision === put.header.revision, 'the write after the restart', { timeoutMs: 15_000 });
     expect(hot.get('app')).toEqual({ port: 2 });
   });
+
+  test('an etcd that comes back as a new cluster (data lost, revisions from 1) is read again in full, not watched from a future revision', async () => {
+    await using etcd = await startEtcd();
+    await using schemas = await schemaDir();
+    const client = etcd.client();
+    for (let i = 0; i < 10; i++) await client.put('/r/app.yaml').value(`port: ${i + 1}\n`);
+    await client.put('/r/b.yaml').value('port: 7\n');
+    await using hot = await hotconf({ endpoints: [etcd.url], prefix: '/r/' }, schemas.dir);
+    const before = hot.snapshot().sourceRevision!;
+
+    await etcd.kill9();
+    await etcd.wipe();
+    await etcd.restart();
+    const put = await client.put('/r/app.yaml').value('port: 99\n');
+    expect(BigInt(put.header.revision)).toBeLessThan(BigInt(before));
+    await until(() => hot.get('app') !== undefined && (hot.get('app') as { port: number }).port === 99, 'the new cluster\'s content', { timeoutMs: 15_000 });
+    expect(hot.get('b')).toBeUndefined();
+    expect(hot.snapshot().sourceRevision).toBe(put.header.revision);
+    await until(() => hot.status().source.connected, 'the watch on the new cluster');
+    expect(hot.status().source).toMatchObject({ resyncs: 1 });
+  });
 });

@@ -154,6 +154,9 @@ describe.skipIf(!HAVE_ETCD)('etcd source', () => {
     expect(hot.status().source).toMatchObject({ state: 'disconnected' });
     expect(typeof (hot.status().source as { lastError?: string }).lastError).toBe('string');
     expect(hot.status().ready).toBe(true);
+    // reload() cannot re-read now: it says why instead of waiting for etcd, and nothing changes.
+    const reload = await hot.reload().catch((e: unknown) => e);
+    expect((reload as HotconfError).code).toBe('E_SOURCE_UNAVAILABLE');
     // Three revisions while cut off: all of them must arrive, from the watch, not from a re-read.
     await client.put(`${prefix}app.yaml`).value('port: 2\n');
     await client.put(`${prefix}b.yaml`).value('port: 3\n');
