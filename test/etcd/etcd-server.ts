@@ -1,7 +1,7 @@
 // A real etcd for tests: its own data dir and free loopback ports, started and stopped by the test that needs it
 // (and killed with the worker if a test dies). `kill9()` + `restart()` reuse the data dir, as a crashed member does.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,10 +51,34 @@ export interface EtcdServer extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function startEtcd(): Promise<EtcdServer> {
+export interface TestCerts {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
+export async function makeCerts(dir: string): Promise<TestCerts> {
+  const f = (name: string) => path.join(dir, name);
+  const ssl = (...args: string[]) => run('openssl', args, { cwd: dir });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=hotconf-test-ca');
+  for (const [who, ext] of [['server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth'], ['client', 'extendedKeyUsage=clientAuth']] as const) {
+    await ssl('req', ...ec, '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who === 'server' ? '127.0.0.1' : 'root'}`);
+    await writeFile(f(`${who}.ext`), ext);
+    await ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '1', '-extfile', `${who}.ext`);
+  }
+  return { dir, ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
+export async function startEtcd(options: { tls?: TestCerts } = {}): Promise<EtcdServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'hotconf-etcd-'));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const url = `http://127.0.0.1:${clientPort}`;
+  const tls = options.tls;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
     '--name', 'test', '--data-dir', dataDir,
@@ -64,9 +88,13 @@ export async function startEtcd(): Promise<EtcdServer> {
     '--logger', 'zap', '--log-level', 'error',
     // Tests wait on conditions: make the member quick to elect itself after a restart.
     '--heartbeat-interval', '50', '--election-timeout', '500',
+    ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
   ];
   let child: ChildProcess | undefined;
   let stderr = '';
+  const tlsArgs = tls ? ['--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey] : [];
+  const ctl = async (...a: string[]) =>
+    (await run('etcdctl', ['--endpoints', url, ...tlsArgs, '--dial-timeout', '1s', ...a], { env: { ...process.env, ETCDCTL_API: '3' } })).stdout;
   const clients: Etcd3[] = [];
 
   const launch = async () => {
@@ -78,6 +106,8 @@ export async function startEtcd(): Promise<EtcdServer> {
     await until(
       async () => {
         if (c.exitCode !== null) throw new Error(`etcd exited with ${c.exitCode}: ${stderr}`);
+        // etcdctl prints the health verdict on stderr.
+        if (tls) return ctl('endpoint', 'health').then(() => true, () => false);
         const res = await fetch(`${url}/health`).catch(() => undefined);
         return res?.ok === true;
       },
@@ -94,7 +124,6 @@ export async function startEtcd(): Promise<EtcdServer> {
     await exited;
   };
 
-  const ctl = async (...a: string[]) => (await run('etcdctl', ['--endpoints', url, ...a], { env: { ...process.env, ETCDCTL_API: '3' } })).stdout;
   await launch();
   const server: EtcdServer = {
     url,

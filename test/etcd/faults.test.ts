@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { createHotconf, type HotconfOptions } from '../../src/index.js';
 import { SERVICE_SCHEMA } from '../hotconf/fixtures.js';
 import { memoryLogger, tempDir, until } from '../helpers.js';
-import { HAVE_ETCD, startEtcd } from './etcd-server.js';
+import { HAVE_ETCD, makeCerts, startEtcd } from './etcd-server.js';
 
 async function schemaDir() {
   const dir = await tempDir();
@@ -95,5 +95,22 @@ describe.skipIf(!HAVE_ETCD)('etcd faults', () => {
     expect(hot.snapshot().sourceRevision).toBe(put.header.revision);
     await until(() => hot.status().source.connected, 'the watch on the new cluster');
     expect(hot.status().source).toMatchObject({ resyncs: 1 });
+  });
+
+  test('TLS: etcd with client-certificate auth is read with tls { ca, cert, key }; a missing file is named', async () => {
+    await using certs = await tempDir();
+    const files = await makeCerts(certs.dir);
+    await using etcd = await startEtcd({ tls: files });
+    await using schemas = await schemaDir();
+    await etcd.ctl('put', '/t/app.yaml', 'port: 443');
+
+    await using hot = await hotconf({ endpoints: [etcd.url], prefix: '/t/', tls: { ca: files.ca, cert: files.clientCert, key: files.clientKey } }, schemas.dir);
+    expect(hot.get('app')).toEqual({ port: 443 });
+    await etcd.ctl('put', '/t/app.yaml', 'port: 8443');
+    await until(() => (hot.get('app') as { port: number }).port === 8443, 'the change over TLS');
+
+    const missing = await hotconf({ endpoints: [etcd.url], prefix: '/t/', tls: { ca: certs.file('nope.crt') } }, schemas.dir).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: 'E_OPTIONS' });
+    expect((missing as Error).message).toContain(`etcd.tls.ca: cannot read ${certs.file('nope.crt')}`);
   });
 });
