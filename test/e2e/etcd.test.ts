@@ -1,5 +1,6 @@
 // The fleet path as a user drives it: `hotconf push` into a real etcd, `hotconf run --etcd` as a real child
 // process serving HTTP, and etcd killed under it.
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { tempDir, until, type TempDir } from '../helpers.js';
@@ -89,7 +90,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
     // The CLI's push is the test above; here the same transaction from the library keeps this test quick.
     const rev1 = (await pushEntries(client, '/fleet/', new Map([['/fleet/app.yaml', Buffer.from('port: 8080\npassword: hunter2\n')]]))).revision!;
 
-    await using d = startHotconf(['run', '--etcd', etcd.url, '--etcd-prefix', '/fleet/', '--schema-dir', tmp.file('schemas'), '--http', '127.0.0.1:0', '--no-pretty']);
+    await using d = startHotconf(['run', '--etcd', etcd.url, '--etcd-prefix', '/fleet/', '--schema-dir', tmp.file('schemas'), '--http', '127.0.0.1:0', '--publish-dir', tmp.file('published'), '--no-pretty']);
     const url = String((await d.line((l) => l.msg === 'http listening' || l.level === 60, 'the API listening', 15_000)).url);
     const configs = async () => (await (await fetch(`${url}/v1/configs`)).json()) as { version: number; sourceRevision: string | null; configs: Array<{ name: string }> };
     expect(await configs()).toMatchObject({ sourceRevision: rev1, configs: [{ name: 'app' }] });
@@ -98,6 +99,8 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
     const rev2 = (await pushEntries(client, '/fleet/', new Map([['/fleet/app.yaml', Buffer.from('port: 8081\npassword: hunter2\n')]]))).revision!;
     await until(async () => (await configs()).sourceRevision === rev2, `sourceRevision ${rev2}`);
     expect(await (await fetch(`${url}/v1/configs/app`)).json()).toMatchObject({ port: 8081 });
+    // publish is the same as for files: the validated value lands in the publish dir.
+    await until(async () => (JSON.parse(await readFile(tmp.file('published/app.json'), 'utf8')) as { port: number }).port === 8081, 'the published app.json');
     const metrics = async () => (await fetch(`${url}/metrics`)).text();
     expect(await metrics()).toContain('hotconf_source_connected{source="etcd"} 1');
     expect(await metrics()).toContain(`hotconf_source_revision ${rev2}`);
