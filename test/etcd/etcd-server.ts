@@ -124,7 +124,14 @@ export async function startEtcd(options: { tls?: TestCerts } = {}): Promise<Etcd
     await exited;
   };
 
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    // Never leave an etcd behind when a test fails to start one.
+    await kill();
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const server: EtcdServer = {
     url,
     dataDir,
