@@ -23,7 +23,10 @@ export type HotconfErrorCode =
   | 'E_NO_SCHEMA'
   | 'E_SCHEMA_INVALID'
   | 'E_DUPLICATE_NAME'
-  | 'E_INITIAL_LOAD';
+  | 'E_INITIAL_LOAD'
+  | 'E_SOURCE_UNAVAILABLE'
+  | 'E_SOURCE_AUTH'
+  | 'E_PUSH_CONFLICT';
 
 export interface HotconfErrorOptions {
   cause?: unknown;

@@ -1,5 +1,5 @@
-// createHotconf wires the pipeline: a source of change hints (the directory watcher) → load (read, parse)
-// → validate (JSON Schema) → store.commit (one atomic version per batch) → subscribers.
+// createHotconf wires the pipeline: a source of change hints (the directory watcher, or an etcd prefix) → load
+// (read, parse) → validate (JSON Schema) → store.commit (one atomic version per batch) → subscribers.
 // It owns the memory of what was read (file identities) that turns hints into convergence: every batch
 // re-stats what it touched, every rescan compares the disk with that memory (DESIGN.md point 4).
 import { createHash, createHmac, randomBytes } from 'node:crypto';
@@ -32,14 +32,18 @@ import {
   type StoreStats,
   type Unsubscribe,
 } from './store/index.js';
+import { checkEtcdOptions, displayKey, EtcdSource, type EtcdBatch, type EtcdOptions, type EtcdSourceStatus } from './etcd/index.js';
 import { redact, SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
 import { DirWatcher, walkConfigFiles, type ChangeBatch } from './watch/index.js';
 
 export type BatchPolicy = 'all-or-nothing' | 'per-file';
 
 export interface HotconfOptions {
-  /** Directory of config files (`.yaml`, `.yml`, `.json`), watched recursively. Required. */
-  configDir: string;
+  /** Directory of config files (`.yaml`, `.yml`, `.json`), watched recursively. Exactly one of `configDir` and `etcd`. */
+  configDir?: string;
+  /** Read the configs from the keys under an etcd prefix instead of a directory (`<prefix>app.yaml` is `app`).
+   *  Exactly one of `configDir` and `etcd`. Schemas still come from `schemaDir`, read at start and on reload(). */
+  etcd?: EtcdOptions;
   /** Directory of `<name>.schema.json` files. Required unless `requireSchema` is false. */
   schemaDir?: string;
   /** A config without a schema is an error (true) or accepted unvalidated (false). Default true. */
@@ -105,8 +109,16 @@ export interface ConfigStatus {
   readonly since: number;
 }
 
+/** Where the configs come from, and whether that source is reachable. */
+export type SourceStatus = { readonly kind: 'files'; readonly connected: true; readonly configDir: string } | EtcdSourceStatus;
+
 export interface HotconfStatus {
   readonly version: number;
+  /** The etcd revision the snapshot reflects; undefined for files. */
+  readonly sourceRevision: string | undefined;
+  /** The source: a directory (always connected), or etcd with its connection state. A disconnected source
+   *  keeps the last good config served. */
+  readonly source: SourceStatus;
   /** Initial load done and the watcher running. */
   readonly ready: boolean;
   /** Number of configs in `error` state. */
@@ -173,6 +185,13 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   private readonly registry: SchemaRegistry;
   private readonly configDir: string;
   private readonly schemaDir: string | undefined;
+  /** The etcd source, when the configs come from etcd (then `watcher` is unused). */
+  private etcd: EtcdSource | undefined;
+  private readonly etcdOptions: EtcdOptions | undefined;
+  /** etcd mode: every key under the prefix and its bytes, as of the last batch (the source's mirror). */
+  private readonly keys = new Map<string, Uint8Array>();
+  /** etcd mode: keys with an unknown extension, logged once each. */
+  private readonly ignoredKeys = new Set<string>();
   private readonly log: Logger;
   private opts: Required<
     Pick<HotconfOptions, 'requireSchema' | 'batchPolicy' | 'maxFileBytes' | 'maxDepth' | 'maxAliasCount' | 'concurrency' | 'keepOnDelete'>
@@ -195,7 +214,9 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   /** @internal use {@link createHotconf}. */
   constructor(options: HotconfOptions, logger: Logger) {
-    this.configDir = path.resolve(options.configDir);
+    // etcd mode has no directory: '' keeps the file-only paths of this class inert.
+    this.configDir = options.configDir === undefined ? '' : path.resolve(options.configDir);
+    this.etcdOptions = options.etcd;
     this.schemaDir = options.schemaDir === undefined ? undefined : path.resolve(options.schemaDir);
     this.log = logger;
     this.opts = {
@@ -208,7 +229,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       keepOnDelete: options.keepOnDelete ?? false,
     };
     this.registry = new SchemaRegistry({
-      schemaDir: this.schemaDir ?? this.configDir,
+      schemaDir: this.schemaDir ?? (this.configDir || process.cwd()),
       useDefaults: options.useDefaults ?? true,
       logger: logger.child({ module: 'validate' }),
       displayPath,
@@ -274,22 +295,30 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     });
     return {
       version: snap.version,
+      sourceRevision: snap.sourceRevision,
+      source: this.etcd ? this.etcd.status() : { kind: 'files', connected: true, configDir: this.configDir },
       ready: this.ready && this.closing === undefined,
       errors: configs.filter((c) => c.state === 'error').length,
       configs,
     };
   }
 
-  /** Full rescan: every file and schema is read again. Resolves once that batch committed or was rejected. */
+  /** Full rescan: every file and schema is read again (etcd: the schemas, and the whole prefix in one range read,
+   *  diffed against the store). Resolves once that batch committed or was rejected. */
   async reload(): Promise<ReloadResult> {
-    if (this.closing || !this.watcher) throw new HotconfError('E_CLOSED', 'hotconf is closed');
-    await this.watcher.rescan();
+    if (this.closing || (!this.watcher && !this.etcd)) throw new HotconfError('E_CLOSED', 'hotconf is closed');
+    if (this.etcd) {
+      this.schemasChanged = await this.loadSchemas();
+      await this.etcd.resync();
+      return { version: this.version, errors: this.currentErrors() };
+    }
+    await this.watcher!.rescan();
     return { version: this.version, errors: this.currentErrors() };
   }
 
   /** Changes the options that are safe to change while running; the next batch uses them. */
   update(options: RuntimeOptions): void {
-    checkOptions({ configDir: this.configDir, requireSchema: false, ...options });
+    checkOptions({ ...(this.etcdOptions ? { etcd: this.etcdOptions } : { configDir: this.configDir }), requireSchema: false, ...options });
     const { batchPolicy, maxFileBytes, keepOnDelete, debounceMs, maxBatchDelayMs, verifyIntervalMs } = options;
     this.opts = {
       ...this.opts,
@@ -319,8 +348,10 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   /** Resolves once a batch has gone all the way through the pipeline: proof that it still moves. */
   async ping(): Promise<void> {
-    if (this.closing || !this.watcher) throw new HotconfError('E_CLOSED', 'hotconf is closed');
-    await this.watcher.ping();
+    if (this.closing || (!this.watcher && !this.etcd)) throw new HotconfError('E_CLOSED', 'hotconf is closed');
+    // etcd batches are processed as they arrive; the loop is alive when it waits for the next one.
+    if (this.etcd) return;
+    await this.watcher!.ping();
   }
 
   /** Liveness of the pipeline, for watchdogs: unhealthy when a batch has been stuck for `stallMs`. */
@@ -346,6 +377,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   private async doClose(): Promise<void> {
     await this.watcher?.close();
+    await this.etcd?.close();
     await this.loop;
     clearTimeout(this.racyTimer);
     await this.store.close();
@@ -389,6 +421,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   /** @internal */
   async start(options: HotconfOptions): Promise<void> {
+    if (options.etcd) return this.startEtcd(options, options.etcd);
     await assertDirectories(this.configDir, this.schemaDir);
     const roots = this.schemaDir && !isInside(this.schemaDir, this.configDir) ? [this.configDir, this.schemaDir] : [this.configDir];
     // Watch before the first read, so that nothing written during the initial load is missed.
@@ -471,6 +504,18 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     for (const name of this.retry) names.add(name);
 
     const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name));
+    return this.apply(outcomes, policy, started, firstHintAt, undefined);
+  }
+
+  /** Records the outcomes of a batch, commits the valid ones (all or nothing, or per file) with the source's
+   *  revision, reports the problems. Returns the errors of the batch. Shared by both sources. */
+  private async apply(
+    outcomes: readonly Outcome[],
+    policy: BatchPolicy,
+    started: number,
+    firstHintAt: number,
+    sourceRevision: string | undefined,
+  ): Promise<ConfigError[]> {
     const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'error' }> => o.kind === 'error');
     const errors = failed.flatMap((o) => o.errors);
     const unsettled = outcomes.some((o) => o.kind === 'unsettled');
@@ -503,11 +548,11 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       }
     }
 
-    const change = holdBack ? undefined : this.store.commit({ set, remove });
+    const change = holdBack ? undefined : this.store.commit({ set, remove, ...(sourceRevision === undefined ? {} : { sourceRevision }) });
     const ms = round(performance.now() - started);
     if (change) {
       this.log.info(
-        { version: change.version, changed: change.changed, removed: change.removed, ms, latencyMs: round(performance.now() - firstHintAt) },
+        { version: change.version, changed: change.changed, removed: change.removed, sourceRevision, ms, latencyMs: round(performance.now() - firstHintAt) },
         'config committed',
       );
     }
@@ -529,9 +574,127 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       durationMs: ms,
       latencyMs: round(performance.now() - firstHintAt),
     });
-    // Events are hints: whatever changed since we read it gets looked at again, event or no event.
-    await this.recheck(outcomes);
+    // Events are hints: whatever changed since we read it gets looked at again, event or no event. (etcd's
+    // events are the truth: a value read is the value at that revision.)
+    if (!this.etcd) await this.recheck(outcomes);
     return errors;
+  }
+
+  // ---- the etcd source ----------------------------------------------------------------------------------
+
+  /** Names whose schema changed at the last reload(): re-validated with the re-read that follows. */
+  private schemasChanged: string[] = [];
+
+  /** Reads every schema under `schemaDir`; returns the names whose schema changed. (etcd mode: schemas are
+   *  files deployed with the application, read at start and on reload(), not watched.) */
+  private async loadSchemas(): Promise<string[]> {
+    if (!this.schemaDir) return [];
+    const files: string[] = [];
+    for await (const f of walkConfigFiles(this.schemaDir, { extensions: ['.json'] })) if (this.isSchemaFile(f)) files.push(f);
+    return this.registry.reload(files);
+  }
+
+  private async startEtcd(options: HotconfOptions, etcd: EtcdOptions): Promise<void> {
+    await assertDirectories(undefined, this.schemaDir);
+    await this.loadSchemas();
+    const source = await EtcdSource.open(etcd, this.log.child({ module: 'etcd' }));
+    this.etcd = source;
+    try {
+      const errors = await this.processEtcd(source.initial, 'per-file');
+      if (errors.length > 0 && !options.startWithValid) throw new InitialLoadError(errors);
+    } catch (err) {
+      await source.close();
+      await this.store.close();
+      throw err;
+    }
+    this.ready = true;
+    this.loop = this.runEtcd(source);
+    const snap = this.store.snapshot();
+    this.log.info({ version: snap.version, sourceRevision: snap.sourceRevision, configs: snap.configs.size, errors: this.status().errors }, 'hotconf ready');
+  }
+
+  private async runEtcd(source: EtcdSource): Promise<void> {
+    for await (const batch of source) {
+      this.batchStartedAt = performance.now();
+      try {
+        await this.processEtcd(batch, this.opts.batchPolicy);
+      } catch (err) {
+        this.log.error({ err, seq: batch.seq }, 'batch failed unexpectedly; reading the prefix again');
+        source.resync().catch(() => undefined);
+      } finally {
+        this.batchStartedAt = undefined;
+        this.lastBatchAt = Date.now();
+      }
+    }
+  }
+
+  /** Applies one etcd batch to the mirror of the prefix, then loads, validates and commits the names it touched
+   *  (a full batch touches every name, old and new) at the batch's revision. */
+  private async processEtcd(batch: EtcdBatch, policy: BatchPolicy): Promise<ConfigError[]> {
+    const started = performance.now();
+    const names = new Set<string>(this.schemasChanged.splice(0));
+    const touch = (key: string) => {
+      const name = this.nameOfKey(key);
+      if (name !== undefined) names.add(name);
+    };
+    if (batch.full) {
+      for (const key of this.keys.keys()) touch(key);
+      for (const name of this.store.snapshot().configs.keys()) names.add(name);
+      this.keys.clear();
+    }
+    for (const [key, bytes] of batch.entries) {
+      if (bytes === null) this.keys.delete(key);
+      else this.keys.set(key, bytes);
+      touch(key);
+    }
+    for (const name of this.retry) names.add(name);
+    const outcomes = [...names].sort().map((name) => this.loadKey(name));
+    return this.apply(outcomes, policy, started, batch.firstHintAt, batch.revision);
+  }
+
+  /** Parses and validates one config name from the mirror of the prefix: the same limits as a file. */
+  private loadKey(name: string): Outcome {
+    const prefix = this.etcd!.prefix;
+    const present = Object.keys(CONFIG_EXTENSIONS)
+      .map((ext) => prefix + name + ext)
+      .filter((k) => this.keys.has(k));
+    if (present.length === 0) return { kind: 'removed', name };
+    const shown = present.map(displayKey);
+    if (present.length > 1) {
+      const err = new NameConflictError('E_DUPLICATE_NAME', { file: shown[0]! }, `config '${name}' is defined by ${shown.length} keys (${shown.join(', ')}); keep one`);
+      return { kind: 'error', name, file: shown[0], path: undefined, errors: [err] };
+    }
+    const key = present[0]!;
+    const file = shown[0]!;
+    const bytes = this.keys.get(key)!;
+    try {
+      if (bytes.byteLength > this.opts.maxFileBytes) {
+        throw new ReadError('E_TOO_LARGE', { file }, `is too large: ${bytes.byteLength} bytes, over the limit of ${this.opts.maxFileBytes} bytes`);
+      }
+      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const parsed = parseConfig(buf, formatOfExt(key), file, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
+      const result = this.registry.validate(name, parsed.value, parsed, file, this.opts.requireSchema);
+      if (!result.ok) return { kind: 'error', name, file, path: undefined, errors: [...result.errors] };
+      return { kind: 'ok', name, file, value: result.value, hash: contentHash(result.value, result.secrets), secrets: result.secrets };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      return { kind: 'error', name, file, path: undefined, errors: [err] };
+    }
+  }
+
+  /** `<prefix>db/primary.json` → `db/primary`, by the file naming rules; undefined (logged once) otherwise. */
+  private nameOfKey(key: string): string | undefined {
+    const prefix = this.etcd!.prefix;
+    if (!key.startsWith(prefix)) return undefined;
+    const rel = key.slice(prefix.length);
+    const ext = path.posix.extname(rel);
+    const base = rel.slice(0, rel.length - ext.length);
+    if (CONFIG_EXTENSIONS[ext] !== undefined && base !== '' && !base.split('/').some((seg) => seg === '' || seg.startsWith('.'))) return base;
+    if (!this.ignoredKeys.has(key) && this.ignoredKeys.size < 10_000) {
+      this.ignoredKeys.add(key);
+      this.log.warn({ key: displayKey(key) }, 'etcd key ignored: not <name>.yaml, .yml or .json under the prefix');
+    }
+    return undefined;
   }
 
   private emitBatch(result: BatchResult): void {
@@ -684,6 +847,7 @@ export interface CheckReport {
  */
 export async function checkConfigs(options: HotconfOptions, files?: readonly string[]): Promise<CheckReport> {
   checkOptions(options);
+  if (options.etcd) throw new HotconfError('E_OPTIONS', 'checkConfigs validates a directory (configDir); for etcd, `hotconf push --dry-run` checks one');
   const hot = new Hotconf(options, options.logger ?? pino({ level: 'silent' }));
   await assertDirectories(options.configDir, options.schemaDir);
   return hot.checkOnce(files);
@@ -710,7 +874,7 @@ export async function createHotconf<T extends Record<string, unknown> = Record<s
   return hot;
 }
 
-async function assertDirectories(configDir: string, schemaDir: string | undefined): Promise<void> {
+async function assertDirectories(configDir: string | undefined, schemaDir: string | undefined): Promise<void> {
   for (const [what, dir] of [['configDir', configDir], ['schemaDir', schemaDir]] as const) {
     if (dir === undefined) continue;
     const st = await stat(dir).catch(() => undefined);
@@ -723,7 +887,15 @@ function checkOptions(o: HotconfOptions): void {
     throw new HotconfError('E_OPTIONS', `invalid hotconf options: ${msg}`);
   };
   if (typeof o !== 'object' || o === null) fail('an options object is required');
-  if (typeof o.configDir !== 'string' || o.configDir === '') fail('`configDir` (a directory path) is required');
+  if (o.configDir !== undefined && o.etcd !== undefined) fail('`configDir` and `etcd` are mutually exclusive: configs come from a directory or from etcd, not both');
+  if (o.etcd === undefined && (typeof o.configDir !== 'string' || o.configDir === '')) fail('`configDir` (a directory path) or `etcd` is required');
+  if (o.etcd !== undefined) {
+    try {
+      checkEtcdOptions(o.etcd);
+    } catch (err) {
+      fail((err as Error).message.replace(/^invalid etcd options: /, '`etcd`: '));
+    }
+  }
   if (o.schemaDir !== undefined && typeof o.schemaDir !== 'string') fail('`schemaDir` must be a directory path');
   if (o.schemaDir === undefined && o.requireSchema !== false) {
     fail('`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)');

@@ -14,7 +14,10 @@ export type {
   HotconfStatus,
   ReloadResult,
   RuntimeOptions,
+  SourceStatus,
 } from './hotconf.js';
+export { EtcdError, PushConflictError } from './etcd/index.js';
+export type { EtcdConnectionState, EtcdOptions, EtcdSourceStatus, EtcdTlsOptions } from './etcd/index.js';
 export type { Change, ChangeHandler, ConfigEntry, Snapshot, StoreStats, Unsubscribe } from './store/index.js';
 export type { ChangeBatch } from './watch/index.js';
 export {

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// The `hotconf` command: `run` (the daemon), `check` (a dry run for CI and ExecStartPre=), `get` (one value)
-// and `watch` (committed changes as NDJSON). Usage errors exit 2, invalid config 1, cannot-run 3.
+// The `hotconf` command: `run` (the daemon), `check` (a dry run for CI and ExecStartPre=), `get` (one value),
+// `watch` (committed changes as NDJSON) and `push` (a validated directory into etcd, in one guarded transaction).
+// Usage errors exit 2, invalid config 1, cannot-run 3.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { describeEtcdError, etcdClient, EtcdError, normalizePrefix, pushEntries, type PushResult } from '../etcd/index.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { daemonLogger, EXIT, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
+import { daemonLogger, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
 
@@ -49,7 +51,29 @@ function flagLayer(flags: DirFlags): SettingsLayer {
   }
   if (flags.publishDir !== undefined) layer.publish = { dir: flags.publishDir as string };
   if (flags.notifyWebhook !== undefined) layer.notify = { webhook: { url: flags.notifyWebhook as string } };
+  const etcd: NonNullable<SettingsLayer['etcd']> = {};
+  if (flags.etcd !== undefined) etcd.endpoints = (flags.etcd as string).split(',').map((e) => e.trim()).filter((e) => e !== '');
+  if (flags.etcdPrefix !== undefined) etcd.prefix = flags.etcdPrefix as string;
+  if (flags.etcdUsername !== undefined) etcd.username = flags.etcdUsername as string;
+  if (flags.etcdPasswordFile !== undefined) etcd.passwordFile = flags.etcdPasswordFile as string;
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const v = flags[`etcd${k[0]!.toUpperCase()}${k.slice(1)}`];
+    if (v !== undefined) etcd.tls = { ...etcd.tls, [k]: v as string };
+  }
+  if (Object.keys(etcd).length > 0) layer.etcd = etcd;
   return resolvePaths(layer, process.cwd());
+}
+
+/** The flags that point at etcd, shared by `run` and `push`. */
+function etcdOptions(cmd: Command): Command {
+  return cmd
+    .option('--etcd <urls>', 'read the configs from etcd instead of a directory: http(s)://HOST:PORT[,…] (or $HOTCONF_ETCD)')
+    .option('--etcd-prefix <prefix>', 'key prefix of the configs: <prefix>app.yaml is the config app (or $HOTCONF_ETCD_PREFIX)')
+    .option('--etcd-username <user>', 'etcd user, with auth enabled (or $HOTCONF_ETCD_USERNAME)')
+    .option('--etcd-password-file <file>', "file holding the etcd user's password (or $HOTCONF_ETCD_PASSWORD)")
+    .option('--etcd-ca <file>', 'PEM CA of the etcd server certificate')
+    .option('--etcd-cert <file>', 'PEM client certificate for etcd')
+    .option('--etcd-key <file>', 'PEM client key for etcd');
 }
 
 /** Settings for the one-shot commands; problems with them are reported and exit 3. */
@@ -75,10 +99,12 @@ const program = new Command('hotconf')
     '\nExit codes: 0 ok, 1 invalid config, 2 usage error, 3 cannot run (bad settings, missing directory).\n' +
       'Environment: HOTCONF_CONFIG, HOTCONF_CONFIG_DIR, HOTCONF_SCHEMA_DIR, HOTCONF_LOG_LEVEL, HOTCONF_BATCH_POLICY,\n' +
       '             HOTCONF_DEBOUNCE_MS, HOTCONF_VERIFY_INTERVAL_MS, HOTCONF_MAX_FILE_BYTES, HOTCONF_REQUIRE_SCHEMA,\n' +
-      '             HOTCONF_HTTP, HOTCONF_HTTP_TOKEN, HOTCONF_PUBLISH_DIR, HOTCONF_NOTIFY_WEBHOOK.',
+      '             HOTCONF_HTTP, HOTCONF_HTTP_TOKEN, HOTCONF_PUBLISH_DIR, HOTCONF_NOTIFY_WEBHOOK,\n' +
+      '             HOTCONF_ETCD, HOTCONF_ETCD_PREFIX, HOTCONF_ETCD_USERNAME, HOTCONF_ETCD_PASSWORD, HOTCONF_ETCD_PASSWORD_FILE,\n' +
+      '             HOTCONF_ETCD_CA, HOTCONF_ETCD_CERT, HOTCONF_ETCD_KEY.',
   );
 
-dirOptions(program.command('run').description('run the daemon: keep the validated configs live until SIGTERM'))
+etcdOptions(dirOptions(program.command('run').description('run the daemon: keep the validated configs live until SIGTERM')))
   .addOption(new Option('--batch-policy <policy>', 'what a bad file does to its batch').choices(['all-or-nothing', 'per-file']))
   .option('--debounce-ms <ms>', 'quiet time before a batch is processed', wholeNumber)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
@@ -236,7 +262,7 @@ dirOptions(program.command('watch').description('print each committed change as 
     let hot;
     try {
       // Logs go to stderr: stdout carries only the NDJSON stream.
-      hot = await createHotconf({ ...settings, logger: daemonLogger({ log: { level: 'warn' } }, 2), signal: ac.signal });
+      hot = await createHotconf({ ...(await hotconfOptionsOf(settings)), logger: daemonLogger({ log: { level: 'warn' } }, 2), signal: ac.signal });
     } catch (err) {
       if (err instanceof InitialLoadError) {
         for (const e of err.errors) process.stderr.write(`${e.message}\n`);
@@ -270,6 +296,82 @@ dirOptions(program.command('watch').description('print each committed change as 
     }
     await hot.close();
   });
+
+etcdOptions(dirOptions(program.command('push').description('validate a config directory, then write it into etcd in one guarded transaction')))
+  .option('--prune', 'delete the keys under the prefix that the directory does not have')
+  .option('--dry-run', 'print what would change, write nothing')
+  .option('--json', 'print a JSON report instead of lines')
+  .action(async (flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?: boolean }) => {
+    process.exitCode = await push(flags);
+  });
+
+/** `hotconf push`: every file valid first (else exit 1, nothing written), then one transaction or a clear failure. */
+async function push(flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?: boolean }): Promise<number> {
+  let settings;
+  try {
+    settings = await loadSettings({ settingsFile: flags.config, flags: flagLayer(flags) }, { keepConfigDir: true });
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    for (const e of err.errors) process.stderr.write(`hotconf: ${e.message}\n`);
+    return EXIT.CANNOT_RUN;
+  }
+  if (!settings.etcd?.endpoints || !settings.etcd.prefix) {
+    process.stderr.write('hotconf: push needs --etcd URL[,URL] and --etcd-prefix PREFIX (or HOTCONF_ETCD and HOTCONF_ETCD_PREFIX)\n');
+    return EXIT.USAGE;
+  }
+  const configDir = path.resolve(settings.configDir!);
+  const dirSettings = { ...settings, configDir };
+  delete dirSettings.etcd;
+  let report: CheckReport;
+  try {
+    report = await checkConfigs(dirSettings);
+  } catch (err) {
+    process.stderr.write(`hotconf: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.CANNOT_RUN;
+  }
+  if (!report.ok) {
+    for (const e of report.errors) process.stderr.write(`${e.message}\n`);
+    process.stderr.write(`hotconf: ${report.configs.filter((c) => !c.ok).length} of ${report.configs.length} config(s) invalid; nothing was written to etcd\n`);
+    return EXIT.INVALID;
+  }
+  const prefix = normalizePrefix(settings.etcd.prefix);
+  // The bytes as they are on disk (comments and all): every instance parses and validates them again.
+  const desired = new Map<string, Uint8Array>();
+  for (const c of report.configs) {
+    const file = path.resolve(c.file!);
+    desired.set(prefix + path.relative(configDir, file).split(path.sep).join('/'), await readFile(file));
+  }
+  const options = await etcdOptionsOf(settings.etcd);
+  const client = await etcdClient(options);
+  let result: PushResult;
+  try {
+    result = await pushEntries(client, prefix, desired, {
+      prune: flags.prune === true,
+      dryRun: flags.dryRun === true,
+      onConflict: (attempt) => process.stderr.write(`hotconf: the keys under ${prefix} changed while pushing (attempt ${attempt}); reading them again\n`),
+    });
+  } catch (err) {
+    const e = err instanceof EtcdError ? err : describeEtcdError(err, options.endpoints);
+    process.stderr.write(`hotconf: ${e.message}\n`);
+    return EXIT.CANNOT_RUN;
+  } finally {
+    client.close();
+  }
+  const { plan } = result;
+  if (flags.json) {
+    process.stdout.write(
+      `${JSON.stringify({ prefix, dryRun: flags.dryRun === true, revision: result.revision ?? null, readAt: plan.revision, put: [...plan.put.keys()], removed: plan.remove, unchanged: plan.unchanged }, null, 2)}\n`,
+    );
+  } else {
+    for (const key of plan.put.keys()) process.stdout.write(`${plan.guard.has(key) ? '~' : '+'} ${key}\n`);
+    for (const key of plan.remove) process.stdout.write(`- ${key}\n`);
+    const changes = plan.put.size + plan.remove.length;
+    if (flags.dryRun) process.stdout.write(`dry run: ${changes} change(s), ${plan.unchanged.length} unchanged, at revision ${plan.revision}; nothing written\n`);
+    else if (result.revision === undefined) process.stdout.write(`nothing to push: ${prefix} already holds these ${plan.unchanged.length} config(s) (revision ${plan.revision})\n`);
+    else process.stdout.write(`pushed ${changes} change(s) in one transaction: revision ${result.revision}\n`);
+  }
+  return EXIT.OK;
+}
 
 try {
   await program.parseAsync(process.argv);

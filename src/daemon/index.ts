@@ -8,7 +8,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
-import { createHotconf, type BatchResult, type Hotconf } from '../hotconf.js';
+import type { EtcdOptions } from '../etcd/index.js';
+import { createHotconf, type BatchResult, type Hotconf, type HotconfOptions } from '../hotconf.js';
 import { startHttpServer, type HttpServer } from '../http/index.js';
 import { startPublisher, type Publisher } from '../publish/index.js';
 import { SystemdNotifier } from './notify.js';
@@ -16,9 +17,10 @@ import {
   diffSettings,
   environmentLayer,
   readSettingsFile,
-  resolveSettings,
+  resolveSettingsWith,
   SettingsError,
   type DaemonSettings,
+  type EtcdSettings,
   type SettingsLayer,
 } from './settings.js';
 
@@ -47,12 +49,38 @@ export interface DaemonOptions {
   settingsPollMs?: number;
 }
 
-/** Loads the three layers of settings; throws SettingsError listing every problem. */
-export async function loadSettings(options: DaemonOptions): Promise<DaemonSettings> {
+/** Loads the three layers of settings; throws SettingsError listing every problem. `keepConfigDir`: keep the
+ *  config directory beside etcd (`hotconf push` reads the one and writes the other). */
+export async function loadSettings(options: DaemonOptions, { keepConfigDir = false } = {}): Promise<DaemonSettings> {
   const env = environmentLayer(options.env ?? process.env);
   if (env.problems.length > 0) throw new SettingsError(env.problems);
   const file = options.settingsFile === undefined ? {} : await readSettingsFile(options.settingsFile);
-  return resolveSettings(file, env.layer, options.flags ?? {});
+  return resolveSettingsWith({ keepConfigDir }, file, env.layer, options.flags ?? {});
+}
+
+/** The library's etcd options from the daemon's: the password from $HOTCONF_ETCD_PASSWORD, else `passwordFile`. */
+export async function etcdOptionsOf(etcd: EtcdSettings, env: NodeJS.ProcessEnv = process.env): Promise<EtcdOptions> {
+  let password = env.HOTCONF_ETCD_PASSWORD;
+  if (password === undefined && etcd.passwordFile !== undefined) {
+    try {
+      password = (await readFile(etcd.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new SettingsError([new ConfigError('E_OPTIONS', { file: etcd.passwordFile }, `cannot read the etcd password file: ${(err as Error).message}`)]);
+    }
+  }
+  return {
+    endpoints: etcd.endpoints,
+    prefix: etcd.prefix,
+    ...(etcd.username === undefined ? {} : { username: etcd.username }),
+    ...(password === undefined ? {} : { password }),
+    ...(etcd.tls === undefined ? {} : { tls: etcd.tls }),
+  };
+}
+
+/** createHotconf's options from the daemon's settings (the source: a directory or etcd). */
+export async function hotconfOptionsOf(settings: DaemonSettings, env: NodeJS.ProcessEnv = process.env): Promise<HotconfOptions> {
+  const { etcd, configDir, ...rest } = settings;
+  return { ...rest, ...(etcd ? { etcd: await etcdOptionsOf(etcd, env) } : { configDir: configDir! }) };
 }
 
 /** A logger for the daemon: JSON lines on stdout (journald), pretty on a terminal. Secrets are redacted. */
@@ -108,14 +136,16 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
     return EXIT.CANNOT_RUN;
   }
   const logger = daemonLogger(settings);
-  logger.info({ pid: process.pid, configDir: settings.configDir, schemaDir: settings.schemaDir }, 'hotconf starting');
+  const source = settings.etcd ? { etcd: settings.etcd.endpoints, prefix: settings.etcd.prefix } : { configDir: settings.configDir };
+  logger.info({ pid: process.pid, ...source, schemaDir: settings.schemaDir }, 'hotconf starting');
   const settingsFile = options.settingsFile === undefined ? undefined : path.resolve(options.settingsFile);
-  if (settingsFile && isInside(settingsFile, settings.configDir)) {
+  const configDir = settings.configDir;
+  if (settingsFile && configDir && isInside(settingsFile, configDir)) {
     logger.fatal({ settingsFile, configDir: settings.configDir }, 'hotconf.yaml must not be inside configDir (it would be served as a config)');
     return EXIT.CANNOT_RUN;
   }
   const publishDir = settings.publish?.dir;
-  if (publishDir && (publishDir === settings.configDir || isInside(publishDir, settings.configDir) || isInside(settings.configDir, publishDir))) {
+  if (publishDir && configDir && (publishDir === configDir || isInside(publishDir, configDir) || isInside(configDir, publishDir))) {
     logger.fatal({ publishDir, configDir: settings.configDir }, 'publish.dir and configDir must not contain each other');
     return EXIT.CANNOT_RUN;
   }
@@ -123,7 +153,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
 
   let hot: Hotconf;
   try {
-    hot = await createHotconf({ ...settings, logger });
+    hot = await createHotconf({ ...(await hotconfOptionsOf(settings, options.env ?? process.env)), logger });
   } catch (err) {
     if (err instanceof InitialLoadError) {
       for (const e of err.errors) logger.error(e.toJSON(), e.message);

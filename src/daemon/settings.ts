@@ -7,8 +7,21 @@ import { ConfigError, HotconfError } from '../errors.js';
 import { validateOnce, type BatchPolicy } from '../hotconf.js';
 import type { NotifyOptions, PublishOptions } from '../publish/index.js';
 
+/** Where the daemon reads its configs from when they live in etcd (instead of `configDir`). */
+export interface EtcdSettings {
+  endpoints: string[];
+  prefix: string;
+  username?: string;
+  /** File holding the password (or $HOTCONF_ETCD_PASSWORD). Never a flag: argv is visible to every user. */
+  passwordFile?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+}
+
 export interface DaemonSettings {
-  configDir: string;
+  /** Directory of configs; absent when they come from etcd. */
+  configDir?: string;
+  /** The etcd source; exclusive with an explicit `configDir`. */
+  etcd?: EtcdSettings;
   schemaDir: string;
   requireSchema: boolean;
   usePolling: boolean;
@@ -30,7 +43,8 @@ export interface DaemonSettings {
 }
 
 /** Deep-partial settings as they come from one layer (file, environment, flags). */
-export type SettingsLayer = Partial<Omit<DaemonSettings, 'log' | 'watchdog'>> & {
+export type SettingsLayer = Partial<Omit<DaemonSettings, 'log' | 'watchdog' | 'etcd'>> & {
+  etcd?: Partial<EtcdSettings>;
   log?: Partial<DaemonSettings['log']>;
   watchdog?: Partial<DaemonSettings['watchdog']>;
 };
@@ -70,7 +84,7 @@ export const HOT_SETTINGS = [
 ] as const;
 
 /** HOTCONF_* variables and the setting each one sets. */
-export const ENVIRONMENT: Readonly<Record<string, { key: string; type: 'string' | 'integer' | 'boolean' }>> = {
+export const ENVIRONMENT: Readonly<Record<string, { key: string; type: 'string' | 'integer' | 'boolean' | 'list' }>> = {
   HOTCONF_CONFIG_DIR: { key: 'configDir', type: 'string' },
   HOTCONF_SCHEMA_DIR: { key: 'schemaDir', type: 'string' },
   HOTCONF_REQUIRE_SCHEMA: { key: 'requireSchema', type: 'boolean' },
@@ -82,6 +96,13 @@ export const ENVIRONMENT: Readonly<Record<string, { key: string; type: 'string' 
   HOTCONF_HTTP: { key: 'http.listen', type: 'string' },
   HOTCONF_PUBLISH_DIR: { key: 'publish.dir', type: 'string' },
   HOTCONF_NOTIFY_WEBHOOK: { key: 'notify.webhook.url', type: 'string' },
+  HOTCONF_ETCD: { key: 'etcd.endpoints', type: 'list' },
+  HOTCONF_ETCD_PREFIX: { key: 'etcd.prefix', type: 'string' },
+  HOTCONF_ETCD_USERNAME: { key: 'etcd.username', type: 'string' },
+  HOTCONF_ETCD_PASSWORD_FILE: { key: 'etcd.passwordFile', type: 'string' },
+  HOTCONF_ETCD_CA: { key: 'etcd.tls.ca', type: 'string' },
+  HOTCONF_ETCD_CERT: { key: 'etcd.tls.cert', type: 'string' },
+  HOTCONF_ETCD_KEY: { key: 'etcd.tls.key', type: 'string' },
 };
 
 /** The daemon's settings are invalid: every problem, each with its file (or variable), line and column. */
@@ -113,6 +134,9 @@ export function resolvePaths(layer: SettingsLayer, dir: string): SettingsLayer {
   if (layer.http?.tokenFile !== undefined) layer.http.tokenFile = abs(layer.http.tokenFile);
   if (layer.http?.listen?.startsWith('unix:')) layer.http.listen = `unix:${abs(layer.http.listen.slice(5))}`;
   if (layer.notify?.signal?.pidFile !== undefined) layer.notify.signal.pidFile = abs(layer.notify.signal.pidFile);
+  if (layer.etcd?.passwordFile !== undefined) layer.etcd.passwordFile = abs(layer.etcd.passwordFile);
+  const tls = layer.etcd?.tls;
+  if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k] !== undefined) tls[k] = abs(tls[k]);
   return layer;
 }
 
@@ -125,8 +149,9 @@ export function environmentLayer(env: NodeJS.ProcessEnv): { layer: SettingsLayer
     if (raw === undefined || raw === '') continue;
     let value: unknown = raw;
     if (type === 'integer') value = /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    if (type === 'list') value = raw.split(',').map((v) => v.trim()).filter((v) => v !== '');
     if (type === 'boolean') value = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
-    if (type !== 'string' && typeof value === 'string') {
+    if ((type === 'integer' || type === 'boolean') && typeof value === 'string') {
       problems.push(new ConfigError('E_OPTIONS', { file: `$${name}` }, `must be ${type === 'integer' ? 'a whole number' : 'true or false'}`));
       continue;
     }
@@ -135,17 +160,39 @@ export function environmentLayer(env: NodeJS.ProcessEnv): { layer: SettingsLayer
   return { layer: resolvePaths(layer, process.cwd()), problems };
 }
 
-/** Merges layers (later wins) over the defaults and validates the result against the same schema. */
+/**
+ * Merges layers (later wins) over the defaults and validates the result against the same schema. With `etcd`
+ * set, the default `configDir` is dropped, and an explicit one is an error (the configs come from one place);
+ * `hotconf push` keeps both (`keepConfigDir`): it reads a directory and writes etcd.
+ */
 export async function resolveSettings(...layers: SettingsLayer[]): Promise<DaemonSettings> {
+  return resolveSettingsWith({ keepConfigDir: false }, ...layers);
+}
+
+export async function resolveSettingsWith(options: { keepConfigDir: boolean }, ...layers: SettingsLayer[]): Promise<DaemonSettings> {
   const merged = structuredClone(DEFAULTS);
+  let explicitConfigDir = false;
   for (const layer of layers) {
-    const { log, watchdog, http, publish, notify, ...flat } = layer;
+    const { log, watchdog, http, publish, notify, etcd, ...flat } = layer;
+    if (flat.configDir !== undefined) explicitConfigDir = true;
+    if (etcd) {
+      const tls = etcd.tls ? { ...merged.etcd?.tls, ...stripUndefined(etcd.tls) } : merged.etcd?.tls;
+      merged.etcd = { ...merged.etcd, ...stripUndefined(etcd), ...(tls ? { tls } : {}) } as EtcdSettings;
+    }
     Object.assign(merged, stripUndefined(flat));
     if (log) Object.assign(merged.log, stripUndefined(log));
     if (watchdog) Object.assign(merged.watchdog, stripUndefined(watchdog));
     if (http) merged.http = { ...merged.http, ...stripUndefined(http) };
     if (publish) merged.publish = { ...merged.publish, ...stripUndefined(publish) } as NonNullable<DaemonSettings['publish']>;
     if (notify) merged.notify = { ...merged.notify, ...stripUndefined(notify) };
+  }
+  if (merged.etcd && !options.keepConfigDir) {
+    if (explicitConfigDir) {
+      throw new SettingsError([
+        new ConfigError('E_OPTIONS', { file: 'settings' }, 'configDir and etcd are mutually exclusive: configs come from a directory or from etcd (drop one of --config-dir / --etcd, configDir: / etcd:, HOTCONF_CONFIG_DIR / HOTCONF_ETCD)'),
+      ]);
+    }
+    delete merged.configDir;
   }
   const result = await validateOnce('settings (flags, environment and file merged)', SETTINGS_SCHEMA, { value: merged });
   if (!result.ok) throw new SettingsError(result.errors);

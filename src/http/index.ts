@@ -184,6 +184,8 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (err instanceof HotconfError && err.code === 'E_CLOSED') return sendError(reply, 503, 'E_CLOSED', 'hotconf is closed');
+    // POST /v1/reload while etcd is unreachable: the last good config stays served; say why, as a 503.
+    if (err instanceof HotconfError && (err.code === 'E_SOURCE_UNAVAILABLE' || err.code === 'E_SOURCE_AUTH')) return sendError(reply, 503, err.code, err.message);
     if (status >= 500) {
       req.log.error({ err }, 'request failed');
       return sendError(reply, status, 'E_INTERNAL', 'internal error');

@@ -24,6 +24,8 @@ export const METRIC_NAMES = [
   'hotconf_sse_dropped_clients_total',
   'hotconf_long_polls',
   'hotconf_notify_results_total',
+  'hotconf_source_connected',
+  'hotconf_source_revision',
 ] as const;
 
 const STATES: readonly ConfigState[] = ['ok', 'error', 'pending', 'deleted'];
@@ -114,6 +116,26 @@ export class HotconfMetrics implements Disposable {
         // The store owns the count; a counter (not a gauge) so that rate() works and promtool is happy.
         this.reset();
         this.inc(hot.stats.subscriberErrors);
+      },
+    });
+    new Gauge({
+      name: 'hotconf_source_connected',
+      help: 'Whether the config source is reachable (1) or not (0: etcd lost, the last good config is served). Always 1 for a directory.',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        const { source } = hot.status();
+        this.reset();
+        this.set({ source: source.kind }, source.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'hotconf_source_revision',
+      help: 'The etcd revision the served snapshot reflects (fleet members at the same value hold the same config); 0 for a directory.',
+      registers,
+      collect() {
+        const rev = hot.snapshot().sourceRevision;
+        this.set(rev === undefined ? 0 : Number(rev));
       },
     });
     this.sseClients = new Gauge({ name: 'hotconf_sse_clients', help: 'Connected /v1/events clients.', registers });
