@@ -33,6 +33,7 @@ import {
   type Unsubscribe,
 } from './store/index.js';
 import { redact, SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
+import { ConfigParser } from './load/worker.js';
 import { DirWatcher, walkConfigFiles, type ChangeBatch } from './watch/index.js';
 
 export type BatchPolicy = 'all-or-nothing' | 'per-file';
@@ -58,6 +59,9 @@ export interface HotconfOptions {
   maxDepth?: number;
   /** Most YAML alias dereferences per document. Default 100. */
   maxAliasCount?: number;
+  /** Files larger than this (bytes) are parsed in a worker thread, so that the host's event loop never waits
+   *  for a large parse; `Infinity` disables the worker. Default 65,536 (64 KiB). */
+  workerThresholdBytes?: number;
   /** Files read at once during a batch. Default 16. */
   concurrency?: number;
   /** Fill in schema `default`s. Default true. */
@@ -171,6 +175,7 @@ interface Problem {
 export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>> implements AsyncDisposable {
   private readonly store: Store;
   private readonly registry: SchemaRegistry;
+  private readonly parser: ConfigParser;
   private readonly configDir: string;
   private readonly schemaDir: string | undefined;
   private readonly log: Logger;
@@ -213,6 +218,9 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       logger: logger.child({ module: 'validate' }),
       displayPath,
     });
+    this.parser = new ConfigParser(
+      options.workerThresholdBytes === undefined ? {} : { workerThresholdBytes: options.workerThresholdBytes },
+    );
     this.store = new Store({
       logger: logger.child({ module: 'store' }),
       closeTimeoutMs: options.closeTimeoutMs ?? 5000,
@@ -348,6 +356,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     await this.watcher?.close();
     await this.loop;
     clearTimeout(this.racyTimer);
+    await this.parser.close();
     await this.store.close();
     this.log.debug('closed');
   }
@@ -406,6 +415,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       if (errors.length > 0 && !options.startWithValid) throw new InitialLoadError(errors);
     } catch (err) {
       await this.watcher.close();
+      await this.parser.close();
       await this.store.close();
       throw err;
     }
@@ -597,8 +607,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       const { bytes, identity, racy, superseded } = await readStable(file, { maxFileBytes: this.opts.maxFileBytes, displayPath: shown });
       this.known.set(file, keyOf(identity));
       if (racy || superseded) this.lookAgainLater(file);
-      const parsed = parseConfig(bytes, formatOfExt(file), shown, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
-      const result = this.registry.validate(name, parsed.value, parsed, shown, this.opts.requireSchema);
+      const parsed = await this.parser.parse(bytes, formatOfExt(file), shown, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
+      const result = await this.registry.validateAsync(name, parsed.value, parsed, shown, this.opts.requireSchema);
       if (!result.ok) return { kind: 'error', name, file: shown, path: file, errors: [...result.errors] };
       // The secret pointers are part of the hash: a schema change that makes a field secret is a change to
       // what may be shown, even when the value is the same.
@@ -685,8 +695,12 @@ export interface CheckReport {
 export async function checkConfigs(options: HotconfOptions, files?: readonly string[]): Promise<CheckReport> {
   checkOptions(options);
   const hot = new Hotconf(options, options.logger ?? pino({ level: 'silent' }));
-  await assertDirectories(options.configDir, options.schemaDir);
-  return hot.checkOnce(files);
+  try {
+    await assertDirectories(options.configDir, options.schemaDir);
+    return await hot.checkOnce(files);
+  } finally {
+    await hot.close(); // its parser worker, if a large file started one
+  }
 }
 
 /**
@@ -736,6 +750,8 @@ function checkOptions(o: HotconfOptions): void {
     const v = o[k];
     if (v !== undefined && !(Number.isFinite(v) && v >= 0)) fail(`\`${k}\` must be a number >= 0 (ms)`);
   }
+  const w = o.workerThresholdBytes;
+  if (w !== undefined && !(typeof w === 'number' && w >= 0)) fail('`workerThresholdBytes` must be a number >= 0 (bytes) or Infinity');
   const positive = ['maxFileBytes', 'maxDepth', 'maxAliasCount', 'concurrency'] as const;
   for (const k of positive) {
     const v = o[k];
@@ -837,20 +853,23 @@ export type FileValidation =
 export async function validateOnce(
   file: string,
   schemaFile: string,
-  options: { value?: unknown; useDefaults?: boolean; maxFileBytes?: number } = {},
+  options: { value?: unknown; useDefaults?: boolean; maxFileBytes?: number; workerThresholdBytes?: number } = {},
 ): Promise<FileValidation> {
   const registry = new SchemaRegistry({ schemaDir: path.dirname(schemaFile), useDefaults: options.useDefaults ?? false, displayPath });
   const name = registry.nameOfFile(schemaFile);
   if (name === undefined) throw new HotconfError('E_OPTIONS', `not a schema file (*${SCHEMA_SUFFIX}): ${schemaFile}`);
   await registry.reload([schemaFile]);
   const shown = 'value' in options ? file : displayPath(file);
+  await using parser = new ConfigParser(
+    options.workerThresholdBytes === undefined ? {} : { workerThresholdBytes: options.workerThresholdBytes },
+  );
   try {
     const parsed =
       'value' in options
         ? parseConfig(JSON.stringify(options.value ?? null), 'json', shown)
-        : parseConfig((await readStable(file, { maxFileBytes: options.maxFileBytes ?? 1_048_576, displayPath: shown })).bytes, formatOfExt(file), shown);
+        : await parser.parse((await readStable(file, { maxFileBytes: options.maxFileBytes ?? 1_048_576, displayPath: shown })).bytes, formatOfExt(file), shown);
     const value = 'value' in options ? options.value : parsed.value;
-    return registry.validate(name, value, parsed, shown);
+    return await registry.validateAsync(name, value, parsed, shown);
   } catch (err) {
     if (err instanceof ConfigError) return { ok: false, errors: [err] };
     throw err;

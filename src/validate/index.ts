@@ -8,7 +8,7 @@ import formatsModule from 'ajv-formats';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ReadError, SchemaError } from '../errors.js';
-import type { ParsedConfig } from '../load/index.js';
+import type { ParsedConfig, Position } from '../load/index.js';
 import { mapLimit, readStable } from '../load/index.js';
 
 const addFormats = formatsModule.default;
@@ -141,6 +141,32 @@ export class SchemaRegistry {
 
   /** Validates `value` (mutated in place when defaults apply) against the schema of `name`. */
   validate(name: string, value: unknown, parsed: ParsedConfig, file: string, requireSchema = true): ValidationResult {
+    const checked = this.check(name, value, file, requireSchema);
+    if (!('failures' in checked)) return checked;
+    const positions = checked.failures.map((f) => parsed.locate(f.pointer, { key: f.key }));
+    return { ok: false, errors: toSchemaErrors(checked.failures, positions, file) };
+  }
+
+  /**
+   * {@link validate}, for a config parsed off the main thread: positions of validation errors are then resolved
+   * by `parsed.locateAll` without blocking (a large document is only re-read when it is invalid).
+   */
+  async validateAsync(
+    name: string,
+    value: unknown,
+    parsed: ParsedConfig & { locateAll?: (requests: ReadonlyArray<{ pointer: string; key?: boolean }>) => Promise<Array<Position | undefined>> },
+    file: string,
+    requireSchema = true,
+  ): Promise<ValidationResult> {
+    if (!parsed.locateAll) return this.validate(name, value, parsed, file, requireSchema);
+    const checked = this.check(name, value, file, requireSchema);
+    if (!('failures' in checked)) return checked;
+    const positions = await parsed.locateAll(checked.failures);
+    return { ok: false, errors: toSchemaErrors(checked.failures, positions, file) };
+  }
+
+  /** Runs the schema; failures carry pointers only (positions are the caller's choice of how to find them). */
+  private check(name: string, value: unknown, file: string, requireSchema: boolean): ValidationResult | { failures: Failure[] } {
     const schema = this.schemas.get(name);
     if (!schema) {
       if (!requireSchema) return { ok: true, value, secrets: [] };
@@ -166,38 +192,7 @@ export class SchemaRegistry {
       this.secretSink = undefined;
     }
     if (ok) return { ok: true, value, secrets: [...new Set(secrets)].sort() };
-    return { ok: false, errors: this.mapErrors(schema.validate.errors ?? [], parsed, file) };
-  }
-
-  private mapErrors(errors: readonly ErrorObject[], parsed: ParsedConfig, file: string): SchemaError[] {
-    const out: SchemaError[] = [];
-    const seen = new Set<string>();
-    for (const e of errors) {
-      let pointer = e.instancePath;
-      let key = false;
-      let detail = e.message ?? `failed '${e.keyword}'`;
-      const params = e.params as Record<string, unknown>;
-      if (e.keyword === 'additionalProperties' || e.keyword === 'unevaluatedProperties') {
-        const prop = String(params.additionalProperty ?? params.unevaluatedProperty);
-        pointer = `${pointer}/${escapePointer(prop)}`;
-        key = true;
-        detail = `is not allowed here (${e.keyword} of ${e.instancePath === '' ? '/' : e.instancePath})`;
-      } else if (e.keyword === 'propertyNames' && typeof params.propertyName === 'string') {
-        pointer = `${pointer}/${escapePointer(params.propertyName)}`;
-        key = true;
-      } else if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
-        detail = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-      } else if (e.keyword === 'const') {
-        detail = `must be ${JSON.stringify(params.allowedValue)}`;
-      }
-      const pos = parsed.locate(pointer, { key });
-      const id = `${pointer}\0${detail}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      out.push(new SchemaError('E_SCHEMA', { file, line: pos?.line, col: pos?.col, pointer }, detail));
-    }
-    // In the order a reader meets them in the file.
-    return out.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
+    return { failures: describeErrors(schema.validate.errors ?? []) };
   }
 
   private compile(file: string, text: string): CompiledSchema {
@@ -276,6 +271,50 @@ export class SchemaRegistry {
   private display(file: string): string {
     return this.options.displayPath ? this.options.displayPath(file) : file;
   }
+}
+
+interface Failure {
+  readonly pointer: string;
+  readonly key: boolean;
+  readonly detail: string;
+}
+
+/** ajv's errors as pointer + wording, deduplicated; the key of a map entry where the key itself is the problem. */
+function describeErrors(errors: readonly ErrorObject[]): Failure[] {
+  const out: Failure[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    let pointer = e.instancePath;
+    let key = false;
+    let detail = e.message ?? `failed '${e.keyword}'`;
+    const params = e.params as Record<string, unknown>;
+    if (e.keyword === 'additionalProperties' || e.keyword === 'unevaluatedProperties') {
+      const prop = String(params.additionalProperty ?? params.unevaluatedProperty);
+      pointer = `${pointer}/${escapePointer(prop)}`;
+      key = true;
+      detail = `is not allowed here (${e.keyword} of ${e.instancePath === '' ? '/' : e.instancePath})`;
+    } else if (e.keyword === 'propertyNames' && typeof params.propertyName === 'string') {
+      pointer = `${pointer}/${escapePointer(params.propertyName)}`;
+      key = true;
+    } else if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+      detail = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    } else if (e.keyword === 'const') {
+      detail = `must be ${JSON.stringify(params.allowedValue)}`;
+    }
+    const id = `${pointer}\0${detail}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push({ pointer, key, detail });
+  }
+  return out;
+}
+
+/** Failures at their positions, in the order a reader meets them in the file. */
+function toSchemaErrors(failures: readonly Failure[], positions: ReadonlyArray<Position | undefined>, file: string): SchemaError[] {
+  const out = failures.map(
+    ({ pointer, detail }, i) => new SchemaError('E_SCHEMA', { file, line: positions[i]?.line, col: positions[i]?.col, pointer }, detail),
+  );
+  return out.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
 }
 
 /** A copy of `schema` where every subschema with `writeOnly: true` also carries `x-hotconf-secret: true`. */
