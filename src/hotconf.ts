@@ -462,7 +462,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     const started = performance.now();
     const candidates = new Set<string>();
     for (const p of paths) candidates.add(p);
-    for (const dir of rescan) for (const p of await this.sweep(dir, force)) candidates.add(p);
+    const listing: Listing = { dirs: new Set(), files: new Set() };
+    for (const dir of rescan) for (const p of await this.sweep(dir, force, listing)) candidates.add(p);
 
     // Schemas first: a changed schema re-validates the configs that use it.
     const schemaFiles = [...candidates].filter((p) => this.isSchemaFile(p));
@@ -480,7 +481,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     if (names.size === 0) return [];
     for (const name of this.retry) names.add(name);
 
-    const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name));
+    const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name, listing));
     const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'error' }> => o.kind === 'error');
     const errors = failed.flatMap((o) => o.errors);
     const unsettled = outcomes.some((o) => o.kind === 'unsettled');
@@ -556,10 +557,11 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   /** Lists `dir` and returns the paths whose identity differs from what was last read (all of them if `force`),
    *  plus the known paths under `dir` that are gone. */
-  private async sweep(dir: string, force: boolean): Promise<string[]> {
+  private async sweep(dir: string, force: boolean, listing?: Listing): Promise<string[]> {
     const listed = new Set<string>();
-    for await (const file of walkConfigFiles(dir)) {
+    for await (const file of walkConfigFiles(dir, listing ? { onDir: (d) => listing.dirs.add(d) } : {})) {
       if (this.isSchemaFile(file) || this.configNameOf(file) !== undefined) listed.add(file);
+      listing?.files.add(file);
     }
     const differing = await mapLimit([...listed], 32, async (file) => {
       if (force) return file;
@@ -571,13 +573,17 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   }
 
   /** Reads, parses and validates one config name from disk. */
-  private async loadOne(name: string): Promise<Outcome> {
+  private async loadOne(name: string, listing?: Listing): Promise<Outcome> {
     const base = path.join(this.configDir, ...name.split('/'));
     const present: string[] = [];
     const statErrors: ConfigError[] = [];
-    // The three candidate files are looked up at once: this is on every change's critical path.
     const candidates = Object.keys(CONFIG_EXTENSIONS).map((ext) => base + ext);
-    const looked = await Promise.allSettled(candidates.map((file) => statIdentity(file)));
+    // Its directory was listed by this batch: the listing says which candidates exist, no stat needed (the read
+    // that follows finds out if one went away since; one that appeared since has an event of its own).
+    // Otherwise the three candidates are looked up at once: this is on every change's critical path.
+    const looked = listing?.dirs.has(path.dirname(base))
+      ? candidates.map((file): PromiseSettledResult<object | undefined> => ({ status: 'fulfilled', value: listing.files.has(file) ? {} : undefined }))
+      : await Promise.allSettled(candidates.map((file) => statIdentity(file)));
     looked.forEach((result, i) => {
       const file = candidates[i]!;
       if (result.status === 'fulfilled') {
@@ -669,6 +675,12 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     if (rel.split(path.sep).some((s) => s.startsWith('.'))) return undefined;
     return rel.slice(0, -ext.length).split(path.sep).join('/');
   }
+}
+
+/** What the sweeps of one batch listed: the directories read, and every config-like file found in them. */
+interface Listing {
+  readonly dirs: Set<string>;
+  readonly files: Set<string>;
 }
 
 export interface CheckedConfig {

@@ -431,6 +431,8 @@ export interface WalkOptions {
   exclude?: readonly string[];
   /** Deepest directory level listed below the root. Default 32. */
   maxDepth?: number;
+  /** Called with each directory (absolute) whose entries are about to be listed in full. */
+  onDir?: (dir: string) => void;
 }
 
 /**
@@ -461,6 +463,7 @@ export async function* walkConfigFiles(root: string, options: WalkOptions = {}):
     } catch {
       continue;
     }
+    options.onDir?.(dir);
     for await (const entry of handle) {
       if (isHidden(entry.name)) continue;
       const full = path.join(dir, entry.name);
