@@ -1,8 +1,9 @@
 // The first stage of the pipeline: file-system events become an AsyncIterable<ChangeBatch>.
-// Events are hints, not truth (DESIGN.md point 4): chokidar's own events, the raw directory events under
-// them, watcher errors and a periodic verify tick all only say "look here"; the consumer stats and reads
+// Events are hints, not truth (DESIGN.md point 4): the raw directory events (one fs.watch per directory, or
+// chokidar's stat polling with usePolling), watcher errors and a periodic verify tick all only say "look here"; the consumer stats and reads
 // to find out what really changed. Batches are debounced, coalesced per path and pulled by the consumer.
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { watch as fsWatch, type FSWatcher as NodeWatcher } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -89,7 +90,10 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private maxBatchDelayMs: number;
   private verifyIntervalMs: number;
   private readonly logger: Logger | undefined;
-  private readonly chokidar: FSWatcher;
+  /** With `usePolling` only: chokidar's stat polling. */
+  private readonly chokidar: FSWatcher | undefined;
+  /** Otherwise: one fs.watch (inotify) per directory. */
+  private readonly dirs: DirWatches | undefined;
   private pending = emptyPending();
   private releaseTimer: NodeJS.Timeout | undefined;
   private verifyTimer: NodeJS.Timeout | undefined;
@@ -115,6 +119,17 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.verifyIntervalMs = Math.max(0, options.verifyIntervalMs ?? 1000);
     this.logger = options.logger;
     this.signal = options.signal;
+    if (!options.usePolling) {
+      this.dirs = new DirWatches(
+        (dir, event, name) => this.onRaw(event, name ?? '', { watchedPath: dir }),
+        (err, dir) => {
+          this.logger?.warn({ err, dir }, 'watcher error; rescanning');
+          void this.request(this.roots, 'error'); // never rejects; nobody waits for an error rescan
+        },
+        this.logger,
+      );
+      return;
+    }
     this.chokidar = chokidarWatch([...this.roots], {
       ignoreInitial: true,
       persistent: true,
@@ -137,6 +152,19 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
 
   private async start(): Promise<void> {
     const { chokidar } = this;
+    if (!chokidar) {
+      if (this.signal?.aborted) {
+        await this.close();
+        return;
+      }
+      this.signal?.addEventListener('abort', this.abortListener, { once: true });
+      const dirs = this.dirs!;
+      await Promise.all(this.roots.map((root) => dirs.addTree(root, this.roots)));
+      this.checkRoots();
+      this.rootTimer = setInterval(() => this.checkRoots(), ROOT_CHECK_MS).unref();
+      this.scheduleVerify(this.verifyIntervalMs);
+      return;
+    }
     chokidar.on('all', (event: string, p: string) => this.onEvent(event, p));
     chokidar.on('raw', (event: string, p: string, details: unknown) => this.onRaw(event, p, details));
     chokidar.on('error', (err: unknown) => {
@@ -193,12 +221,17 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     }
   }
 
-  /** chokidar's `raw` events come from the fs.watch under it, before its own filtering and throttling:
-   *  measured here, they still arrive for every atomic save where chokidar's `change` arrives once. */
+  /** Raw fs.watch events (ours, or chokidar's `raw` ones from the fs.watch under it, before its own filtering
+   *  and throttling): measured here, they arrive for every atomic save where chokidar's `change` arrives once. */
   private onRaw(_event: string, evPath: string, details: unknown): void {
     const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-    if (typeof watched !== 'string' || typeof evPath !== 'string' || evPath === '') return;
+    if (typeof watched !== 'string' || typeof evPath !== 'string') return;
     const base = path.resolve(watched);
+    if (evPath === '') {
+      // fs.watch may not know the name: the whole directory is the hint.
+      if (this.dirs && this.rootOf(base) !== undefined) this.hintDir(base);
+      return;
+    }
     // A directory watcher names the child; a file watcher names the file itself.
     const candidate = path.basename(base) === evPath && this.isConfigFile(base) ? base : path.join(base, evPath);
     const name = path.basename(candidate);
@@ -209,7 +242,16 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       this.hintDir(path.dirname(candidate));
     } else if (!isHidden(name) && !this.extensions.has(path.extname(name)) && this.rootOf(candidate) !== undefined) {
       // Could be a directory renamed in or out; listing a path that is not a directory costs one failed opendir.
-      this.hintDir(candidate);
+      // A directory that came is watched before it is listed, so that nothing written into it falls in between.
+      if (this.dirs) {
+        const dirs = this.dirs;
+        dirs.sync(candidate, this.roots).then(
+          () => this.hintDir(candidate),
+          (err: unknown) => this.logger?.error({ err }, 'watching a directory failed'),
+        );
+      } else {
+        this.hintDir(candidate);
+      }
     }
   }
 
@@ -367,8 +409,13 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
           this.logger?.warn({ root }, 'watched directory is gone; waiting for it to come back');
         } else {
           this.logger?.info({ root }, 'watched directory is new; watching it again');
-          this.chokidar.unwatch(root);
-          this.chokidar.add(root);
+          if (this.chokidar) {
+            this.chokidar.unwatch(root);
+            this.chokidar.add(root);
+          } else {
+            this.dirs?.removeTree(root);
+            void this.dirs?.addTree(root, this.roots).catch((err: unknown) => this.logger?.error({ err }, 'watching a directory failed'));
+          }
         }
         void this.request([root], 'event'); // never rejects
       }, (err: unknown) => this.logger?.error({ err }, 'root check failed'));
@@ -411,11 +458,99 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.(undefined);
-    await this.chokidar.close();
+    this.dirs?.close();
+    await this.chokidar?.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * inotify through one fs.watch per directory of the tree, none per file. A directory's watch names each entry
+ * that is created, deleted, renamed, written or touched in it: every hint hotconf needs (chokidar watched every
+ * file as well, stat'ed each one, and re-listed a whole directory with an lstat per entry after events in it;
+ * with 10,000 files that was most of the start-up time and of the memory). Not covered: writes in place to the
+ * target of a symlinked config file that lives outside the tree; the verify sweep catches those.
+ */
+class DirWatches {
+  /** Watched directory (absolute, as reached from its root) → its watch and its `dev:ino`. */
+  private readonly watched = new Map<string, { readonly watcher: NodeWatcher; readonly id: string }>();
+  private readonly ids = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly onEvent: (dir: string, event: string, name: string | null) => void,
+    private readonly onError: (err: unknown, dir: string) => void,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  /** Watches `dir` and every directory below it (following symlinks, skipping hidden ones, 32 levels at most). */
+  async addTree(dir: string, roots: readonly string[]): Promise<void> {
+    const root = roots.filter((r) => dir === r || dir.startsWith(r + path.sep)).sort((a, b) => b.length - a.length)[0];
+    if (root === undefined) return;
+    const stack = [{ dir, depth: path.relative(root, dir).split(path.sep).filter(Boolean).length }];
+    while (stack.length > 0 && !this.closed) {
+      const { dir: d, depth } = stack.pop()!;
+      if (this.watched.has(d)) continue;
+      const st = await stat(d, { bigint: true }).catch(() => undefined);
+      const id = st ? `${st.dev}:${st.ino}` : '';
+      if (!st?.isDirectory() || this.ids.has(id) || this.closed) continue;
+      let watcher: NodeWatcher;
+      try {
+        watcher = fsWatch(d, { persistent: true }, (event, name) => this.onEvent(d, event, name));
+      } catch (err) {
+        // ENOSPC (inotify watch limit), EACCES, or gone since the stat: the verify sweep still covers it.
+        this.logger?.warn({ err, dir: d }, 'cannot watch directory; relying on the verify sweep');
+        continue;
+      }
+      watcher.on('error', (err) => this.onError(err, d));
+      this.watched.set(d, { watcher, id });
+      this.ids.add(id);
+      if (depth >= 32) continue;
+      const handle = await opendir(d).catch(() => undefined);
+      if (!handle) continue;
+      try {
+        for await (const entry of handle) {
+          if (isHidden(entry.name)) continue;
+          if (entry.isDirectory() || entry.isSymbolicLink()) stack.push({ dir: path.join(d, entry.name), depth: depth + 1 });
+        }
+      } catch (err) {
+        this.logger?.warn({ err, dir: d }, 'cannot list directory');
+      }
+    }
+  }
+
+  /** A path that an event named: watch it (and below) if it is a directory now, stop watching it if not. */
+  async sync(p: string, roots: readonly string[]): Promise<void> {
+    const st = await stat(p, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory()) {
+      // A directory replaced by another one keeps its path: watch the new one.
+      const known = this.watched.get(p);
+      if (known && known.id !== `${st.dev}:${st.ino}`) this.removeTree(p);
+      await this.addTree(p, roots);
+    } else {
+      this.removeTree(p);
+    }
+  }
+
+  /** Stops watching `dir` and everything below it. */
+  removeTree(dir: string): void {
+    for (const [d, { watcher, id }] of this.watched) {
+      if (d === dir || d.startsWith(dir + path.sep)) {
+        watcher.close();
+        this.watched.delete(d);
+        this.ids.delete(id);
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const { watcher } of this.watched.values()) watcher.close();
+    this.watched.clear();
+    this.ids.clear();
   }
 }
 
