@@ -469,8 +469,11 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     const schemaFiles = [...candidates].filter((p) => this.isSchemaFile(p));
     const names = new Set<string>();
     if (schemaFiles.length > 0) {
-      await Promise.all(schemaFiles.map(async (f) => this.remember(f)));
-      for (const name of await this.registry.reload(schemaFiles)) names.add(name);
+      // What was read is remembered by the identity of the version read; files that could not be read by a stat.
+      const unread: string[] = [];
+      const onRead = (f: string, id: FileIdentity | undefined) => (id ? this.known.set(f, keyOf(id)) : unread.push(f));
+      for (const name of await this.registry.reload(schemaFiles, onRead)) names.add(name);
+      await mapLimit(unread, 32, (f) => this.remember(f));
     }
     for (const p of candidates) {
       const name = this.configNameOf(p);

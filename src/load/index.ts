@@ -155,12 +155,16 @@ async function readOnce(file: string, maxFileBytes: number, displayPath: string)
     if (before.size > BigInt(maxFileBytes)) throw tooLarge(displayPath, maxFileBytes, `${before.size} bytes`);
     const bytes = await readUpTo(fh, maxFileBytes + 1); // one byte more tells a file that grew past the limit
     if (bytes.length > maxFileBytes) throw tooLarge(displayPath, maxFileBytes, `at least ${bytes.length} bytes`);
+    // The usual case in one call: the path still names the inode we read, whose identity did not move during
+    // the read (same dev, ino, size, mtime, ctime): the bytes are whole and current.
+    const first = identityOf(before);
+    const now = await stat(file, { bigint: true }).then(identityOf, () => undefined);
+    if (sameIdentity(first, now) && BigInt(bytes.length) === first.size) return { bytes, identity: first, superseded: false };
     const after = identityOf(await fh.stat({ bigint: true }));
     // Written in place during the read: the bytes may be torn. Read again.
     if (!sameIdentity(identityOf(before), after) || BigInt(bytes.length) !== after.size) return undefined;
     // Replaced (renamed over, or deleted) during the read: what we hold is a whole earlier version, read
     // from its own inode. Keep it, and say that the path has moved on.
-    const now = await stat(file, { bigint: true }).then(identityOf, () => undefined);
     return { bytes, identity: after, superseded: !sameIdentity(after, now) };
   } catch (err) {
     throw err instanceof HotconfError ? err : osError(err, displayPath);

@@ -8,7 +8,7 @@ import formatsModule from 'ajv-formats';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ReadError, SchemaError } from '../errors.js';
-import type { ParsedConfig, Position } from '../load/index.js';
+import type { FileIdentity, ParsedConfig, Position } from '../load/index.js';
 import { mapLimit, readStable } from '../load/index.js';
 
 const addFormats = formatsModule.default;
@@ -103,9 +103,10 @@ export class SchemaRegistry {
 
   /**
    * Re-reads the given schema files (absolute paths; missing ones are dropped). Returns the config names whose
-   * schema text changed, appeared or disappeared: those configs must be validated again.
+   * schema text changed, appeared or disappeared: those configs must be validated again. `onRead` hears the
+   * identity of each version read, or undefined for a file that could not be read.
    */
-  async reload(files: Iterable<string>): Promise<string[]> {
+  async reload(files: Iterable<string>, onRead?: (file: string, identity: FileIdentity | undefined) => void): Promise<string[]> {
     const byName = new Map<string, string>();
     for (const file of files) {
       const name = this.nameOfFile(file);
@@ -115,10 +116,12 @@ export class SchemaRegistry {
       let text: string | undefined;
       try {
         // The same careful read as configs: a FIFO or a huge file in the schema dir must not hang or flood us.
-        const { bytes } = await readStable(file, { maxFileBytes: this.options.maxSchemaBytes ?? 1_048_576, displayPath: this.display(file) });
+        const { bytes, identity } = await readStable(file, { maxFileBytes: this.options.maxSchemaBytes ?? 1_048_576, displayPath: this.display(file) });
+        onRead?.(file, identity);
         text = bytes.toString('utf8');
       } catch (err) {
         if (!(err instanceof ReadError)) throw err;
+        onRead?.(file, undefined);
         if (err.code !== 'E_NOT_FOUND') text = `\0${err.detail}`;
       }
       return { name, file, text };
