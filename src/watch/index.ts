@@ -217,7 +217,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       }
       this.hintDir(abs);
     } else if (this.isConfigFile(abs)) {
-      this.hint([abs]);
+      this.hintEvent(abs);
     }
   }
 
@@ -236,7 +236,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     const candidate = path.basename(base) === evPath && this.isConfigFile(base) ? base : path.join(base, evPath);
     const name = path.basename(candidate);
     if (this.isConfigFile(candidate)) {
-      this.hint([candidate]);
+      this.hintEvent(candidate);
     } else if (name.startsWith('..')) {
       // Kubernetes ConfigMap volumes swap a `..data` symlink: every file of the directory may have changed.
       this.hintDir(path.dirname(candidate));
@@ -256,14 +256,23 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   }
 
   private hintDir(dir: string): void {
-    this.add((p) => p.rescan.add(dir), 'event', false);
+    this.add((p) => p.rescan.add(dir), 'event', false, true);
   }
 
-  /** Adds paths to the next batch (the consumer calls this to re-check a path it suspects). */
+  /** A watcher event about a file: a writer is active, so the debounce window restarts. */
+  private hintEvent(file: string): void {
+    this.add((p) => p.paths.add(file), 'event', false, true);
+  }
+
+  /**
+   * Adds paths to the next batch (the consumer calls this to re-check a path it suspects). A re-check is not
+   * writer activity: it rides along with a pending batch without restarting its debounce window (the re-check
+   * of a racy read comes ~15 ms after that read, and could otherwise push back the window of the next save).
+   */
   hint(paths: Iterable<string>): void {
     this.add((p) => {
       for (const file of paths) p.paths.add(path.resolve(file));
-    }, 'event', false);
+    }, 'event', false, false);
   }
 
   /**
@@ -282,7 +291,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   ping(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      this.add((p) => p.settle.push(resolve), 'ping', this.pending.reasons.size === 0);
+      this.add((p) => p.settle.push(resolve), 'ping', this.pending.reasons.size === 0, false);
     });
   }
 
@@ -303,16 +312,22 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       this.add((p) => {
         for (const d of dirs) p.rescan.add(path.resolve(d));
         p.settle.push(resolve);
-      }, reason, true);
+      }, reason, true, false);
     });
   }
 
-  private add(mutate: (p: Pending) => void, reason: BatchReason, urgent: boolean): void {
+  /** `restarts`: this hint restarts the debounce window of a pending batch (watcher events do; re-checks, verify
+   *  ticks and pings only ride along). The first hint of a batch always opens its window. */
+  private add(mutate: (p: Pending) => void, reason: BatchReason, urgent: boolean, restarts: boolean): void {
     if (this.closed) return;
     const now = performance.now();
     const p = this.pending;
-    if (p.reasons.size === 0) p.firstHintAt = now;
-    p.lastHintAt = now;
+    if (p.reasons.size === 0) {
+      p.firstHintAt = now;
+      p.lastHintAt = now;
+    } else if (restarts) {
+      p.lastHintAt = now;
+    }
     p.reasons.add(reason);
     mutate(p);
     if (urgent) p.urgent = true;
@@ -383,7 +398,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       const quiet = this.pending.reasons.size === 0;
       this.add((p) => {
         for (const r of this.roots) p.rescan.add(r);
-      }, 'verify', quiet);
+      }, 'verify', quiet, false);
     }, ms);
     this.verifyTimer.unref();
   }
