@@ -34,6 +34,7 @@ import {
 } from './store/index.js';
 import { checkEtcdOptions, displayKey, EtcdSource, type EtcdBatch, type EtcdOptions, type EtcdSourceStatus } from './etcd/index.js';
 import { redact, SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
+import { ConfigParser } from './load/worker.js';
 import { DirWatcher, walkConfigFiles, type ChangeBatch } from './watch/index.js';
 
 export type BatchPolicy = 'all-or-nothing' | 'per-file';
@@ -62,6 +63,9 @@ export interface HotconfOptions {
   maxDepth?: number;
   /** Most YAML alias dereferences per document. Default 100. */
   maxAliasCount?: number;
+  /** Files larger than this (bytes) are parsed in a worker thread, so that the host's event loop never waits
+   *  for a large parse; `Infinity` disables the worker. Default 65,536 (64 KiB). */
+  workerThresholdBytes?: number;
   /** Files read at once during a batch. Default 16. */
   concurrency?: number;
   /** Fill in schema `default`s. Default true. */
@@ -183,6 +187,7 @@ interface Problem {
 export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>> implements AsyncDisposable {
   private readonly store: Store;
   private readonly registry: SchemaRegistry;
+  private readonly parser: ConfigParser;
   private readonly configDir: string;
   private readonly schemaDir: string | undefined;
   /** The etcd source, when the configs come from etcd (then `watcher` is unused). */
@@ -234,6 +239,9 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       logger: logger.child({ module: 'validate' }),
       displayPath,
     });
+    this.parser = new ConfigParser(
+      options.workerThresholdBytes === undefined ? {} : { workerThresholdBytes: options.workerThresholdBytes },
+    );
     this.store = new Store({
       logger: logger.child({ module: 'store' }),
       closeTimeoutMs: options.closeTimeoutMs ?? 5000,
@@ -380,6 +388,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     await this.etcd?.close();
     await this.loop;
     clearTimeout(this.racyTimer);
+    await this.parser.close();
     await this.store.close();
     this.log.debug('closed');
   }
@@ -439,6 +448,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       if (errors.length > 0 && !options.startWithValid) throw new InitialLoadError(errors);
     } catch (err) {
       await this.watcher.close();
+      await this.parser.close();
       await this.store.close();
       throw err;
     }
@@ -485,14 +495,18 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     const started = performance.now();
     const candidates = new Set<string>();
     for (const p of paths) candidates.add(p);
-    for (const dir of rescan) for (const p of await this.sweep(dir, force)) candidates.add(p);
+    const listing: Listing = { dirs: new Set(), files: new Set() };
+    for (const dir of rescan) for (const p of await this.sweep(dir, force, listing)) candidates.add(p);
 
     // Schemas first: a changed schema re-validates the configs that use it.
     const schemaFiles = [...candidates].filter((p) => this.isSchemaFile(p));
     const names = new Set<string>();
     if (schemaFiles.length > 0) {
-      await Promise.all(schemaFiles.map(async (f) => this.remember(f)));
-      for (const name of await this.registry.reload(schemaFiles)) names.add(name);
+      // What was read is remembered by the identity of the version read; files that could not be read by a stat.
+      const unread: string[] = [];
+      const onRead = (f: string, id: FileIdentity | undefined) => (id ? this.known.set(f, keyOf(id)) : unread.push(f));
+      for (const name of await this.registry.reload(schemaFiles, onRead)) names.add(name);
+      await mapLimit(unread, 32, (f) => this.remember(f));
     }
     for (const p of candidates) {
       const name = this.configNameOf(p);
@@ -503,7 +517,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     if (names.size === 0) return [];
     for (const name of this.retry) names.add(name);
 
-    const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name));
+    const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadOne(name, listing));
     return this.apply(outcomes, policy, started, firstHintAt, undefined);
   }
 
@@ -604,6 +618,7 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       if (errors.length > 0 && !options.startWithValid) throw new InitialLoadError(errors);
     } catch (err) {
       await source.close();
+      await this.parser.close();
       await this.store.close();
       throw err;
     }
@@ -648,12 +663,12 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       touch(key);
     }
     for (const name of this.retry) names.add(name);
-    const outcomes = [...names].sort().map((name) => this.loadKey(name));
+    const outcomes = await mapLimit([...names].sort(), this.opts.concurrency, (name) => this.loadKey(name));
     return this.apply(outcomes, policy, started, batch.firstHintAt, batch.revision);
   }
 
   /** Parses and validates one config name from the mirror of the prefix: the same limits as a file. */
-  private loadKey(name: string): Outcome {
+  private async loadKey(name: string): Promise<Outcome> {
     const prefix = this.etcd!.prefix;
     const present = Object.keys(CONFIG_EXTENSIONS)
       .map((ext) => prefix + name + ext)
@@ -672,8 +687,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
         throw new ReadError('E_TOO_LARGE', { file }, `is too large: ${bytes.byteLength} bytes, over the limit of ${this.opts.maxFileBytes} bytes`);
       }
       const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const parsed = parseConfig(buf, formatOfExt(key), file, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
-      const result = this.registry.validate(name, parsed.value, parsed, file, this.opts.requireSchema);
+      const parsed = await this.parser.parse(buf, formatOfExt(key), file, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
+      const result = await this.registry.validateAsync(name, parsed.value, parsed, file, this.opts.requireSchema);
       if (!result.ok) return { kind: 'error', name, file, path: undefined, errors: [...result.errors] };
       return { kind: 'ok', name, file, value: result.value, hash: contentHash(result.value, result.secrets), secrets: result.secrets };
     } catch (err) {
@@ -709,10 +724,11 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
 
   /** Lists `dir` and returns the paths whose identity differs from what was last read (all of them if `force`),
    *  plus the known paths under `dir` that are gone. */
-  private async sweep(dir: string, force: boolean): Promise<string[]> {
+  private async sweep(dir: string, force: boolean, listing?: Listing): Promise<string[]> {
     const listed = new Set<string>();
-    for await (const file of walkConfigFiles(dir)) {
+    for await (const file of walkConfigFiles(dir, listing ? { onDir: (d) => listing.dirs.add(d) } : {})) {
       if (this.isSchemaFile(file) || this.configNameOf(file) !== undefined) listed.add(file);
+      listing?.files.add(file);
     }
     const differing = await mapLimit([...listed], 32, async (file) => {
       if (force) return file;
@@ -724,13 +740,17 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   }
 
   /** Reads, parses and validates one config name from disk. */
-  private async loadOne(name: string): Promise<Outcome> {
+  private async loadOne(name: string, listing?: Listing): Promise<Outcome> {
     const base = path.join(this.configDir, ...name.split('/'));
     const present: string[] = [];
     const statErrors: ConfigError[] = [];
-    // The three candidate files are looked up at once: this is on every change's critical path.
     const candidates = Object.keys(CONFIG_EXTENSIONS).map((ext) => base + ext);
-    const looked = await Promise.allSettled(candidates.map((file) => statIdentity(file)));
+    // Its directory was listed by this batch: the listing says which candidates exist, no stat needed (the read
+    // that follows finds out if one went away since; one that appeared since has an event of its own).
+    // Otherwise the three candidates are looked up at once: this is on every change's critical path.
+    const looked = listing?.dirs.has(path.dirname(base))
+      ? candidates.map((file): PromiseSettledResult<object | undefined> => ({ status: 'fulfilled', value: listing.files.has(file) ? {} : undefined }))
+      : await Promise.allSettled(candidates.map((file) => statIdentity(file)));
     looked.forEach((result, i) => {
       const file = candidates[i]!;
       if (result.status === 'fulfilled') {
@@ -760,8 +780,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
       const { bytes, identity, racy, superseded } = await readStable(file, { maxFileBytes: this.opts.maxFileBytes, displayPath: shown });
       this.known.set(file, keyOf(identity));
       if (racy || superseded) this.lookAgainLater(file);
-      const parsed = parseConfig(bytes, formatOfExt(file), shown, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
-      const result = this.registry.validate(name, parsed.value, parsed, shown, this.opts.requireSchema);
+      const parsed = await this.parser.parse(bytes, formatOfExt(file), shown, { maxDepth: this.opts.maxDepth, maxAliasCount: this.opts.maxAliasCount });
+      const result = await this.registry.validateAsync(name, parsed.value, parsed, shown, this.opts.requireSchema);
       if (!result.ok) return { kind: 'error', name, file: shown, path: file, errors: [...result.errors] };
       // The secret pointers are part of the hash: a schema change that makes a field secret is a change to
       // what may be shown, even when the value is the same.
@@ -824,6 +844,12 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
   }
 }
 
+/** What the sweeps of one batch listed: the directories read, and every config-like file found in them. */
+interface Listing {
+  readonly dirs: Set<string>;
+  readonly files: Set<string>;
+}
+
 export interface CheckedConfig {
   readonly name: string;
   readonly file: string | undefined;
@@ -849,8 +875,12 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
   checkOptions(options);
   if (options.etcd) throw new HotconfError('E_OPTIONS', 'checkConfigs validates a directory (configDir); for etcd, `hotconf push --dry-run` checks one');
   const hot = new Hotconf(options, options.logger ?? pino({ level: 'silent' }));
-  await assertDirectories(options.configDir, options.schemaDir);
-  return hot.checkOnce(files);
+  try {
+    await assertDirectories(options.configDir, options.schemaDir);
+    return await hot.checkOnce(files);
+  } finally {
+    await hot.close(); // its parser worker, if a large file started one
+  }
 }
 
 /**
@@ -908,6 +938,8 @@ function checkOptions(o: HotconfOptions): void {
     const v = o[k];
     if (v !== undefined && !(Number.isFinite(v) && v >= 0)) fail(`\`${k}\` must be a number >= 0 (ms)`);
   }
+  const w = o.workerThresholdBytes;
+  if (w !== undefined && !(typeof w === 'number' && w >= 0)) fail('`workerThresholdBytes` must be a number >= 0 (bytes) or Infinity');
   const positive = ['maxFileBytes', 'maxDepth', 'maxAliasCount', 'concurrency'] as const;
   for (const k of positive) {
     const v = o[k];
@@ -1009,20 +1041,23 @@ export type FileValidation =
 export async function validateOnce(
   file: string,
   schemaFile: string,
-  options: { value?: unknown; useDefaults?: boolean; maxFileBytes?: number } = {},
+  options: { value?: unknown; useDefaults?: boolean; maxFileBytes?: number; workerThresholdBytes?: number } = {},
 ): Promise<FileValidation> {
   const registry = new SchemaRegistry({ schemaDir: path.dirname(schemaFile), useDefaults: options.useDefaults ?? false, displayPath });
   const name = registry.nameOfFile(schemaFile);
   if (name === undefined) throw new HotconfError('E_OPTIONS', `not a schema file (*${SCHEMA_SUFFIX}): ${schemaFile}`);
   await registry.reload([schemaFile]);
   const shown = 'value' in options ? file : displayPath(file);
+  await using parser = new ConfigParser(
+    options.workerThresholdBytes === undefined ? {} : { workerThresholdBytes: options.workerThresholdBytes },
+  );
   try {
     const parsed =
       'value' in options
         ? parseConfig(JSON.stringify(options.value ?? null), 'json', shown)
-        : parseConfig((await readStable(file, { maxFileBytes: options.maxFileBytes ?? 1_048_576, displayPath: shown })).bytes, formatOfExt(file), shown);
+        : await parser.parse((await readStable(file, { maxFileBytes: options.maxFileBytes ?? 1_048_576, displayPath: shown })).bytes, formatOfExt(file), shown);
     const value = 'value' in options ? options.value : parsed.value;
-    return registry.validate(name, value, parsed, shown);
+    return await registry.validateAsync(name, value, parsed, shown);
   } catch (err) {
     if (err instanceof ConfigError) return { ok: false, errors: [err] };
     throw err;

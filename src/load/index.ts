@@ -155,12 +155,16 @@ async function readOnce(file: string, maxFileBytes: number, displayPath: string)
     if (before.size > BigInt(maxFileBytes)) throw tooLarge(displayPath, maxFileBytes, `${before.size} bytes`);
     const bytes = await readUpTo(fh, maxFileBytes + 1); // one byte more tells a file that grew past the limit
     if (bytes.length > maxFileBytes) throw tooLarge(displayPath, maxFileBytes, `at least ${bytes.length} bytes`);
+    // The usual case in one call: the path still names the inode we read, whose identity did not move during
+    // the read (same dev, ino, size, mtime, ctime): the bytes are whole and current.
+    const first = identityOf(before);
+    const now = await stat(file, { bigint: true }).then(identityOf, () => undefined);
+    if (sameIdentity(first, now) && BigInt(bytes.length) === first.size) return { bytes, identity: first, superseded: false };
     const after = identityOf(await fh.stat({ bigint: true }));
     // Written in place during the read: the bytes may be torn. Read again.
     if (!sameIdentity(identityOf(before), after) || BigInt(bytes.length) !== after.size) return undefined;
     // Replaced (renamed over, or deleted) during the read: what we hold is a whole earlier version, read
     // from its own inode. Keep it, and say that the path has moved on.
-    const now = await stat(file, { bigint: true }).then(identityOf, () => undefined);
     return { bytes, identity: after, superseded: !sameIdentity(after, now) };
   } catch (err) {
     throw err instanceof HotconfError ? err : osError(err, displayPath);
@@ -251,6 +255,85 @@ export function parseConfig(
   integerAtLeast('maxDepth', maxDepth, 1);
   integerAtLeast('maxAliasCount', maxAliasCount, 0);
   const text = decode(bytes, displayPath);
+  if (format === 'json' && !/^[ \t\n\r]*$/.test(text)) {
+    // JSON.parse is the judge of strict JSON. The YAML tree (JSON is YAML) used to be built for every file, for
+    // duplicate keys and positions, at ~100× the cost of JSON.parse. Now a linear check proves the common case
+    // safe, and the tree is built only when that check has a doubt (it then raises the precise error with its
+    // position) or when a validation error asks for a position.
+    const value = parseStrictJson(text, displayPath);
+    if (plainJsonIsSafe(text, value, maxDepth)) {
+      let tree: ParsedConfig | undefined;
+      const locate: ParsedConfig['locate'] = (pointer, opts) => {
+        try {
+          tree ??= parseTree(text, 'json', displayPath, { maxDepth, maxAliasCount }, value);
+        } catch {
+          return undefined; // JSON that yaml cannot read as YAML: no positions, the error still names the pointer
+        }
+        return tree.locate(pointer, opts);
+      };
+      return { value, locate };
+    }
+    return parseTree(text, format, displayPath, { maxDepth, maxAliasCount }, value);
+  }
+  return parseTree(text, format, displayPath, { maxDepth, maxAliasCount }, null);
+}
+
+/**
+ * True when JSON text (already accepted by JSON.parse, which gave `value`) certainly holds no duplicate key, no
+ * forbidden key and no nesting deeper than maxDepth. JSON.parse keeps the last of duplicate keys, so the keys
+ * written in the text outnumber the own keys of the parsed objects exactly when some object repeats one.
+ * False means "not proven": the caller then lets the YAML tree find the problem and its position.
+ */
+function plainJsonIsSafe(text: string, value: unknown, maxDepth: number): boolean {
+  let ownKeys = 0;
+  const stack: Array<{ v: unknown; depth: number }> = [{ v: value, depth: 0 }];
+  while (stack.length > 0) {
+    const { v, depth } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > maxDepth) return false;
+    if (Array.isArray(v)) {
+      for (const item of v as unknown[]) if (typeof item === 'object' && item !== null) stack.push({ v: item, depth: depth + 1 });
+      continue;
+    }
+    const keys = Object.keys(v);
+    ownKeys += keys.length;
+    for (const key of keys) {
+      if (FORBIDDEN_KEYS.has(key)) return false;
+      const member = (v as Record<string, unknown>)[key];
+      if (typeof member === 'object' && member !== null) stack.push({ v: member, depth: depth + 1 });
+    }
+  }
+  // Count the keys written in the text: strings followed (after whitespace) by ':'. The text is valid JSON, so
+  // every '"' outside a string opens one, and inside one only an unescaped '"' closes it.
+  let written = 0;
+  for (let i = text.indexOf('"'); i !== -1; ) {
+    let end = text.indexOf('"', i + 1);
+    while (end !== -1 && isEscaped(text, end)) end = text.indexOf('"', end + 1);
+    if (end === -1) return false;
+    let j = end + 1;
+    for (let c = text.charCodeAt(j); c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d; c = text.charCodeAt(++j));
+    if (text.charCodeAt(j) === 0x3a) written++;
+    i = text.indexOf('"', end + 1);
+  }
+  return written === ownKeys;
+}
+
+/** An odd number of backslashes right before `at`. */
+function isEscaped(text: string, at: number): boolean {
+  let n = 0;
+  while (text.charCodeAt(at - 1 - n) === 0x5c) n++;
+  return n % 2 === 1;
+}
+
+/** The YAML path: a Document with positions, every check of DESIGN.md point 9, then plain data. */
+function parseTree(
+  text: string,
+  format: ConfigFormat,
+  displayPath: string,
+  limits: Required<ParseOptions>,
+  jsonValue: unknown,
+): ParsedConfig {
+  const { maxDepth, maxAliasCount } = limits;
   const lines = new LineCounter();
   const fail: Fail = (code, offset, detail) => {
     const pos = offset === undefined ? undefined : lines.linePos(offset);
@@ -258,8 +341,6 @@ export function parseConfig(
   };
   const tooDeep = (offset?: number) => fail('E_DEPTH', offset, `nesting is too deep (limit ${maxDepth})`);
 
-  // JSON.parse is the judge of strict JSON; the YAML tree (JSON is YAML) adds duplicate keys and positions.
-  const jsonValue = format === 'json' && !/^[ \t\n\r]*$/.test(text) ? parseStrictJson(text, displayPath) : null;
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, {

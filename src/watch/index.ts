@@ -1,8 +1,9 @@
 // The first stage of the pipeline: file-system events become an AsyncIterable<ChangeBatch>.
-// Events are hints, not truth (DESIGN.md point 4): chokidar's own events, the raw directory events under
-// them, watcher errors and a periodic verify tick all only say "look here"; the consumer stats and reads
+// Events are hints, not truth (DESIGN.md point 4): the raw directory events (one fs.watch per directory, or
+// chokidar's stat polling with usePolling), watcher errors and a periodic verify tick all only say "look here"; the consumer stats and reads
 // to find out what really changed. Batches are debounced, coalesced per path and pulled by the consumer.
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { watch as fsWatch, type FSWatcher as NodeWatcher } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -89,12 +90,15 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private maxBatchDelayMs: number;
   private verifyIntervalMs: number;
   private readonly logger: Logger | undefined;
-  /** Replaced by a fresh instance when a root changes identity, and by a polling one when inotify runs out ({@link reopen}). */
-  private chokidar: FSWatcher;
+  /** With `usePolling` (or after inotify's limits ran out): chokidar's stat polling. Replaced by a fresh
+   *  instance when a root changes identity (see {@link reopen}). */
+  private chokidar: FSWatcher | undefined;
+  /** Resolves when the current chokidar instance has scanned its roots. */
+  private chokidarReady: Promise<void> = Promise.resolve();
+  /** Otherwise: one fs.watch (inotify) per directory. */
+  private dirs: DirWatches | undefined;
   private polling: boolean;
   private readonly pollIntervalMs: number;
-  /** Wakes start() when the watcher it waits on for `ready` was replaced. */
-  private onSwap: (() => void) | undefined;
   private pending = emptyPending();
   private releaseTimer: NodeJS.Timeout | undefined;
   private verifyTimer: NodeJS.Timeout | undefined;
@@ -122,7 +126,12 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.signal = options.signal;
     this.polling = options.usePolling ?? false;
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
-    this.chokidar = this.openChokidar();
+    if (this.polling) this.chokidar = this.openChokidar();
+    else this.dirs = new DirWatches(
+      (dir, event, name) => this.onRaw(event, name ?? '', { watchedPath: dir }),
+      (err, dir) => this.onError(err, dir),
+      this.logger,
+    );
   }
 
   private openChokidar(): FSWatcher {
@@ -139,7 +148,10 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     });
     w.on('all', (event: string, p: string) => this.onEvent(event, p));
     w.on('raw', (event: string, p: string, details: unknown) => this.onRaw(event, p, details));
-    w.on('error', (err: unknown) => this.onError(w, err));
+    w.on('error', (err: unknown) => {
+      if (w === this.chokidar) this.onError(err, undefined); // not the replaced watcher's last words
+    });
+    this.chokidarReady = new Promise<void>((resolve) => w.once('ready', () => resolve()));
     return w;
   }
 
@@ -156,36 +168,34 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       return;
     }
     this.signal?.addEventListener('abort', this.abortListener, { once: true });
-    // The watcher may be replaced while it scans (inotify limits reached): wait for the one in use.
-    for (let w = this.chokidar; ; w = this.chokidar) {
-      await new Promise<void>((resolve) => {
-        this.onSwap = resolve;
-        w.once('ready', () => resolve());
-      });
-      if (w === this.chokidar || this.closed) break;
+    const dirs = this.dirs;
+    if (dirs) await Promise.all(this.roots.map((root) => dirs.addTree(root, this.roots)));
+    // The chokidar instance in use may be replaced while it scans (inotify limits reached, a root replaced):
+    // wait for the one in use to be ready.
+    for (let w = this.chokidar; w && !this.closed; w = this.chokidar) {
+      await this.chokidarReady;
+      if (w === this.chokidar) break;
     }
-    this.onSwap = undefined;
     this.checkRoots();
     this.rootTimer = setInterval(() => this.checkRoots(), ROOT_CHECK_MS).unref();
     this.scheduleVerify(this.verifyIntervalMs);
   }
 
-  private onError(source: FSWatcher, err: unknown): void {
-    if (source !== this.chokidar || this.closed) return; // the replaced watcher's last words
+  private onError(err: unknown, dir: string | undefined): void {
+    if (this.closed) return;
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     if (!this.polling && (code === 'ENOSPC' || code === 'EMFILE')) {
       this.fallBackToPolling(code, err);
       return;
     }
-    this.logger?.warn({ err }, 'watcher error; rescanning');
+    this.logger?.warn({ err, dir }, 'watcher error; rescanning');
     void this.request(this.roots, 'error'); // never rejects; nobody waits for an error rescan
   }
 
   /**
    * inotify's per-user limits ran out (ENOSPC: fs.inotify.max_user_watches; EMFILE: max_user_instances or
-   * file descriptors). chokidar then reports an error per path and never watches those paths: silence. So the
-   * whole watcher is replaced, once, by a polling one (stat only, no inotify), said loudly, and everything is
-   * rescanned: slower to notice, never blind.
+   * file descriptors): some directories would go unwatched, in silence. So the inotify watches are replaced,
+   * once, by chokidar's stat polling, said loudly, and everything is rescanned: slower to notice, never blind.
    */
   private fallBackToPolling(code: string, err: unknown): void {
     this.logger?.warn(
@@ -195,9 +205,24 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
         : 'inotify instance or file descriptor limit reached (raise fs.inotify.max_user_instances or ulimit -n); falling back to polling',
     );
     this.polling = true;
+    this.dirs?.close();
+    this.dirs = undefined;
     this.reopen();
-    this.onSwap?.();
     void this.request(this.roots, 'error'); // never rejects
+  }
+
+  /**
+   * A fresh chokidar instance rather than unwatch()+add() of the root: chokidar 5.0.0 keeps a root that was once
+   * a symlink in its `_symlinkPaths` after unwatch(), and then never watches the real directory that takes its
+   * place again (measured: symlink → real dir → renamed away → recreated, and changes go unseen). Rare, so cheap.
+   * The rescan on `ready` covers what changed while the new instance was scanning.
+   */
+  private reopen(): void {
+    const old = this.chokidar;
+    const w = this.openChokidar();
+    this.chokidar = w;
+    w.once('ready', () => void this.request(this.roots, 'event')); // never rejects
+    if (old) closeChokidar(old).catch((err: unknown) => this.logger?.error({ err }, 'closing the replaced watcher failed'));
   }
 
   /** True if `file` (absolute) has a config extension and no hidden segment below its root. */
@@ -235,39 +260,62 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       }
       this.hintDir(abs);
     } else if (this.isConfigFile(abs)) {
-      this.hint([abs]);
+      this.hintEvent(abs);
     }
   }
 
-  /** chokidar's `raw` events come from the fs.watch under it, before its own filtering and throttling:
-   *  measured here, they still arrive for every atomic save where chokidar's `change` arrives once. */
+  /** Raw fs.watch events (ours, or chokidar's `raw` ones from the fs.watch under it, before its own filtering
+   *  and throttling): measured here, they arrive for every atomic save where chokidar's `change` arrives once. */
   private onRaw(_event: string, evPath: string, details: unknown): void {
     const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-    if (typeof watched !== 'string' || typeof evPath !== 'string' || evPath === '') return;
+    if (typeof watched !== 'string' || typeof evPath !== 'string') return;
     const base = path.resolve(watched);
+    if (evPath === '') {
+      // fs.watch may not know the name: the whole directory is the hint.
+      if (this.dirs && this.rootOf(base) !== undefined) this.hintDir(base);
+      return;
+    }
     // A directory watcher names the child; a file watcher names the file itself.
     const candidate = path.basename(base) === evPath && this.isConfigFile(base) ? base : path.join(base, evPath);
     const name = path.basename(candidate);
     if (this.isConfigFile(candidate)) {
-      this.hint([candidate]);
+      this.hintEvent(candidate);
     } else if (name.startsWith('..')) {
       // Kubernetes ConfigMap volumes swap a `..data` symlink: every file of the directory may have changed.
       this.hintDir(path.dirname(candidate));
     } else if (!isHidden(name) && !this.extensions.has(path.extname(name)) && this.rootOf(candidate) !== undefined) {
       // Could be a directory renamed in or out; listing a path that is not a directory costs one failed opendir.
-      this.hintDir(candidate);
+      // A directory that came is watched before it is listed, so that nothing written into it falls in between.
+      if (this.dirs) {
+        const dirs = this.dirs;
+        dirs.sync(candidate, this.roots).then(
+          () => this.hintDir(candidate),
+          (err: unknown) => this.logger?.error({ err }, 'watching a directory failed'),
+        );
+      } else {
+        this.hintDir(candidate);
+      }
     }
   }
 
   private hintDir(dir: string): void {
-    this.add((p) => p.rescan.add(dir), 'event', false);
+    this.add((p) => p.rescan.add(dir), 'event', false, true);
   }
 
-  /** Adds paths to the next batch (the consumer calls this to re-check a path it suspects). */
+  /** A watcher event about a file: a writer is active, so the debounce window restarts. */
+  private hintEvent(file: string): void {
+    this.add((p) => p.paths.add(file), 'event', false, true);
+  }
+
+  /**
+   * Adds paths to the next batch (the consumer calls this to re-check a path it suspects). A re-check is not
+   * writer activity: it rides along with a pending batch without restarting its debounce window (the re-check
+   * of a racy read comes ~15 ms after that read, and could otherwise push back the window of the next save).
+   */
   hint(paths: Iterable<string>): void {
     this.add((p) => {
       for (const file of paths) p.paths.add(path.resolve(file));
-    }, 'event', false);
+    }, 'event', false, false);
   }
 
   /**
@@ -286,7 +334,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   ping(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      this.add((p) => p.settle.push(resolve), 'ping', this.pending.reasons.size === 0);
+      this.add((p) => p.settle.push(resolve), 'ping', this.pending.reasons.size === 0, false);
     });
   }
 
@@ -307,16 +355,22 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       this.add((p) => {
         for (const d of dirs) p.rescan.add(path.resolve(d));
         p.settle.push(resolve);
-      }, reason, true);
+      }, reason, true, false);
     });
   }
 
-  private add(mutate: (p: Pending) => void, reason: BatchReason, urgent: boolean): void {
+  /** `restarts`: this hint restarts the debounce window of a pending batch (watcher events do; re-checks, verify
+   *  ticks and pings only ride along). The first hint of a batch always opens its window. */
+  private add(mutate: (p: Pending) => void, reason: BatchReason, urgent: boolean, restarts: boolean): void {
     if (this.closed) return;
     const now = performance.now();
     const p = this.pending;
-    if (p.reasons.size === 0) p.firstHintAt = now;
-    p.lastHintAt = now;
+    if (p.reasons.size === 0) {
+      p.firstHintAt = now;
+      p.lastHintAt = now;
+    } else if (restarts) {
+      p.lastHintAt = now;
+    }
     p.reasons.add(reason);
     mutate(p);
     if (urgent) p.urgent = true;
@@ -387,7 +441,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       const quiet = this.pending.reasons.size === 0;
       this.add((p) => {
         for (const r of this.roots) p.rescan.add(r);
-      }, 'verify', quiet);
+      }, 'verify', quiet, false);
     }, ms);
     this.verifyTimer.unref();
   }
@@ -413,24 +467,16 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
           this.logger?.warn({ root }, 'watched directory is gone; waiting for it to come back');
         } else {
           this.logger?.info({ root }, 'watched directory is new; watching it again');
-          this.reopen();
+          if (this.chokidar) {
+            this.reopen();
+          } else {
+            this.dirs?.removeTree(root);
+            void this.dirs?.addTree(root, this.roots).catch((err: unknown) => this.logger?.error({ err }, 'watching a directory failed'));
+          }
         }
         void this.request([root], 'event'); // never rejects
       }, (err: unknown) => this.logger?.error({ err }, 'root check failed'));
     }
-  }
-
-  /**
-   * A fresh chokidar instance rather than unwatch()+add() of the root: chokidar 5.0.0 keeps a root that was once
-   * a symlink in its `_symlinkPaths` after unwatch(), and then never watches the real directory that takes its
-   * place again (measured: symlink → real dir → renamed away → recreated, and changes go unseen). Rare, so cheap.
-   * The rescan on `ready` covers what changed while the new instance was scanning.
-   */
-  private reopen(): void {
-    const old = this.chokidar;
-    this.chokidar = this.openChokidar();
-    this.chokidar.once('ready', () => void this.request(this.roots, 'event'));
-    old.close().catch((err: unknown) => this.logger?.error({ err }, 'closing the replaced watcher failed'));
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ChangeBatch> {
@@ -469,16 +515,116 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.(undefined);
-    const closed = this.chokidar.close();
-    // close() removed every listener, 'error' included, but adds still in flight may yet fail (the stat of a
-    // symlink loop: ELOOP) and emit 'error': with no listener that throws, an unhandled rejection that ends
-    // the process. Late errors are of no interest to a closed watcher.
-    this.chokidar.on('error', () => undefined);
-    await closed;
+    this.dirs?.close();
+    if (this.chokidar) await closeChokidar(this.chokidar);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * chokidar's close() removes every listener, 'error' included, but adds still in flight may yet fail (the stat of
+ * a symlink loop: ELOOP) and emit 'error': with no listener that throws, an unhandled rejection that ends the
+ * process. Late errors are of no interest to a closed watcher.
+ */
+async function closeChokidar(w: FSWatcher): Promise<void> {
+  const closed = w.close();
+  w.on('error', () => undefined);
+  await closed;
+}
+
+/**
+ * inotify through one fs.watch per directory of the tree, none per file. A directory's watch names each entry
+ * that is created, deleted, renamed, written or touched in it: every hint hotconf needs (chokidar watched every
+ * file as well, stat'ed each one, and re-listed a whole directory with an lstat per entry after events in it;
+ * with 10,000 files that was most of the start-up time and of the memory). Not covered: writes in place to the
+ * target of a symlinked config file that lives outside the tree; the verify sweep catches those.
+ */
+class DirWatches {
+  /** Watched directory (absolute, as reached from its root) → its watch and its `dev:ino`. */
+  private readonly watched = new Map<string, { readonly watcher: NodeWatcher; readonly id: string }>();
+  private readonly ids = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly onEvent: (dir: string, event: string, name: string | null) => void,
+    private readonly onError: (err: unknown, dir: string) => void,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  /** Watches `dir` and every directory below it (following symlinks, skipping hidden ones, 32 levels at most). */
+  async addTree(dir: string, roots: readonly string[]): Promise<void> {
+    const root = roots.filter((r) => dir === r || dir.startsWith(r + path.sep)).sort((a, b) => b.length - a.length)[0];
+    if (root === undefined) return;
+    const stack = [{ dir, depth: path.relative(root, dir).split(path.sep).filter(Boolean).length }];
+    while (stack.length > 0 && !this.closed) {
+      const { dir: d, depth } = stack.pop()!;
+      if (this.watched.has(d)) continue;
+      const st = await stat(d, { bigint: true }).catch(() => undefined);
+      const id = st ? `${st.dev}:${st.ino}` : '';
+      if (!st?.isDirectory() || this.ids.has(id) || this.closed) continue;
+      let watcher: NodeWatcher;
+      try {
+        watcher = fsWatch(d, { persistent: true }, (event, name) => this.onEvent(d, event, name));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // inotify's limits: the owner falls back to polling (and closes this).
+        if (code === 'ENOSPC' || code === 'EMFILE') {
+          this.onError(err, d);
+          return;
+        }
+        // EACCES, or gone since the stat: the verify sweep still covers it.
+        this.logger?.warn({ err, dir: d }, 'cannot watch directory; relying on the verify sweep');
+        continue;
+      }
+      watcher.on('error', (err) => this.onError(err, d));
+      this.watched.set(d, { watcher, id });
+      this.ids.add(id);
+      if (depth >= 32) continue;
+      const handle = await opendir(d).catch(() => undefined);
+      if (!handle) continue;
+      try {
+        for await (const entry of handle) {
+          if (isHidden(entry.name)) continue;
+          if (entry.isDirectory() || entry.isSymbolicLink()) stack.push({ dir: path.join(d, entry.name), depth: depth + 1 });
+        }
+      } catch (err) {
+        this.logger?.warn({ err, dir: d }, 'cannot list directory');
+      }
+    }
+  }
+
+  /** A path that an event named: watch it (and below) if it is a directory now, stop watching it if not. */
+  async sync(p: string, roots: readonly string[]): Promise<void> {
+    const st = await stat(p, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory()) {
+      // A directory replaced by another one keeps its path: watch the new one.
+      const known = this.watched.get(p);
+      if (known && known.id !== `${st.dev}:${st.ino}`) this.removeTree(p);
+      await this.addTree(p, roots);
+    } else {
+      this.removeTree(p);
+    }
+  }
+
+  /** Stops watching `dir` and everything below it. */
+  removeTree(dir: string): void {
+    for (const [d, { watcher, id }] of this.watched) {
+      if (d === dir || d.startsWith(dir + path.sep)) {
+        watcher.close();
+        this.watched.delete(d);
+        this.ids.delete(id);
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const { watcher } of this.watched.values()) watcher.close();
+    this.watched.clear();
+    this.ids.clear();
   }
 }
 
@@ -494,6 +640,8 @@ export interface WalkOptions {
   exclude?: readonly string[];
   /** Deepest directory level listed below the root. Default 32. */
   maxDepth?: number;
+  /** Called with each directory (absolute) whose entries are about to be listed in full. */
+  onDir?: (dir: string) => void;
 }
 
 /**
@@ -524,6 +672,7 @@ export async function* walkConfigFiles(root: string, options: WalkOptions = {}):
     } catch {
       continue;
     }
+    options.onDir?.(dir);
     for await (const entry of handle) {
       if (isHidden(entry.name)) continue;
       const full = path.join(dir, entry.name);

@@ -86,6 +86,31 @@ describe('SchemaRegistry', () => {
     expect(check(reg, 'a', 'n: text\n').ok).toBe(true);
   });
 
+  it('names whose schema files hold the same text share one compiled schema, and each follows its own file', async () => {
+    const same = { type: 'object', properties: { n: { type: 'integer', maximum: 9 } } };
+    const { reg, tmp, files } = await registry({ a: same, b: same, c: same });
+    await using _ = tmp;
+    // one compile, so even an `$id` (which ajv allows once per instance) is no obstacle to copies of a schema
+    const withId = await registry({ x: { $id: 'https://example.com/x', ...same }, y: { $id: 'https://example.com/x', ...same } });
+    await using __ = withId.tmp;
+    for (const name of ['x', 'y']) expect(check(withId.reg, name, 'n: 1\n').ok).toBe(true);
+    for (const name of ['a', 'b', 'c']) {
+      expect(check(reg, name, 'n: 1\n').ok).toBe(true);
+      const r = check(reg, name, 'n: 10\n');
+      expect(!r.ok && r.errors[0]).toMatchObject({ code: 'E_SCHEMA', pointer: '/n', line: 1, col: 4 });
+    }
+    await tmp.write('a.schema.json', JSON.stringify({ ...same, properties: { n: { type: 'string' } } }));
+    expect(await reg.reload([files[0]!])).toEqual(['a']);
+    expect(check(reg, 'a', 'n: text\n').ok).toBe(true);
+    expect(check(reg, 'b', 'n: text\n').ok).toBe(false);
+    expect(check(reg, 'b', 'n: 1\n').ok).toBe(true);
+    // the text goes back to the shared one, still compiled for b and c
+    await tmp.write('a.schema.json', JSON.stringify(same));
+    expect(await reg.reload([files[0]!])).toEqual(['a']);
+    expect(check(reg, 'a', 'n: 10\n').ok).toBe(false);
+    expect(check(reg, 'c', 'n: 3\n').ok).toBe(true);
+  });
+
   it('an invalid schema is reported as E_SCHEMA_INVALID for its configs', async () => {
     const { reg, tmp } = await registry({ bad: { type: 'object', properties: { n: { type: 'integr' } } }, broken: '{ nope' });
     await using _ = tmp;
