@@ -54,14 +54,9 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
     expect(good.stdout).toContain('+ /push1/db/primary.yaml');
     expect(await revisions('/push1/')).toEqual({ '/push1/app.yaml': rev, '/push1/db/primary.yaml': rev, '/push1/features.json': rev });
 
-    // --dry-run prints the diff and writes nothing; --prune deletes what the directory no longer has.
+    // --prune deletes what the directory no longer has (--dry-run: the README walkthrough test and push.test.ts).
     await tmp.write('good/app.yaml', 'port: 81\n');
     await client.put('/push1/stale.yaml').value('port: 1\n');
-    const dry = await hotconf(['push', '--etcd', etcd.url, '--etcd-prefix', '/push1/', '--config-dir', tmp.file('good'), '--schema-dir', tmp.file('schemas'), '--prune', '--dry-run']);
-    expect(dry.code).toBe(0);
-    expect(dry.stdout.split('\n').slice(0, 2)).toEqual(['~ /push1/app.yaml', '- /push1/stale.yaml']);
-    expect(dry.stdout).toContain('nothing written');
-    expect(await client.get('/push1/app.yaml').string()).toBe('port: 80\n');
     const pruned = await hotconf(['push', '--etcd', etcd.url, '--etcd-prefix', '/push1/', '--config-dir', tmp.file('good'), '--schema-dir', tmp.file('schemas'), '--prune', '--json']);
     expect(pruned.code).toBe(0);
     expect(JSON.parse(pruned.stdout)).toMatchObject({ put: ['/push1/app.yaml'], removed: ['/push1/stale.yaml'] });
@@ -125,10 +120,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
     expect(JSON.stringify(d.lines)).not.toContain('hunter2');
   });
 
-  test('run refuses --etcd together with --config-dir, and an unreachable etcd at start, with exit 3', async () => {
-    const both = await hotconf(['run', '--etcd', etcd.url, '--etcd-prefix', '/x/', '--config-dir', tmp.file('good'), '--schema-dir', tmp.file('schemas'), '--no-pretty']);
-    expect(both.code).toBe(3);
-    expect(both.stdout).toContain('configDir and etcd are mutually exclusive');
+  test('run refuses an unreachable etcd at start with exit 3 (--config-dir with --etcd: test/daemon/etcd-settings.test.ts)', async () => {
     const down = await hotconf(['run', '--etcd', 'http://127.0.0.1:1', '--etcd-prefix', '/x/', '--schema-dir', tmp.file('schemas'), '--no-pretty']);
     expect(down.code).toBe(3);
     expect(down.stdout).toContain('etcd (http://127.0.0.1:1) is unreachable');
