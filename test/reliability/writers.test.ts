@@ -26,6 +26,8 @@ const DEBOUNCE_MS = 20;
 /** No batch for this long, and the store matching the model: settled. */
 const QUIET_MS = 100;
 const SETTLE_DEADLINE_MS = 20_000;
+/** A settle slower than this prints its sequence and the batches it saw (a figure to explain, not a failure). */
+const SLOW_SETTLE_MS = 3000;
 
 type Hot = Awaited<ReturnType<typeof start>>;
 
@@ -51,14 +53,18 @@ function mismatch(hot: Hot, model: Model, policy: BatchPolicy): string {
       problems.push(`${name}: store ${now}, not one of the last good values [${[...model.admissible.get(name)!].join(', ')}]`);
     }
     const state = status.configs.find((c) => c.name === name)?.state;
+    const why = () => {
+      const e = status.configs.find((c) => c.name === name)?.error;
+      return e ? ` (${e.code}: ${e.message})` : '';
+    };
     if (model.disk.get(name) !== undefined && !model.valid(name) && state !== 'error') problems.push(`${name}: invalid on disk, state ${state}`);
-    if (exact !== undefined && exact !== ABSENT && state !== 'ok') problems.push(`${name}: applied, state ${state}`);
+    if (exact !== undefined && exact !== ABSENT && state !== 'ok') problems.push(`${name}: applied, state ${state}${why()}`);
   }
   return problems.join('; ');
 }
 
 /** Waits until the store matches the model and no batch has run for QUIET_MS; returns the time it took. */
-async function settle(hot: Hot, model: Model, policy: BatchPolicy, lastBatchAt: () => number): Promise<number> {
+async function settle(hot: Hot, model: Model, policy: BatchPolicy, lastBatchAt: () => number, timeline: readonly string[] = []): Promise<number> {
   const t0 = performance.now();
   try {
     await until(
@@ -67,7 +73,10 @@ async function settle(hot: Hot, model: Model, policy: BatchPolicy, lastBatchAt: 
       { timeoutMs: SETTLE_DEADLINE_MS, intervalMs: 5 },
     );
   } catch {
-    throw new Error(`not settled after ${SETTLE_DEADLINE_MS} ms: ${mismatch(hot, model, policy) || 'batches kept running'}`);
+    const disk = model.names.map((n) => `${n}=${JSON.stringify(model.disk.get(n))}/schema${model.schema.get(n)}`).join(' ');
+    throw new Error(
+      `not settled after ${SETTLE_DEADLINE_MS} ms: ${mismatch(hot, model, policy) || 'batches kept running'}\n  model: ${disk}\n  batches:\n    ${timeline.join('\n    ')}`,
+    );
   }
   return performance.now() - t0 - QUIET_MS;
 }
@@ -84,9 +93,12 @@ async function runSequence(seq: Sequence): Promise<void> {
 
   let lastBatchAt = performance.now();
   const commits: number[] = [];
+  // What each batch did, for a sequence slow to settle: when, how long, how stale its first hint was.
+  const timeline: string[] = [];
   hot.onBatch((r) => {
     lastBatchAt = performance.now();
     if (r.committed) commits.push(r.version);
+    timeline.push(`@${Math.round(lastBatchAt)} v${r.version} ${r.committed ? 'commit' : 'no-commit'} changed=${r.changed.join(',')} errors=${r.errors.length} held=${r.held.join(',')} ${r.durationMs}ms latency=${r.latencyMs}ms`);
   });
   // Only valid config is ever applied: every value any subscriber is shown was valid on disk at some point.
   const applied: string[] = [];
@@ -119,10 +131,13 @@ async function runSequence(seq: Sequence): Promise<void> {
     await perform(w, model, op, DEBOUNCE_MS);
     figures.byOp.set(op.op, (figures.byOp.get(op.op) ?? 0) + 1);
   }
-  let settleMs = await settle(hot, model, seq.policy, () => lastBatchAt);
+  const opsDone = Math.round(performance.now());
+  let settleMs = await settle(hot, model, seq.policy, () => lastBatchAt, timeline);
+  if (settleMs > SLOW_SETTLE_MS) console.log(`[writers] slow settle ${Math.round(settleMs)} ms after @${opsDone}: ${JSON.stringify(seq)}\n  ${timeline.join('\n  ')}`);
   // The operator fixes whatever is invalid: the store must catch up, exactly, under either policy.
   await repair(w, model);
-  settleMs = Math.max(settleMs, await settle(hot, model, seq.policy, () => lastBatchAt));
+  timeline.push(`@${Math.round(performance.now())} repair`);
+  settleMs = Math.max(settleMs, await settle(hot, model, seq.policy, () => lastBatchAt, timeline));
   for (const name of model.names) expect(held(hot, name), name).toBe(model.exact(name, seq.policy));
 
   const version = hot.version;
@@ -149,15 +164,20 @@ async function runSequence(seq: Sequence): Promise<void> {
 describe('every kind of writer (issue 5, section 2)', () => {
   // HOTCONF_PROPERTY_SEQUENCE='<a sequence as JSON, as a failure or the figures print it>' replays it RUNS times.
   const replay = process.env.HOTCONF_PROPERTY_SEQUENCE;
-  it.runIf(replay !== undefined)(`replays HOTCONF_PROPERTY_SEQUENCE ${RUNS} times`, { timeout: 600_000 }, async () => {
+  it.runIf(replay !== undefined)(`replays HOTCONF_PROPERTY_SEQUENCE ${RUNS} times, ${LANES} at once`, { timeout: 600_000 }, async () => {
     const seq = JSON.parse(replay!) as Sequence;
-    for (let i = 0; i < RUNS; i++) {
-      const before = figures.maxSettleMs;
-      figures.maxSettleMs = 0;
-      await runSequence(seq);
-      console.log(`[writers] replay ${i + 1}: settled in ${figures.maxSettleMs.toFixed(0)} ms`);
-      figures.maxSettleMs = Math.max(before, figures.maxSettleMs);
-    }
+    let next = 0;
+    const failures: string[] = [];
+    const lane = async () => {
+      while (next < RUNS) {
+        const i = ++next;
+        const before = figures.maxSettleMs;
+        await runSequence(seq).catch((err: unknown) => void failures.push(`replay ${i}: ${String(err)}`));
+        console.log(`[writers] replay ${i}: max settle so far ${figures.maxSettleMs.toFixed(0)} ms (was ${before.toFixed(0)})`);
+      }
+    };
+    await Promise.all(Array.from({ length: LANES }, lane));
+    expect(failures.join('\n')).toBe('');
   });
 
   it.skipIf(replay !== undefined)(`${RUNS} random sequences of writes end where the model says (seed ${SEED}, ${LANES} lanes)`, { timeout: 600_000 }, async () => {
