@@ -49,6 +49,9 @@ export interface WatchOptions {
 
 const DEFAULT_EXTENSIONS = ['.yaml', '.yml', '.json'] as const;
 
+/** How long a batch holding a config file that was just deleted waits for it to be recreated, in ms. */
+const REMOVAL_GRACE_MS = 50;
+
 /** How often each watched root's own identity is checked (one stat per root), in ms. */
 const ROOT_CHECK_MS = 250;
 
@@ -266,7 +269,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
 
   /** Raw fs.watch events (ours, or chokidar's `raw` ones from the fs.watch under it, before its own filtering
    *  and throttling): measured here, they arrive for every atomic save where chokidar's `change` arrives once. */
-  private onRaw(_event: string, evPath: string, details: unknown): void {
+  private onRaw(event: string, evPath: string, details: unknown): void {
     const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
     if (typeof watched !== 'string' || typeof evPath !== 'string') return;
     const base = path.resolve(watched);
@@ -280,6 +283,15 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     const name = path.basename(candidate);
     if (this.isConfigFile(candidate)) {
       this.hintEvent(candidate);
+      // A config that went away (deleted, renamed away) is often back at once, and delete-then-recreate is a
+      // change, not a removal (DESIGN.md point 5): once a stat says it is gone, its batch waits at least
+      // REMOVAL_GRACE_MS (never past maxBatchDelayMs) for it to come back. Removals are rare; saves never wait.
+      if (this.dirs && event === 'rename') {
+        stat(candidate).then(
+          () => undefined,
+          () => this.holdPending(REMOVAL_GRACE_MS),
+        );
+      }
     } else if (name.startsWith('..')) {
       // Kubernetes ConfigMap volumes swap a `..data` symlink: every file of the directory may have changed.
       this.hintDir(path.dirname(candidate));
@@ -300,6 +312,14 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
 
   private hintDir(dir: string): void {
     this.add((p) => p.rescan.add(dir), 'event', false, true);
+  }
+
+  /** Keeps a pending batch (if any) for at least `ms` from now, within its maxBatchDelayMs ceiling. */
+  private holdPending(ms: number): void {
+    const p = this.pending;
+    if (this.closed || p.reasons.size === 0 || p.urgent) return;
+    p.lastHintAt = Math.max(p.lastHintAt, performance.now() + ms - this.debounceMs);
+    this.scheduleRelease();
   }
 
   /** A watcher event about a file: a writer is active, so the debounce window restarts. */

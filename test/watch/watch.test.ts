@@ -106,6 +106,21 @@ describe('DirWatcher', () => {
     await until(() => batches.some((b) => b.rescan.has(tmp.dir)), 'a rescan of the ConfigMap directory');
   });
 
+  it('a config deleted and recreated shortly after is one batch that finds it there (a change, not a removal)', async () => {
+    await using tmp = await tempDir();
+    await tmp.write('app.yaml', 'a: 1\n');
+    await using w = await DirWatcher.open({ roots: [tmp.dir], debounceMs: 10, verifyIntervalMs: 0 });
+    const found: boolean[] = [];
+    collect(w, async (b) => {
+      if (b.paths.has(tmp.file('app.yaml'))) found.push(await readFile(tmp.file('app.yaml'), 'utf8').then(() => true, () => false));
+    });
+    await rm(tmp.file('app.yaml'));
+    await sleep(30); // longer than the debounce
+    await tmp.write('app.yaml', 'a: 2\n');
+    await until(() => found.length > 0, 'a batch naming app.yaml');
+    expect(found[0]).toBe(true);
+  });
+
   it('rescan() resolves once the consumer is done with the batch that carried it', async () => {
     await using tmp = await tempDir();
     await using w = await DirWatcher.open({ roots: [tmp.dir], debounceMs: 1000, verifyIntervalMs: 0 });
