@@ -88,9 +88,15 @@ export interface StoreStats {
  * real Map for callers (instanceof, util.inspect, deep equality in selectors and tests).
  */
 class ConfigMap extends Map<string, ConfigEntry> {
-  constructor(entries: Iterable<readonly [string, ConfigEntry]>) {
+  /** `base` with `updates` applied (new names last, as Map.set would) and `removed` left out: one pass, one copy. */
+  constructor(
+    base: ReadonlyMap<string, ConfigEntry>,
+    updates: ReadonlyMap<string, ConfigEntry> = new Map(),
+    removed: ReadonlySet<string> = new Set(),
+  ) {
     super();
-    for (const [name, entry] of entries) super.set(name, entry);
+    for (const [name, entry] of base) if (!removed.has(name)) super.set(name, updates.get(name) ?? entry);
+    for (const [name, entry] of updates) if (!base.has(name)) super.set(name, entry);
     Object.freeze(this);
   }
 
@@ -156,7 +162,7 @@ export class Store implements AsyncDisposable {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.#onSubscriberError = options.onSubscriberError;
     if (!(this.#closeTimeoutMs >= 0)) throw new HotconfError('E_OPTIONS', 'closeTimeoutMs must be a number >= 0');
-    this.#current = new FrozenSnapshot(0, new ConfigMap([]), Date.now(), undefined);
+    this.#current = new FrozenSnapshot(0, new ConfigMap(new Map()), Date.now(), undefined);
   }
 
   get version(): number {
@@ -197,7 +203,10 @@ export class Store implements AsyncDisposable {
     if (this.#closing !== undefined) throw new HotconfError('E_CLOSED', 'the store is closed');
     const previous = this.#current;
     const version = previous.version + 1;
-    const next = new Map(previous.configs);
+    // Only what changes is collected; the next map is built in one pass at the end (copying the whole map is
+    // the part of a commit that grows with what exists, not with what changed: do it once).
+    const updates = new Map<string, ConfigEntry>();
+    const gone = new Set<string>();
     const changed: string[] = [];
     const removed: string[] = [];
     const seen = new Set<string>();
@@ -206,7 +215,7 @@ export class Store implements AsyncDisposable {
       if (seen.has(entry.name)) throw new HotconfError('E_OPTIONS', `commit: config "${entry.name}" is set twice`);
       seen.add(entry.name);
       if (previous.configs.get(entry.name)?.hash === entry.hash) continue;
-      next.set(
+      updates.set(
         entry.name,
         Object.freeze({
           name: entry.name,
@@ -221,7 +230,10 @@ export class Store implements AsyncDisposable {
     }
     for (const name of input.remove ?? []) {
       if (seen.has(name)) throw new HotconfError('E_OPTIONS', `commit: config "${name}" is both set and removed`);
-      if (next.delete(name)) removed.push(name);
+      if (previous.configs.has(name) && !gone.has(name)) {
+        gone.add(name);
+        removed.push(name);
+      }
     }
 
     if (changed.length === 0 && removed.length === 0) {
@@ -232,7 +244,7 @@ export class Store implements AsyncDisposable {
       return undefined;
     }
 
-    const current = new FrozenSnapshot(version, new ConfigMap(next), Date.now(), input.sourceRevision);
+    const current = new FrozenSnapshot(version, new ConfigMap(previous.configs, updates, gone), Date.now(), input.sourceRevision);
     const change: Change = Object.freeze({
       version,
       previous,
