@@ -11,23 +11,11 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { pino } from 'pino';
 import { createHotconf, startHttpServer } from '../../dist/index.js';
+import { median, pct, r1, r2, r3, sleep } from '../stats.mjs';
 
 const require = createRequire(import.meta.url);
 const AUTOCANNON = require.resolve('autocannon');
 const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-};
-const r1 = (x) => Math.round(x * 10) / 10;
-const r2 = (x) => Math.round(x * 100) / 100;
-const r3 = (x) => Math.round(x * 1000) / 1000;
 
 /** A realistic ~1 KB service config (no secrets: the redaction path is a no-op, as for most configs). */
 function appConfig() {
