@@ -457,16 +457,27 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     this.log.info({ version: this.version, configs: this.store.snapshot().configs.size, errors: this.status().errors }, 'hotconf ready');
   }
 
-  private async run(): Promise<void> {
+  private run(): Promise<void> {
     const watcher = this.watcher!;
-    for await (const batch of watcher) {
+    return this.drive(watcher, (batch) => this.processBatch(batch), () => watcher.rescan(), 'rescanning');
+  }
+
+  /** The pipeline's loop over a source's batches, whichever the source: one batch at a time, timed for
+   *  health(). A bug or an unexpected I/O failure must not end the pipeline: it is logged and the source is
+   *  asked to look at everything again. */
+  private async drive<B extends { readonly seq: number }>(
+    source: AsyncIterable<B>,
+    processOne: (batch: B) => Promise<unknown>,
+    recover: () => Promise<unknown>,
+    recovery: string,
+  ): Promise<void> {
+    for await (const batch of source) {
       this.batchStartedAt = performance.now();
       try {
-        await this.processBatch(batch);
+        await processOne(batch);
       } catch (err) {
-        // A bug or an unexpected I/O failure must not end the pipeline: log it and look at everything again.
-        this.log.error({ err, seq: batch.seq }, 'batch failed unexpectedly; rescanning');
-        watcher.rescan().catch(() => undefined);
+        this.log.error({ err, seq: batch.seq }, `batch failed unexpectedly; ${recovery}`);
+        recover().catch(() => undefined);
       } finally {
         this.batchStartedAt = undefined;
         this.lastBatchAt = Date.now();
@@ -628,19 +639,8 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     this.log.info({ version: snap.version, sourceRevision: snap.sourceRevision, configs: snap.configs.size, errors: this.status().errors }, 'hotconf ready');
   }
 
-  private async runEtcd(source: EtcdSource): Promise<void> {
-    for await (const batch of source) {
-      this.batchStartedAt = performance.now();
-      try {
-        await this.processEtcd(batch, this.opts.batchPolicy);
-      } catch (err) {
-        this.log.error({ err, seq: batch.seq }, 'batch failed unexpectedly; reading the prefix again');
-        source.resync().catch(() => undefined);
-      } finally {
-        this.batchStartedAt = undefined;
-        this.lastBatchAt = Date.now();
-      }
-    }
+  private runEtcd(source: EtcdSource): Promise<void> {
+    return this.drive(source, (batch) => this.processEtcd(batch, this.opts.batchPolicy), () => source.resync(), 'reading the prefix again');
   }
 
   /** Applies one etcd batch to the mirror of the prefix, then loads, validates and commits the names it touched
