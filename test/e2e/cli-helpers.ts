@@ -45,7 +45,7 @@ export interface Daemon extends AsyncDisposable {
 
 /**
  * Starts `hotconf …args` in the background (e.g. `run`), collecting its log lines. `prefix` runs it under another
- * command that ends by exec'ing its arguments (`setpriv --reuid=nobody …`, `unshare -U -r …`), so that signals
+ * command that ends by exec'ing its arguments (`setpriv --bounding-set=… …`, `unshare -U -r …`), so that signals
  * sent to the child still reach the daemon itself.
  */
 export function startHotconf(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; prefix?: readonly string[] } = {}): Daemon {

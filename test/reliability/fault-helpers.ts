@@ -34,10 +34,22 @@ export function inotifyLimited(limit: 'max_inotify_watches' | 'max_inotify_insta
 
 export const isRoot = process.getuid?.() === 0;
 
-/** The prefix that drops root to nobody:nogroup, or undefined when setpriv is missing. */
-export async function asNobody(): Promise<string[] | undefined> {
-  const prefix = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+/**
+ * The prefix that takes root's file-permission override away (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, from the
+ * bounding and inheritable sets, so the command runs without them), or undefined when setpriv is missing. Root
+ * then meets mode bits like any user, while it may still reach the project wherever it is checked out (a clone
+ * under a 0700 temp dir or /root is out of reach for `nobody`: dropping to another user made the daemon unable to
+ * start from `../shared/tools/fresh-clone`'s clone).
+ */
+export async function withoutDacOverride(): Promise<string[] | undefined> {
+  const drop = '-dac_override,-dac_read_search';
+  const prefix = ['setpriv', `--inh-caps=${drop}`, `--bounding-set=${drop}`];
   return (await succeeds(prefix[0]!, [...prefix.slice(1), 'true'])) ? prefix : undefined;
+}
+
+/** CAP_DAC_OVERRIDE (bit 1) and CAP_DAC_READ_SEARCH (bit 2) in a `CapEff:` hex mask. */
+export function hasDacOverride(capEff: string): boolean {
+  return (BigInt(`0x${capEff.trim()}`) & 0b110n) !== 0n;
 }
 
 /** Whether this process may mount a tmpfs (probed on a throw-away mount point). */

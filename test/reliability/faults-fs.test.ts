@@ -11,23 +11,24 @@ import { start, world } from '../hotconf/fixtures.js';
 import { appWorld, n, readJson, recorder } from '../publish/fixtures.js';
 import {
   apiUrl,
-  asNobody,
   canLimitInotify,
   canMountTmpfs,
+  hasDacOverride,
   inotifyLimited,
   isRoot,
   procStatus,
   served,
   servedStatus,
   tmpfs,
+  withoutDacOverride,
 } from './fault-helpers.js';
 
 const port = (v: unknown) => (v as { port?: number } | undefined)?.port;
 
 const userns = await canLimitInotify();
 const mountable = await canMountTmpfs();
-// Root drops to nobody with setpriv; an unprivileged runner is unprivileged already.
-const unprivileged: string[] | undefined = isRoot ? await asNobody() : [];
+// Root loses its file-permission override (setpriv); an unprivileged runner meets mode bits already.
+const unprivileged: string[] | undefined = isRoot ? await withoutDacOverride() : [];
 
 if (!userns) console.warn('SKIPPED inotify-limit test: `unshare -U -r` is not allowed here (no private user namespace to lower max_inotify_watches in)');
 if (!mountable) console.warn('SKIPPED full-disk test: mounting a tmpfs is not permitted here (needs CAP_SYS_ADMIN)');
@@ -78,19 +79,18 @@ describe('the watched directory (library, watcher only: verifyIntervalMs 0)', { 
   });
 });
 
-describe('permission denied (the daemon as an unprivileged user)', { timeout: 60_000 }, () => {
+describe('permission denied (the daemon without root\'s file-permission override)', { timeout: 60_000 }, () => {
   it.skipIf(unprivileged === undefined)(
     'an unreadable config is reported with EACCES and keeps its last good value; readable again, it applies; an unreadable subdirectory is warned about and caught up once readable',
     async () => {
       await using w = await world();
-      await chmod(w.tmp.dir, 0o755); // mkdtemp makes it 0700: nobody could not even reach the configs
       await w.schema('app');
       await w.config('app.yaml', 'port: 1\n');
       await using d = startHotconf(['run', '--config-dir', w.configDir, '--schema-dir', w.schemaDir, '--http', '127.0.0.1:0'], {
         prefix: unprivileged!,
       });
       const url = await apiUrl(d);
-      if (isRoot) expect((await procStatus(d.child.pid!, 'Uid')).split(/\s+/)[0]).toBe('65534');
+      expect(hasDacOverride(await procStatus(d.child.pid!, 'CapEff'))).toBe(false);
       expect(await served(url, 'app')).toEqual({ port: 1 });
 
       // A new version the daemon may not read (mode 000: only root's DAC override could), saved atomically.
