@@ -1,14 +1,12 @@
 // The public surface of the `hotconf` package: exactly what is exported here.
-export { checkConfigs, createHotconf, contentHash, Hotconf, validateOnce } from './hotconf.js';
+export { createHotconf } from './hotconf.js';
 export type {
   BatchPolicy,
   BatchResult,
-  CheckedConfig,
-  CheckReport,
   ConfigState,
-  FileValidation,
   ConfigStatus,
   DeepReadonly,
+  Hotconf,
   HotconfHealth,
   HotconfOptions,
   HotconfStatus,
@@ -16,10 +14,15 @@ export type {
   RuntimeOptions,
   SourceStatus,
 } from './hotconf.js';
-export { EtcdError, PushConflictError } from './etcd/index.js';
-export type { EtcdConnectionState, EtcdOptions, EtcdSourceStatus, EtcdTlsOptions } from './etcd/index.js';
+export { checkConfigs, validateOnce } from './check.js';
+export type { CheckedConfig, CheckReport, FileValidation } from './check.js';
+export { contentHash } from './pipeline/document.js';
+export { EtcdError } from './source/etcd/client.js';
+export { PushConflictError } from './source/etcd/push.js';
+export type { EtcdConnectionState, EtcdOptions, EtcdSourceStatus, EtcdTlsOptions } from './source/etcd/client.js';
+export type { FilesSourceStatus } from './source/files/index.js';
+export type { BatchReason, EntryRead, Source, SourceBatch } from './source/index.js';
 export type { Change, ChangeHandler, ConfigEntry, Snapshot, StoreStats, Unsubscribe } from './store/index.js';
-export type { ChangeBatch } from './watch/index.js';
 export {
   ConfigError,
   HotconfError,

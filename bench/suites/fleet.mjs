@@ -9,7 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { etcdClient, pushEntries } from '../../dist/etcd/index.js';
+import { etcdClient } from '../../dist/source/etcd/client.js';
+import { pushEntries } from '../../dist/source/etcd/push.js';
 import { median, pct, r1, sleep } from '../stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

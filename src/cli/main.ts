@@ -4,7 +4,8 @@
 // Usage errors exit 2, invalid config 1, cannot-run 3.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { describeEtcdError, etcdClient, EtcdError, normalizePrefix, pushEntries, type PushResult } from '../etcd/index.js';
+import { describeEtcdError, etcdClient, EtcdError, normalizePrefix } from '../source/etcd/client.js';
+import { pushEntries, type PushResult } from '../source/etcd/push.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { daemonLogger, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';

@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
-import type { EtcdOptions } from '../etcd/index.js';
+import type { EtcdOptions } from '../source/etcd/client.js';
 import { createHotconf, type BatchResult, type Hotconf, type HotconfOptions } from '../hotconf.js';
 import { startHttpServer, type HttpServer } from '../http/index.js';
 import { startPublisher, type Publisher } from '../publish/index.js';

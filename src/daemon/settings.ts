@@ -4,7 +4,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, HotconfError } from '../errors.js';
-import { validateOnce, type BatchPolicy } from '../hotconf.js';
+import { validateOnce } from '../check.js';
+import type { BatchPolicy } from '../options.js';
 import type { NotifyOptions, PublishOptions } from '../publish/index.js';
 
 /** Where the daemon reads its configs from when they live in etcd (instead of `configDir`). */

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { tempDir, until, type TempDir } from '../helpers.js';
-import { pushEntries } from '../../src/etcd/index.js';
+import { pushEntries } from '../../src/source/etcd/push.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from '../etcd/etcd-server.js';
 import { hotconf, startHotconf } from './cli-helpers.js';
 

@@ -2,7 +2,7 @@
 // of every key it read, so that concurrent pushes serialize instead of interleaving.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
-import { PushConflictError, pushEntries } from '../../src/etcd/index.js';
+import { PushConflictError, pushEntries } from '../../src/source/etcd/push.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from './etcd-server.js';
 
 let etcd: EtcdServer;

@@ -7,6 +7,10 @@ import { watch as fsWatch, type FSWatcher as NodeWatcher } from 'node:fs';
 import { opendir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { CONFIG_EXTENSIONS, isHidden } from '../../names.js';
+import { BatchQueue, type BatchReason, type QueuedBatch } from '../queue.js';
+
+export type { BatchReason } from '../queue.js';
 
 /** One unit of work for the consumer: every path hinted since the previous batch, coalesced. */
 export interface ChangeBatch {
@@ -22,8 +26,6 @@ export interface ChangeBatch {
   /** `performance.now()` of the earliest hint coalesced into this batch (event → commit latency). */
   readonly firstHintAt: number;
 }
-
-export type BatchReason = 'event' | 'error' | 'verify' | 'request' | 'ping';
 
 export interface WatchOptions {
   /** Directories to watch, recursively. Required. */
@@ -47,7 +49,7 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
-const DEFAULT_EXTENSIONS = ['.yaml', '.yml', '.json'] as const;
+const DEFAULT_EXTENSIONS = Object.keys(CONFIG_EXTENSIONS);
 
 /** How long a batch holding a config file that was just deleted waits for it to be recreated, in ms. */
 const REMOVAL_GRACE_MS = 50;
@@ -55,32 +57,11 @@ const REMOVAL_GRACE_MS = 50;
 /** How often each watched root's own identity is checked (one stat per root), in ms. */
 const ROOT_CHECK_MS = 250;
 
-/** True for a path segment that hotconf never treats as config: editor temp files, `.git`, ConfigMap internals. */
-const isHidden = (segment: string) => segment.startsWith('.');
+/** Most distinct paths held for the next batch; past it the batch becomes a rescan of every root. */
+const MAX_PENDING_PATHS = 100_000;
 
-interface Pending {
-  paths: Set<string>;
-  rescan: Set<string>;
-  reasons: Set<BatchReason>;
-  firstHintAt: number;
-  lastHintAt: number;
-  /** Resolved once the consumer is done with the batch that carries them. */
-  settle: Array<() => void>;
-  /** Release at once (requests, verify ticks), without waiting for the debounce. */
-  urgent: boolean;
-}
-
-function emptyPending(): Pending {
-  return {
-    paths: new Set(),
-    rescan: new Set(),
-    reasons: new Set(),
-    firstHintAt: 0,
-    lastHintAt: 0,
-    settle: [],
-    urgent: false,
-  };
-}
+/** A hinted path: a file to look at, or a directory whose subtree is listed again. */
+type Hint = 'file' | 'dir';
 
 /**
  * Watches directories and yields {@link ChangeBatch}es. Single consumer: iterate it once with `for await`.
@@ -89,8 +70,6 @@ function emptyPending(): Pending {
 export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   readonly roots: readonly string[];
   private readonly extensions: ReadonlySet<string>;
-  private debounceMs: number;
-  private maxBatchDelayMs: number;
   private verifyIntervalMs: number;
   private readonly logger: Logger | undefined;
   /** With `usePolling` (or after inotify's limits ran out): chokidar's stat polling. Replaced by a fresh
@@ -102,14 +81,8 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private dirs: DirWatches | undefined;
   private polling: boolean;
   private readonly pollIntervalMs: number;
-  private pending = emptyPending();
-  private releaseTimer: NodeJS.Timeout | undefined;
+  private readonly queue: BatchQueue<Hint>;
   private verifyTimer: NodeJS.Timeout | undefined;
-  private due = false;
-  private waiter: ((batch: ChangeBatch | undefined) => void) | undefined;
-  private inFlight: Pending | undefined;
-  private inFlightSince = 0;
-  private seq = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
   /** Identity (`dev:ino:birthtime`, `missing`) of each root when last checked. */
@@ -122,8 +95,17 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     if (options.roots.length === 0) throw new TypeError('watch: at least one root is required');
     this.roots = options.roots.map((r) => path.resolve(r));
     this.extensions = new Set(options.extensions ?? DEFAULT_EXTENSIONS);
-    this.debounceMs = Math.max(0, options.debounceMs ?? 25);
-    this.maxBatchDelayMs = Math.max(this.debounceMs, options.maxBatchDelayMs ?? 1000);
+    this.queue = new BatchQueue<Hint>({
+      ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
+      ...(options.maxBatchDelayMs === undefined ? {} : { maxBatchDelayMs: options.maxBatchDelayMs }),
+      maxKeys: MAX_PENDING_PATHS,
+      // A directory to list again covers a file hinted at the same path.
+      merge: (a, b) => (a === 'dir' ? a : b),
+      onFinished: (batch, ms) => {
+        // Keep the sweep under ~5% of wall time however large the tree: interval >= 20 × sweep cost.
+        if (batch.reasons.has('verify')) this.scheduleVerify(Math.max(this.verifyIntervalMs, ms * 20));
+      },
+    });
     this.verifyIntervalMs = Math.max(0, options.verifyIntervalMs ?? 1000);
     this.logger = options.logger;
     this.signal = options.signal;
@@ -289,7 +271,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       if (this.dirs && event === 'rename') {
         stat(candidate).then(
           () => undefined,
-          () => this.holdPending(REMOVAL_GRACE_MS),
+          () => this.queue.hold(REMOVAL_GRACE_MS),
         );
       }
     } else if (name.startsWith('..')) {
@@ -311,20 +293,12 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   }
 
   private hintDir(dir: string): void {
-    this.add((p) => p.rescan.add(dir), 'event', false, true);
-  }
-
-  /** Keeps a pending batch (if any) for at least `ms` from now, within its maxBatchDelayMs ceiling. */
-  private holdPending(ms: number): void {
-    const p = this.pending;
-    if (this.closed || p.reasons.size === 0 || p.urgent) return;
-    p.lastHintAt = Math.max(p.lastHintAt, performance.now() + ms - this.debounceMs);
-    this.scheduleRelease();
+    this.queue.add([[dir, 'dir']], 'event');
   }
 
   /** A watcher event about a file: a writer is active, so the debounce window restarts. */
   private hintEvent(file: string): void {
-    this.add((p) => p.paths.add(file), 'event', false, true);
+    this.queue.add([[file, 'file']], 'event');
   }
 
   /**
@@ -333,9 +307,8 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
    * of a racy read comes ~15 ms after that read, and could otherwise push back the window of the next save).
    */
   hint(paths: Iterable<string>): void {
-    this.add((p) => {
-      for (const file of paths) p.paths.add(path.resolve(file));
-    }, 'event', false, false);
+    const hints = Array.from(paths, (file): [string, Hint] => [path.resolve(file), 'file']);
+    this.queue.add(hints, 'event', { restarts: false });
   }
 
   /**
@@ -352,102 +325,20 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
    * probe). It rides along with pending events and never cuts their debounce short.
    */
   ping(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.add((p) => p.settle.push(resolve), 'ping', this.pending.reasons.size === 0, false);
-    });
+    return this.queue.ping();
   }
 
   /** Changes the timing while running; the next batch and the next verify tick use the new values. */
-  setTiming(timing: Pick<WatchOptions, 'debounceMs' | 'maxBatchDelayMs' | 'verifyIntervalMs'>): void {
-    if (timing.debounceMs !== undefined) this.debounceMs = Math.max(0, timing.debounceMs);
-    if (timing.maxBatchDelayMs !== undefined) this.maxBatchDelayMs = timing.maxBatchDelayMs;
-    this.maxBatchDelayMs = Math.max(this.debounceMs, this.maxBatchDelayMs);
+  setTiming(timing: { debounceMs?: number | undefined; maxBatchDelayMs?: number | undefined; verifyIntervalMs?: number | undefined }): void {
+    this.queue.setTiming(timing);
     if (timing.verifyIntervalMs !== undefined && timing.verifyIntervalMs !== this.verifyIntervalMs) {
       this.verifyIntervalMs = Math.max(0, timing.verifyIntervalMs);
-      if (!this.inFlight?.reasons.has('verify')) this.scheduleVerify(this.verifyIntervalMs);
+      if (!this.queue.inFlight?.reasons.has('verify')) this.scheduleVerify(this.verifyIntervalMs);
     }
   }
 
   private request(dirs: Iterable<string>, reason: BatchReason): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.add((p) => {
-        for (const d of dirs) p.rescan.add(path.resolve(d));
-        p.settle.push(resolve);
-      }, reason, true, false);
-    });
-  }
-
-  /** `restarts`: this hint restarts the debounce window of a pending batch (watcher events do; re-checks, verify
-   *  ticks and pings only ride along). The first hint of a batch always opens its window. */
-  private add(mutate: (p: Pending) => void, reason: BatchReason, urgent: boolean, restarts: boolean): void {
-    if (this.closed) return;
-    const now = performance.now();
-    const p = this.pending;
-    if (p.reasons.size === 0) {
-      p.firstHintAt = now;
-      p.lastHintAt = now;
-    } else if (restarts) {
-      p.lastHintAt = now;
-    }
-    p.reasons.add(reason);
-    mutate(p);
-    if (urgent) p.urgent = true;
-    this.scheduleRelease();
-  }
-
-  private scheduleRelease(): void {
-    const p = this.pending;
-    clearTimeout(this.releaseTimer);
-    this.releaseTimer = undefined;
-    this.due = false;
-    if (p.reasons.size === 0) return;
-    const now = performance.now();
-    const at = p.urgent ? now : Math.min(p.lastHintAt + this.debounceMs, p.firstHintAt + this.maxBatchDelayMs);
-    const wait = Math.max(0, at - now);
-    if (wait === 0 && p.urgent) {
-      this.markDue();
-      return;
-    }
-    this.releaseTimer = setTimeout(() => this.markDue(), wait);
-  }
-
-  private markDue(): void {
-    this.releaseTimer = undefined;
-    this.due = true;
-    this.deliver();
-  }
-
-  private deliver(): void {
-    if (!this.waiter || !this.due || this.pending.reasons.size === 0) return;
-    const p = this.pending;
-    this.pending = emptyPending();
-    this.due = false;
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    this.inFlight = p;
-    this.inFlightSince = performance.now();
-    waiter({
-      seq: ++this.seq,
-      paths: p.paths,
-      rescan: p.rescan,
-      reasons: p.reasons,
-      firstHintAt: p.firstHintAt,
-    });
-  }
-
-  /** The consumer finished the batch it holds: settle its requests and measure the verify cost. */
-  private finishInFlight(): void {
-    const p = this.inFlight;
-    if (!p) return;
-    this.inFlight = undefined;
-    for (const settle of p.settle) settle();
-    if (p.reasons.has('verify')) {
-      // Keep the sweep under ~5% of wall time however large the tree: interval >= 20 × sweep cost.
-      const cost = performance.now() - this.inFlightSince;
-      this.scheduleVerify(Math.max(this.verifyIntervalMs, cost * 20));
-    }
+    return this.queue.request(Array.from(dirs, (d): [string, Hint] => [path.resolve(d), 'dir']), reason, { restarts: false });
   }
 
   private scheduleVerify(ms: number): void {
@@ -458,10 +349,11 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       this.verifyTimer = undefined;
       // The next tick is scheduled when the consumer has finished this one (finishInFlight). A tick never
       // cuts a debounce short: a file being written in chunks is read once its writer goes quiet.
-      const quiet = this.pending.reasons.size === 0;
-      this.add((p) => {
-        for (const r of this.roots) p.rescan.add(r);
-      }, 'verify', quiet, false);
+      this.queue.add(
+        this.roots.map((r): [string, Hint] => [r, 'dir']),
+        'verify',
+        { urgent: this.queue.idle, restarts: false },
+      );
     }, ms);
     this.verifyTimer.unref();
   }
@@ -501,20 +393,17 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
 
   async *[Symbol.asyncIterator](): AsyncIterator<ChangeBatch> {
     try {
-      for (;;) {
-        this.finishInFlight();
-        if (this.closed) return;
-        const batch = await new Promise<ChangeBatch | undefined>((resolve) => {
-          this.waiter = resolve;
-          this.deliver();
-        });
-        if (batch === undefined) return;
-        yield batch;
-      }
+      for await (const batch of this.queue) yield this.toChangeBatch(batch);
     } finally {
-      this.finishInFlight();
       await this.close();
     }
+  }
+
+  private toChangeBatch(batch: QueuedBatch<Hint>): ChangeBatch {
+    const paths = new Set<string>();
+    const rescan = new Set<string>(batch.overflowed ? this.roots : []);
+    for (const [p, hint] of batch.items) (hint === 'dir' ? rescan : paths).add(p);
+    return { seq: batch.seq, paths, rescan, reasons: batch.reasons, firstHintAt: batch.firstHintAt };
   }
 
   /** Stops watching, ends iteration and clears every timer. Idempotent. */
@@ -526,15 +415,9 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private async doClose(): Promise<void> {
     this.closed = true;
     this.signal?.removeEventListener('abort', this.abortListener);
-    clearTimeout(this.releaseTimer);
     clearTimeout(this.verifyTimer);
     clearInterval(this.rootTimer);
-    for (const settle of this.pending.settle) settle();
-    this.pending = emptyPending();
-    this.finishInFlight();
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.(undefined);
+    this.queue.close();
     this.dirs?.close();
     if (this.chokidar) await closeChokidar(this.chokidar);
   }
@@ -651,57 +534,4 @@ class DirWatches {
 /** Starts watching `options.roots`; see {@link DirWatcher}. */
 export function watchDirs(options: WatchOptions): Promise<DirWatcher> {
   return DirWatcher.open(options);
-}
-
-export interface WalkOptions {
-  /** File extensions that are config files. Default `['.yaml', '.yml', '.json']`. */
-  extensions?: readonly string[];
-  /** Absolute directories not to descend into (e.g. a schema dir inside the config dir). */
-  exclude?: readonly string[];
-  /** Deepest directory level listed below the root. Default 32. */
-  maxDepth?: number;
-  /** Called with each directory (absolute) whose entries are about to be listed in full. */
-  onDir?: (dir: string) => void;
-}
-
-/**
- * Lists the config files under `root` (absolute paths), skipping hidden entries, following symlinks
- * (with a guard against loops). A missing root yields nothing. Unreadable entries are yielded anyway so
- * that the reader reports them (a symlink loop named `app.yaml` is a config error, not silence).
- */
-export async function* walkConfigFiles(root: string, options: WalkOptions = {}): AsyncGenerator<string> {
-  const extensions = new Set(options.extensions ?? DEFAULT_EXTENSIONS);
-  const exclude = new Set((options.exclude ?? []).map((d) => path.resolve(d)));
-  const maxDepth = options.maxDepth ?? 32;
-  const seenDirs = new Set<string>();
-  const stack: Array<{ dir: string; depth: number }> = [{ dir: path.resolve(root), depth: 0 }];
-  while (stack.length > 0) {
-    const { dir, depth } = stack.pop()!;
-    let st;
-    try {
-      st = await stat(dir, { bigint: true });
-    } catch {
-      continue;
-    }
-    const key = `${st.dev}:${st.ino}`;
-    if (!st.isDirectory() || seenDirs.has(key) || exclude.has(dir)) continue;
-    seenDirs.add(key);
-    let handle;
-    try {
-      handle = await opendir(dir);
-    } catch {
-      continue;
-    }
-    options.onDir?.(dir);
-    for await (const entry of handle) {
-      if (isHidden(entry.name)) continue;
-      const full = path.join(dir, entry.name);
-      if (extensions.has(path.extname(entry.name))) {
-        // Even a directory or a dangling link named like a config is yielded: the reader reports it.
-        yield full;
-      } else if ((entry.isDirectory() || entry.isSymbolicLink()) && depth < maxDepth) {
-        stack.push({ dir: full, depth: depth + 1 });
-      }
-    }
-  }
 }

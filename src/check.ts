@@ -1,0 +1,112 @@
+// One-shot validation without watching, committing or logging: `checkConfigs` (a dry run of a config tree for
+// CI and `ExecStartPre=`, what `hotconf check` reports) and `validateOnce` (one file or value against one
+// schema: the daemon's own settings). Both go through the pipeline's one document path.
+import path from 'node:path';
+import { mapLimit } from './async.js';
+import { ConfigError, HotconfError, ReadError, type ConfigErrorJSON } from './errors.js';
+import { readStable } from './load/index.js';
+import { ConfigParser } from './load/worker.js';
+import { displayPath, formatOf, SCHEMA_SUFFIX } from './names.js';
+import { resolveOptions, type HotconfOptions } from './options.js';
+import { outcomeOf, validateDocument, type DocumentStages } from './pipeline/index.js';
+import { assertDirectories, FileTree } from './source/files/index.js';
+import { SchemaRegistry } from './validate/index.js';
+
+export interface CheckedConfig {
+  readonly name: string;
+  readonly file: string | undefined;
+  readonly ok: boolean;
+  /** The validated value (defaults applied); undefined when invalid. Contains secrets: redact before showing. */
+  readonly value: unknown;
+  readonly secrets: readonly string[];
+  readonly errors: readonly ConfigErrorJSON[];
+}
+
+export interface CheckReport {
+  readonly ok: boolean;
+  readonly configs: readonly CheckedConfig[];
+  /** Every problem, in name order. */
+  readonly errors: readonly ConfigErrorJSON[];
+}
+
+/**
+ * Validates the configs on disk as `createHotconf` would (all of them, or only `files`), without watching,
+ * committing or logging: a dry run for CI and `ExecStartPre=`.
+ */
+export async function checkConfigs(options: HotconfOptions, files?: readonly string[]): Promise<CheckReport> {
+  const o = resolveOptions(options);
+  if (o.etcd) throw new HotconfError('E_OPTIONS', 'checkConfigs validates a directory (configDir); for etcd, `hotconf push --dry-run` checks one');
+  const tree = new FileTree(o.configDir!, o.schemaDir);
+  await assertDirectories(tree.configDir, tree.schemaDir);
+  const registry = new SchemaRegistry({
+    schemaDir: tree.schemaDir ?? tree.configDir,
+    useDefaults: o.useDefaults,
+    displayPath,
+    ...(o.logger ? { logger: o.logger.child({ module: 'validate' }) } : {}),
+  });
+  // Its parser worker, if a large file started one, is closed at the end of the scope.
+  await using parser = new ConfigParser({ workerThresholdBytes: o.workerThresholdBytes });
+  const stages: DocumentStages = { parser, registry, maxDepth: o.maxDepth, maxAliasCount: o.maxAliasCount, requireSchema: o.requireSchema };
+  const listed = await tree.list();
+  await registry.reload(listed.schemas);
+  const names = new Set<string>();
+  const unknown: ConfigError[] = [];
+  for (const file of files ?? []) {
+    const abs = path.resolve(file);
+    const name = tree.nameOf(abs);
+    if (name !== undefined) names.add(name);
+    else unknown.push(new ReadError('E_NOT_FOUND', { file: displayPath(abs) }, `is not a config file under ${displayPath(tree.configDir)}`));
+  }
+  const wanted = files ? [...names].sort() : listed.names;
+  const limits = { maxFileBytes: o.maxFileBytes };
+  const outcomes = await mapLimit(wanted, o.concurrency, async (name) => outcomeOf(name, await tree.read(name, limits, () => undefined), stages));
+  const configs: CheckedConfig[] = outcomes.map((c): CheckedConfig => {
+    const failed = (file: string | undefined, errors: readonly ConfigErrorJSON[]) => ({ name: c.name, file, ok: false, value: undefined, secrets: [], errors });
+    switch (c.kind) {
+      case 'ok':
+        return { name: c.name, file: c.shown, ok: true, value: c.value, secrets: c.secrets, errors: [] };
+      case 'error':
+        return failed(c.shown, c.errors.map((e) => e.toJSON()));
+      case 'unsettled':
+        return failed(c.shown, [new ReadError('E_UNSTABLE', { file: c.shown }, 'kept changing while being read').toJSON()]);
+      case 'removed':
+        return failed(undefined, [new ReadError('E_NOT_FOUND', { file: c.name }, 'not found').toJSON()]);
+    }
+  });
+  const errors = [...unknown.map((e) => e.toJSON()), ...configs.flatMap((c) => c.errors)];
+  return { ok: errors.length === 0, configs, errors };
+}
+
+export type FileValidation =
+  | { readonly ok: true; readonly value: unknown; readonly secrets: readonly string[] }
+  | { readonly ok: false; readonly errors: readonly ConfigError[] };
+
+/**
+ * Reads one file with the pipeline's safety rules and validates it (or, given `value`, an in-memory value
+ * reported under the name `file`) against one schema file. No watcher, no store.
+ */
+export async function validateOnce(
+  file: string,
+  schemaFile: string,
+  options: { value?: unknown; useDefaults?: boolean; maxFileBytes?: number; workerThresholdBytes?: number } = {},
+): Promise<FileValidation> {
+  const registry = new SchemaRegistry({ schemaDir: path.dirname(schemaFile), useDefaults: options.useDefaults ?? false, displayPath });
+  const name = registry.nameOfFile(schemaFile);
+  if (name === undefined) throw new HotconfError('E_OPTIONS', `not a schema file (*${SCHEMA_SUFFIX}): ${schemaFile}`);
+  await registry.reload([schemaFile]);
+  const defaults = resolveOptions({ configDir: path.dirname(file), requireSchema: false });
+  await using parser = new ConfigParser({ workerThresholdBytes: options.workerThresholdBytes ?? defaults.workerThresholdBytes });
+  const stages: DocumentStages = { parser, registry, maxDepth: defaults.maxDepth, maxAliasCount: defaults.maxAliasCount, requireSchema: true };
+  try {
+    if ('value' in options) {
+      // The value is judged; its JSON text only gives the positions of what is wrong.
+      return await validateDocument(name, Buffer.from(JSON.stringify(options.value ?? null)), 'json', file, stages, { value: options.value });
+    }
+    const shown = displayPath(file);
+    const { bytes } = await readStable(file, { maxFileBytes: options.maxFileBytes ?? defaults.maxFileBytes, displayPath: shown });
+    return await validateDocument(name, bytes, formatOf(file) ?? 'yaml', shown, stages);
+  } catch (err) {
+    if (err instanceof ConfigError) return { ok: false, errors: [err] };
+    throw err;
+  }
+}

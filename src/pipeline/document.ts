@@ -1,0 +1,100 @@
+// One document, one path: bytes → parse (with positions and the hostile-input limits) → validate (JSON Schema)
+// → a value and its hash, or the errors that refuse it. Every source's entries, `checkConfigs` and
+// `validateOnce` go through here, so a config means the same wherever it comes from.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { ConfigError } from '../errors.js';
+import type { ConfigParser } from '../load/worker.js';
+import type { ConfigFormat } from '../names.js';
+import { valueAt } from '../pointer.js';
+import type { EntryRead } from '../source/index.js';
+import { redact, type SchemaRegistry, type ValidationResult } from '../validate/index.js';
+
+/** The stages a document goes through, and their limits. */
+export interface DocumentStages {
+  readonly parser: ConfigParser;
+  readonly registry: SchemaRegistry;
+  /** Deepest nesting and most YAML alias dereferences accepted. */
+  readonly maxDepth: number;
+  readonly maxAliasCount: number;
+  /** A config without a schema is an error. */
+  readonly requireSchema: boolean;
+}
+
+/** What one config name came to in a batch. */
+export type Outcome =
+  | { kind: 'ok'; name: string; path: string; shown: string; value: unknown; hash: string; secrets: readonly string[] }
+  | { kind: 'error'; name: string; shown: string | undefined; errors: readonly ConfigError[] }
+  | { kind: 'removed'; name: string }
+  /** Written in place faster than it could be read whole: not an error, just not yet; looked at again. */
+  | { kind: 'unsettled'; name: string; shown: string };
+
+/**
+ * Parses and validates `bytes` as config `name` (`shown` in messages). Given `value`, that value is validated
+ * instead of the parsed one (the bytes then only give positions). Rejects with a ConfigError when the bytes
+ * cannot be parsed; resolves with the validation's verdict otherwise.
+ */
+export async function validateDocument(
+  name: string,
+  bytes: Uint8Array,
+  format: ConfigFormat,
+  shown: string,
+  stages: DocumentStages,
+  value?: { readonly value: unknown },
+): Promise<ValidationResult> {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parsed = await stages.parser.parse(buf, format, shown, { maxDepth: stages.maxDepth, maxAliasCount: stages.maxAliasCount });
+  return stages.registry.validateAsync(name, value ? value.value : parsed.value, parsed, shown, stages.requireSchema);
+}
+
+/** What a source's read of `name` comes to: a valid value with its hash, or why not. */
+export async function outcomeOf(name: string, read: EntryRead, stages: DocumentStages): Promise<Outcome> {
+  switch (read.kind) {
+    case 'missing':
+      return { kind: 'removed', name };
+    case 'error':
+      return { kind: 'error', name, shown: read.shown, errors: read.errors };
+    case 'unsettled':
+      return { kind: 'unsettled', name, shown: read.shown };
+  }
+  try {
+    const result = await validateDocument(name, read.bytes, read.format, read.shown, stages);
+    if (!result.ok) return { kind: 'error', name, shown: read.shown, errors: result.errors };
+    // The secret pointers are part of the hash: a schema change that makes a field secret is a change to
+    // what may be shown, even when the value is the same.
+    const hash = contentHash(result.value, result.secrets);
+    return { kind: 'ok', name, path: read.path, shown: read.shown, value: result.value, hash, secrets: result.secrets };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return { kind: 'error', name, shown: read.shown, errors: [err] };
+  }
+}
+
+/**
+ * sha256 of the value's canonical JSON (keys sorted), so formatting and comments do not change it, plus the
+ * pointers of its secrets. The hash is public (ETag, SSE, webhooks), so secret values enter it only through an
+ * HMAC under a key that never leaves this process: a served hash cannot be used to guess a weak password. The
+ * price: the hash of a config with secrets differs between processes (fleets compare `sourceRevision`).
+ */
+export function contentHash(value: unknown, secrets: readonly string[] = []): string {
+  if (secrets.length === 0) return createHash('sha256').update(canonicalJson(value)).digest('hex');
+  const hidden = createHmac('sha256', SECRET_HASH_KEY).update(canonicalJson(secrets.map((p) => valueAt(value, p)))).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(redact(value, secrets)))
+    .update(`\0secrets:${secrets.join('\0')}\0${hidden}`)
+    .digest('hex');
+}
+
+const SECRET_HASH_KEY = randomBytes(32);
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+      .join(',')}}`;
+  }
+  if (typeof value === 'number' && !Number.isFinite(value)) return `"${String(value)}"`;
+  return JSON.stringify(value) ?? 'null';
+}

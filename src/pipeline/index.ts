@@ -1,0 +1,233 @@
+// The pipeline between a source and the store, knowing no source: a batch of config names → schemas re-read
+// → each name read, parsed and validated (one document path) → the batch policy → one `store.commit` (one
+// atomic version) → the batch reported. It keeps what the store cannot: each config's problem (error, held
+// back, deleted), the names to retry, and the timing of the batch in flight for health checks.
+import type { Logger } from 'pino';
+import { mapLimit } from '../async.js';
+import type { ConfigError, ConfigErrorJSON } from '../errors.js';
+import { walkConfigFiles } from '../load/walk.js';
+import type { ConfigParser } from '../load/worker.js';
+import type { BatchPolicy } from '../options.js';
+import type { Source, SourceBatch } from '../source/index.js';
+import type { EntryInput, Store, Unsubscribe } from '../store/index.js';
+import type { SchemaRegistry } from '../validate/index.js';
+import { outcomeOf, type DocumentStages, type Outcome } from './document.js';
+
+export { contentHash, outcomeOf, validateDocument, type DocumentStages, type Outcome } from './document.js';
+
+export type ConfigState = 'ok' | 'error' | 'pending' | 'deleted';
+
+/** What one processed batch did: for logs, metrics and the daemon's status line. */
+export interface BatchResult {
+  /** The store's version after the batch. */
+  readonly version: number;
+  /** True when the batch committed a new version. */
+  readonly committed: boolean;
+  readonly changed: readonly string[];
+  readonly removed: readonly string[];
+  /** Problems found in this batch (the batch may still have committed under `per-file`). */
+  readonly errors: readonly ConfigErrorJSON[];
+  /** Names held back by `all-or-nothing`. */
+  readonly held: readonly string[];
+  /** Time spent processing the batch, in ms. */
+  readonly durationMs: number;
+  /** From the first event of the batch to the end of its processing, in ms. */
+  readonly latencyMs: number;
+}
+
+/** A config whose state is not plain `ok`. */
+export interface Problem {
+  readonly state: ConfigState;
+  readonly file: string | undefined;
+  readonly errors: readonly ConfigError[];
+  readonly since: number;
+}
+
+/** The options the pipeline reads at each batch (some change while running). */
+export interface PipelineSettings {
+  readonly batchPolicy: BatchPolicy;
+  readonly maxFileBytes: number;
+  readonly keepOnDelete: boolean;
+  readonly concurrency: number;
+}
+
+export interface PipelineOptions {
+  readonly store: Store;
+  readonly parser: ConfigParser;
+  readonly registry: SchemaRegistry;
+  readonly stages: DocumentStages;
+  /** Where `'all'` schemas are listed from; undefined when configs need no schema. */
+  readonly schemaDir: string | undefined;
+  readonly settings: () => PipelineSettings;
+  readonly logger: Logger;
+}
+
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  readonly #log: Logger;
+  /** Configs whose state is not plain `ok`. */
+  readonly problems = new Map<string, Problem>();
+  /** Names held back by an all-or-nothing failure: retried with the next batch. */
+  readonly #retry = new Set<string>();
+  readonly #listeners = new Set<(result: BatchResult) => void>();
+  #batchStartedAt: number | undefined;
+  #lastBatchAt: number | undefined;
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+    this.#log = options.logger;
+  }
+
+  /** How long the batch being processed has been running, in ms; undefined when idle. */
+  get batchInFlightMs(): number | undefined {
+    return this.#batchStartedAt === undefined ? undefined : performance.now() - this.#batchStartedAt;
+  }
+
+  /** When the last batch finished (ms since the epoch); undefined before the first. */
+  get lastBatchAt(): number | undefined {
+    return this.#lastBatchAt;
+  }
+
+  /** Calls `listener` after every processed batch, committed or not. */
+  onBatch(listener: (result: BatchResult) => void): Unsubscribe {
+    this.#listeners.add(listener);
+    const off = () => void this.#listeners.delete(listener);
+    return Object.assign(off, { [Symbol.dispose]: off });
+  }
+
+  /** Every problem outstanding (the `error` states). */
+  currentErrors(): ConfigErrorJSON[] {
+    return [...this.problems.values()].filter((p) => p.state === 'error').flatMap((p) => p.errors.map((e) => e.toJSON()));
+  }
+
+  /**
+   * The loop over a source's batches, one at a time, timed for health. A bug or an unexpected I/O failure
+   * must not end the pipeline: it is logged and the source is asked to look at everything again.
+   */
+  async run(source: Source): Promise<void> {
+    for await (const batch of source) {
+      this.#batchStartedAt = performance.now();
+      try {
+        await this.process(source, batch, this.#o.settings().batchPolicy);
+      } catch (err) {
+        this.#log.error({ err, seq: batch.seq }, 'batch failed unexpectedly; looking at everything again');
+        source.resync().catch(() => undefined);
+      } finally {
+        this.#batchStartedAt = undefined;
+        this.#lastBatchAt = Date.now();
+      }
+    }
+  }
+
+  /** Reads, validates and commits one batch under `policy`. Returns the errors of the batch. */
+  async process(source: Source, batch: SourceBatch, policy: BatchPolicy): Promise<ConfigError[]> {
+    const started = performance.now();
+    // Schemas first: a changed schema re-validates the configs that use it.
+    const names = new Set<string>(await this.#reloadSchemas(batch.schemas));
+    for (const name of batch.names) names.add(name);
+    // A full listing: whatever the store holds and the listing lacks is gone.
+    if (batch.full) for (const name of this.#o.store.snapshot().configs.keys()) names.add(name);
+    // Nothing new (a verify tick that found nothing): held-back names wait for a real change, so that an
+    // invalid file is reported once, not once per tick. A batch that moves the source's revision still commits it.
+    if (names.size === 0 && batch.revision === undefined) return [];
+    for (const name of this.#retry) names.add(name);
+
+    const settings = this.#o.settings();
+    const limits = { maxFileBytes: settings.maxFileBytes };
+    const outcomes = await mapLimit([...names].sort(), settings.concurrency, async (name) => outcomeOf(name, await source.read(name, limits), this.#o.stages));
+    const errors = this.#apply(outcomes, policy, settings, started, batch);
+    await source.settled?.(batch);
+    return errors;
+  }
+
+  async #reloadSchemas(schemas: SourceBatch['schemas']): Promise<string[]> {
+    if (schemas === 'all') {
+      if (this.#o.schemaDir === undefined) return [];
+      const files: string[] = [];
+      for await (const f of walkConfigFiles(this.#o.schemaDir, { extensions: ['.json'] })) if (this.#o.registry.nameOfFile(f) !== undefined) files.push(f);
+      return this.#o.registry.reload(files);
+    }
+    return schemas.size === 0 ? [] : this.#o.registry.reload(schemas);
+  }
+
+  /** Records the outcomes of a batch, commits the valid ones (all or nothing, or per file) with the source's
+   *  revision, reports the problems. Returns the errors of the batch. */
+  #apply(outcomes: readonly Outcome[], policy: BatchPolicy, settings: PipelineSettings, started: number, batch: SourceBatch): ConfigError[] {
+    const { store } = this.#o;
+    const sourceRevision = batch.revision;
+    const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'error' }> => o.kind === 'error');
+    const errors = failed.flatMap((o) => o.errors);
+    const unsettled = outcomes.some((o) => o.kind === 'unsettled');
+    const holdBack = (failed.length > 0 || unsettled) && policy === 'all-or-nothing';
+    const now = Date.now();
+
+    const set: EntryInput[] = [];
+    const remove: string[] = [];
+    const recovered: string[] = [];
+    this.#retry.clear();
+    for (const o of outcomes) {
+      if (o.kind === 'error') {
+        this.problems.set(o.name, { state: 'error', file: o.shown, errors: o.errors, since: now });
+        if (holdBack) this.#retry.add(o.name);
+      } else if (o.kind === 'unsettled') {
+        this.#retry.add(o.name);
+        this.problems.set(o.name, { state: 'pending', file: o.shown, errors: [], since: now });
+      } else if (holdBack) {
+        this.#retry.add(o.name);
+        this.problems.set(o.name, { state: 'pending', file: o.kind === 'ok' ? o.shown : undefined, errors: [], since: now });
+      } else if (o.kind === 'ok') {
+        if (this.problems.get(o.name)?.state === 'error') recovered.push(o.name);
+        this.problems.delete(o.name);
+        set.push({ name: o.name, value: o.value, hash: o.hash, path: o.path, secrets: o.secrets });
+      } else if (settings.keepOnDelete && store.snapshot().configs.has(o.name)) {
+        this.problems.set(o.name, { state: 'deleted', file: undefined, errors: [], since: now });
+      } else {
+        this.problems.delete(o.name);
+        remove.push(o.name);
+      }
+    }
+
+    const change = holdBack ? undefined : store.commit({ set, remove, ...(sourceRevision === undefined ? {} : { sourceRevision }) });
+    const ms = round(performance.now() - started);
+    if (change) {
+      this.#log.info(
+        { version: change.version, changed: change.changed, removed: change.removed, sourceRevision, ms, latencyMs: round(performance.now() - batch.firstHintAt) },
+        'config committed',
+      );
+    }
+    if (recovered.length > 0) this.#log.info({ names: recovered, version: store.version }, 'config valid again');
+    if (errors.length > 0) {
+      this.#log.warn(
+        { errors: errors.map((e) => e.toJSON()), held: holdBack ? [...this.#retry] : [], policy, version: store.version },
+        holdBack ? 'batch rejected; last good config stays live' : 'invalid config refused; last good value stays live',
+      );
+    }
+    // Listeners hear of the batch in the same tick as status changes, before the source looks again.
+    this.#emit({
+      version: store.version,
+      committed: change !== undefined,
+      changed: change?.changed ?? [],
+      removed: change?.removed ?? [],
+      errors: errors.map((e) => e.toJSON()),
+      held: holdBack ? [...this.#retry] : [],
+      durationMs: ms,
+      latencyMs: round(performance.now() - batch.firstHintAt),
+    });
+    return errors;
+  }
+
+  #emit(result: BatchResult): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(result);
+      } catch (err) {
+        this.#log.error({ err }, 'batch listener failed');
+      }
+    }
+  }
+}
+
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

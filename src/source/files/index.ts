@@ -1,0 +1,304 @@
+// The files source: a directory of configs (and the schema directory) watched by DirWatcher. Watcher events
+// are hints, not truth (DESIGN.md point 4): this module remembers what was read by file identity (dev, inode,
+// size, mtime, ctime), turns each batch of hinted paths and directories into the config names whose files
+// differ from that memory, re-stats what a batch read once the pipeline is done with it, and looks again at
+// a read that was too close to the file's last change. That memory is what turns hints into convergence.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { mapLimit } from '../../async.js';
+import { ConfigError, HotconfError, NameConflictError, ReadError } from '../../errors.js';
+import { RACY_WINDOW_MS, readStable, statIdentity, type FileIdentity } from '../../load/index.js';
+import { walkConfigFiles } from '../../load/walk.js';
+import { candidatesOf, configNameOf, displayPath, formatOf, isInside, SCHEMA_SUFFIX, toPosix } from '../../names.js';
+import type { EntryRead, ReadLimits, Source, SourceBatch, SourceTiming } from '../index.js';
+import { DirWatcher, type ChangeBatch } from './watcher.js';
+
+export interface FilesSourceOptions {
+  /** Directory of config files, watched recursively. */
+  configDir: string;
+  /** Directory of `<name>.schema.json` files, watched too (a changed schema re-validates its configs). */
+  schemaDir?: string | undefined;
+  debounceMs: number;
+  maxBatchDelayMs: number;
+  verifyIntervalMs: number;
+  usePolling: boolean;
+  logger: Logger;
+}
+
+export interface FilesSourceStatus {
+  readonly kind: 'files';
+  readonly connected: true;
+  readonly configDir: string;
+}
+
+/** What the sweeps of one batch listed: the directories read, and every config-like file found in them. */
+interface Listing {
+  readonly dirs: Set<string>;
+  readonly files: Set<string>;
+}
+
+/**
+ * The reconciliation of a config tree with what was read of it: names of paths, sweeps, reads. Used by the
+ * watching {@link FilesSource} and, without a watcher, by `checkConfigs`.
+ */
+export class FileTree {
+  readonly configDir: string;
+  readonly schemaDir: string | undefined;
+  /** What was last read (or failed to be read) per absolute path: identity key, for the convergence sweep. */
+  readonly #known = new Map<string, string>();
+  /** Files read (or refused after a read) since the last batch was settled: re-stat'ed then. */
+  readonly #touched = new Set<string>();
+  #listing: Listing | undefined;
+
+  constructor(configDir: string, schemaDir: string | undefined) {
+    this.configDir = path.resolve(configDir);
+    this.schemaDir = schemaDir === undefined ? undefined : path.resolve(schemaDir);
+  }
+
+  /** The watched roots: the config dir, and the schema dir unless it lies inside it. */
+  get roots(): string[] {
+    return this.schemaDir && !isInside(this.schemaDir, this.configDir, true) ? [this.configDir, this.schemaDir] : [this.configDir];
+  }
+
+  isSchemaFile(file: string): boolean {
+    return this.schemaDir !== undefined && file.endsWith(SCHEMA_SUFFIX) && isInside(file, this.schemaDir, true);
+  }
+
+  /** `config/db/primary.yaml` → `db/primary`; undefined for anything that is not a config file. */
+  nameOf(file: string): string | undefined {
+    if (!isInside(file, this.configDir, true) || this.isSchemaFile(file)) return undefined;
+    if (this.schemaDir && isInside(file, this.schemaDir, true)) return undefined;
+    return configNameOf(toPosix(path.relative(this.configDir, file)));
+  }
+
+  /**
+   * Turns a batch of hints into config names and schema files: `paths` are hinted files, `rescan` directories
+   * are listed and compared with what was last read (`force`: everything listed counts).
+   */
+  async resolve(batch: Pick<ChangeBatch, 'seq' | 'paths' | 'rescan' | 'reasons' | 'firstHintAt'>, force: boolean): Promise<SourceBatch> {
+    const candidates = new Set<string>(batch.paths);
+    const listing: Listing = { dirs: new Set(), files: new Set() };
+    for (const dir of batch.rescan) for (const p of await this.#sweep(dir, force, listing)) candidates.add(p);
+    this.#listing = listing;
+    const schemas = new Set<string>();
+    const names = new Set<string>();
+    for (const p of candidates) {
+      if (this.isSchemaFile(p)) schemas.add(p);
+      else {
+        const name = this.nameOf(p);
+        if (name !== undefined) names.add(name);
+      }
+    }
+    // A schema is remembered as it is now, before it is read: a change after this stat is seen by the next sweep.
+    await mapLimit(schemas, 32, (f) => this.#remember(f));
+    return { seq: batch.seq, names, full: false, schemas, reasons: batch.reasons, firstHintAt: batch.firstHintAt };
+  }
+
+  /** Reads the one file behind config `name` (or finds that there is none, or several). */
+  async read(name: string, limits: ReadLimits, lookAgainLater: (file: string) => void): Promise<EntryRead> {
+    const base = path.join(this.configDir, ...name.split('/'));
+    const candidates = candidatesOf(path.basename(base)).map((f) => path.join(path.dirname(base), f));
+    const present: string[] = [];
+    const statErrors: ConfigError[] = [];
+    const listing = this.#listing;
+    // Its directory was listed by this batch: the listing says which candidates exist, no stat needed (the read
+    // that follows finds out if one went away since; one that appeared since has an event of its own).
+    // Otherwise the three candidates are looked up at once: this is on every change's critical path.
+    const looked = listing?.dirs.has(path.dirname(base))
+      ? candidates.map((file): PromiseSettledResult<object | undefined> => ({ status: 'fulfilled', value: listing.files.has(file) ? {} : undefined }))
+      : await Promise.allSettled(candidates.map((file) => statIdentity(file)));
+    looked.forEach((result, i) => {
+      const file = candidates[i]!;
+      if (result.status === 'fulfilled') {
+        if (result.value) present.push(file);
+        else this.#known.delete(file);
+      } else if (result.reason instanceof ConfigError) {
+        present.push(file);
+        statErrors.push(result.reason);
+      } else {
+        throw result.reason;
+      }
+    });
+    if (present.length === 0) return { kind: 'missing' };
+    if (present.length > 1) {
+      await Promise.all(present.map(async (f) => this.#remember(f)));
+      const files = present.map(displayPath);
+      const err = new NameConflictError('E_DUPLICATE_NAME', { file: files[0]! }, `config '${name}' is defined by ${files.length} files (${files.join(', ')}); keep one`);
+      return { kind: 'error', shown: files[0], errors: [err] };
+    }
+    const file = present[0]!;
+    const shown = displayPath(file);
+    if (statErrors.length > 0) {
+      this.#known.set(file, `error:${statErrors[0]!.code}`);
+      return { kind: 'error', shown, errors: statErrors };
+    }
+    try {
+      const { bytes, identity, racy, superseded } = await readStable(file, { maxFileBytes: limits.maxFileBytes, displayPath: shown });
+      this.#known.set(file, keyOf(identity));
+      this.#touched.add(file);
+      if (racy || superseded) lookAgainLater(file);
+      return { kind: 'bytes', bytes, format: formatOf(file) ?? 'yaml', path: file, shown };
+    } catch (err) {
+      if (err instanceof ReadError && err.code === 'E_UNSTABLE') {
+        lookAgainLater(file);
+        return { kind: 'unsettled', shown };
+      }
+      if (err instanceof ReadError && err.code === 'E_NOT_FOUND') {
+        this.#known.delete(file);
+        return { kind: 'missing' };
+      }
+      if (!(err instanceof ConfigError)) throw err;
+      if (err instanceof ReadError) await this.#remember(file);
+      this.#touched.add(file);
+      return { kind: 'error', shown, errors: [err] };
+    }
+  }
+
+  /** After a batch: the files it read whose identity moved since (their event may be lost). */
+  async moved(): Promise<string[]> {
+    const files = [...this.#touched];
+    this.#touched.clear();
+    this.#listing = undefined;
+    const moved = await mapLimit(files, 32, async (f) => ((await identityKey(f)) === this.#known.get(f) ? undefined : f));
+    return moved.filter((f): f is string => f !== undefined);
+  }
+
+  /** Every config name and schema file under the tree, as listed now (for a one-shot check). */
+  async list(): Promise<{ names: string[]; schemas: string[] }> {
+    const batch = await this.resolve({ seq: 0, paths: new Set(), rescan: new Set(this.roots), reasons: new Set(['request']), firstHintAt: 0 }, true);
+    return { names: [...batch.names].sort(), schemas: [...(batch.schemas as ReadonlySet<string>)] };
+  }
+
+  /** Lists `dir` and returns the paths whose identity differs from what was last read (all of them if `force`),
+   *  plus the known paths under `dir` that are gone. */
+  async #sweep(dir: string, force: boolean, listing: Listing): Promise<string[]> {
+    const listed = new Set<string>();
+    for await (const file of walkConfigFiles(dir, { onDir: (d) => listing.dirs.add(d) })) {
+      if (this.isSchemaFile(file) || this.nameOf(file) !== undefined) listed.add(file);
+      listing.files.add(file);
+    }
+    const differing = await mapLimit([...listed], 32, async (file) => {
+      if (force) return file;
+      return (await identityKey(file)) === this.#known.get(file) ? undefined : file;
+    });
+    const out = differing.filter((f): f is string => f !== undefined);
+    for (const file of this.#known.keys()) if (isInside(file, dir, true) && !listed.has(file)) out.push(file);
+    return out;
+  }
+
+  async #remember(file: string): Promise<void> {
+    const key = await identityKey(file);
+    if (key === undefined) this.#known.delete(file);
+    else this.#known.set(file, key);
+  }
+}
+
+/** A watched directory of configs: the {@link Source} that `configDir` selects. */
+export class FilesSource implements Source<FilesSourceStatus> {
+  readonly initial: SourceBatch;
+  readonly #tree: FileTree;
+  readonly #watcher: DirWatcher;
+  readonly #racy = new Set<string>();
+  #racyTimer: NodeJS.Timeout | undefined;
+
+  private constructor(tree: FileTree, watcher: DirWatcher, initial: SourceBatch) {
+    this.#tree = tree;
+    this.#watcher = watcher;
+    this.initial = initial;
+  }
+
+  /** Watches the directories, then lists everything once (the initial batch). Watching comes first, so that
+   *  nothing written during the initial load is missed. */
+  static async open(options: FilesSourceOptions): Promise<FilesSource> {
+    const tree = new FileTree(options.configDir, options.schemaDir);
+    await assertDirectories(tree.configDir, tree.schemaDir);
+    const watcher = await DirWatcher.open({
+      roots: tree.roots,
+      debounceMs: options.debounceMs,
+      maxBatchDelayMs: options.maxBatchDelayMs,
+      verifyIntervalMs: options.verifyIntervalMs,
+      usePolling: options.usePolling,
+      logger: options.logger.child({ module: 'watch' }),
+    });
+    try {
+      const initial = await tree.resolve({ seq: 0, paths: new Set(), rescan: new Set(tree.roots), reasons: new Set(['request']), firstHintAt: performance.now() }, true);
+      return new FilesSource(tree, watcher, initial);
+    } catch (err) {
+      await watcher.close();
+      throw err;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<SourceBatch> {
+    for await (const batch of this.#watcher) yield await this.#tree.resolve(batch, batch.reasons.has('request'));
+  }
+
+  read(name: string, limits: ReadLimits): Promise<EntryRead> {
+    return this.#tree.read(name, limits, (file) => this.#lookAgainLater(file));
+  }
+
+  async settled(): Promise<void> {
+    // Events are hints: whatever changed since it was read is looked at again, event or no event.
+    const again = await this.#tree.moved();
+    if (again.length > 0) this.#watcher.hint(again);
+  }
+
+  resync(): Promise<void> {
+    return this.#watcher.rescan();
+  }
+
+  ping(): Promise<void> {
+    return this.#watcher.ping();
+  }
+
+  setTiming(timing: SourceTiming): void {
+    this.#watcher.setTiming(timing);
+  }
+
+  status(): FilesSourceStatus {
+    return { kind: 'files', connected: true, configDir: this.#tree.configDir };
+  }
+
+  async close(): Promise<void> {
+    await this.#watcher.close();
+    clearTimeout(this.#racyTimer);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** A read too close to the file's last change (see RACY_WINDOW_MS), or of a version already replaced, is
+   *  committed at once and re-checked shortly after: a same-size write in the same clock tick cannot hide. */
+  #lookAgainLater(file: string): void {
+    this.#racy.add(file);
+    this.#racyTimer ??= setTimeout(() => {
+      this.#racyTimer = undefined;
+      const files = [...this.#racy];
+      this.#racy.clear();
+      this.#watcher.hint(files);
+    }, RACY_WINDOW_MS + 3);
+  }
+}
+
+export async function assertDirectories(configDir: string | undefined, schemaDir: string | undefined): Promise<void> {
+  for (const [what, dir] of [['configDir', configDir], ['schemaDir', schemaDir]] as const) {
+    if (dir === undefined) continue;
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new HotconfError('E_OPTIONS', `${what} is not a directory: ${dir}`);
+  }
+}
+
+function keyOf(id: FileIdentity): string {
+  return `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}`;
+}
+
+async function identityKey(file: string): Promise<string | undefined> {
+  try {
+    const id = await statIdentity(file);
+    return id === undefined ? undefined : keyOf(id);
+  } catch (err) {
+    return `error:${(err as HotconfError).code ?? 'E_READ'}`;
+  }
+}

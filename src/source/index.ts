@@ -1,0 +1,78 @@
+// The first stage of the pipeline: a source turns whatever it watches (a directory, an etcd prefix) into
+// batches of config names that may have changed, and reads a config's bytes on request. The pipeline knows
+// only this interface; a source knows nothing of what happens after it (DESIGN.md "Sources").
+// A new source lives in its own folder beside `files/` and `etcd/` and is wired with one line in hotconf.ts.
+import type { ConfigError } from '../errors.js';
+import type { ConfigFormat } from '../names.js';
+import type { BatchReason } from './queue.js';
+
+export type { BatchReason } from './queue.js';
+
+/** One unit of work for the pipeline: the configs that may have changed since the previous batch. */
+export interface SourceBatch {
+  /** Increases by one per batch. */
+  readonly seq: number;
+  /** Names of configs that may have changed (added, modified, removed). */
+  readonly names: ReadonlySet<string>;
+  /** True when `names` lists every config the source has: a known name missing from it is gone. */
+  readonly full: boolean;
+  /** Schema files to read again (absolute paths), or `'all'`: every schema under the schema directory. */
+  readonly schemas: ReadonlySet<string> | 'all';
+  /** Why this batch exists. */
+  readonly reasons: ReadonlySet<BatchReason>;
+  /** `performance.now()` of the earliest hint coalesced into this batch (event → commit latency). */
+  readonly firstHintAt: number;
+  /** The source's own position after this batch (the etcd revision); committed with the version. */
+  readonly revision?: string | undefined;
+}
+
+/** What reading one config name from a source found. */
+export type EntryRead =
+  /** The bytes of the one entry behind the name. `path` identifies it (`ConfigEntry.path`); `shown` names it in messages. */
+  | { readonly kind: 'bytes'; readonly bytes: Uint8Array; readonly format: ConfigFormat; readonly path: string; readonly shown: string }
+  /** Nothing holds this name (any more). */
+  | { readonly kind: 'missing' }
+  /** The entry exists but cannot be used as it is (unreadable, too large, two entries for one name). */
+  | { readonly kind: 'error'; readonly shown: string | undefined; readonly errors: readonly ConfigError[] }
+  /** Written faster than it could be read whole: not an error, just not yet; the source hints it again. */
+  | { readonly kind: 'unsettled'; readonly shown: string };
+
+/** Where the configs come from, and whether that source is reachable. Each source adds its own fields. */
+export interface SourceStatusBase {
+  readonly kind: string;
+  /** A disconnected source keeps the last good config served. */
+  readonly connected: boolean;
+}
+
+/**
+ * A source of configs. Iterate it once (`for await`); breaking out of the loop or `close()` releases
+ * everything it holds. `open` functions resolve once the source watches and its initial listing is ready.
+ */
+export interface Source<S extends SourceStatusBase = SourceStatusBase> extends AsyncIterable<SourceBatch>, AsyncDisposable {
+  /** Every config there is at open: the first batch, processed before the iteration starts. */
+  readonly initial: SourceBatch;
+  /** Reads the entry behind one config name. Called with bounded concurrency during a batch. */
+  read(name: string, limits: ReadLimits): Promise<EntryRead>;
+  /** The pipeline is done with `batch` (committed, refused or held): a source whose events are only hints
+   *  looks again at what it read. */
+  settled?(batch: SourceBatch): Promise<void>;
+  /** Asks for a full look at everything (reload); resolves when the pipeline has processed it. */
+  resync(): Promise<void>;
+  /** Resolves once a batch has gone all the way through the pipeline: proof that it still moves. */
+  ping(): Promise<void>;
+  /** Changes the batch timing while running. */
+  setTiming?(timing: SourceTiming): void;
+  status(): S;
+  close(): Promise<void>;
+}
+
+export interface ReadLimits {
+  /** Largest entry accepted, in bytes. */
+  readonly maxFileBytes: number;
+}
+
+export interface SourceTiming {
+  debounceMs?: number | undefined;
+  maxBatchDelayMs?: number | undefined;
+  verifyIntervalMs?: number | undefined;
+}
