@@ -14,9 +14,9 @@ import {
   ReadError,
   type ConfigErrorJSON,
 } from './errors.js';
+import { mapLimit } from './async.js';
+import { CONFIG_EXTENSIONS } from './names.js';
 import {
-  CONFIG_EXTENSIONS,
-  mapLimit,
   parseConfig,
   RACY_WINDOW_MS,
   readStable,

@@ -5,7 +5,6 @@
 import { isUtf8 } from 'node:buffer';
 import { constants, type BigIntStats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   LineCounter,
@@ -23,23 +22,11 @@ import {
   type YAMLSeq,
 } from 'yaml';
 import { HotconfError, ParseError, ReadError, type HotconfErrorCode } from '../errors.js';
+import type { ConfigFormat } from '../names.js';
+import { parsePointer } from '../pointer.js';
 
-// ------------------------------------------------------------------------------------------------ formats
-
-export type ConfigFormat = 'yaml' | 'json';
-
-/** '.yaml' | '.yml' -> 'yaml', '.json' -> 'json' */
-export const CONFIG_EXTENSIONS: Readonly<Record<string, ConfigFormat>> = Object.freeze({
-  '.yaml': 'yaml',
-  '.yml': 'yaml',
-  '.json': 'json',
-});
-
-/** format from a path's extension, or undefined */
-export function formatOf(file: string): ConfigFormat | undefined {
-  const ext = path.extname(file);
-  return Object.hasOwn(CONFIG_EXTENSIONS, ext) ? CONFIG_EXTENSIONS[ext] : undefined;
-}
+// The format of a config is the naming rule's (names.ts); re-exported for the callers of parseConfig.
+export { formatOf, type ConfigFormat } from '../names.js';
 
 // ----------------------------------------------------------------------------------------------- identity
 
@@ -681,9 +668,8 @@ function locate(
   pointer: string,
   key: boolean,
 ): Position | undefined {
-  if (pointer !== '' && !pointer.startsWith('/')) return undefined;
-  const unescape = (s: string) => s.replace(/~1/g, '/').replace(/~0/g, '~');
-  const segments = pointer === '' ? [] : pointer.slice(1).split('/').map(unescape);
+  const segments = parsePointer(pointer);
+  if (segments === undefined) return undefined;
   const resolve = (n: unknown): unknown => (isAlias(n) ? aliasTargets.get(n) : n);
   let node = resolve(doc.contents);
   let best = nodeStart(doc.contents) ?? 0; // an empty document: 1:1
@@ -722,35 +708,6 @@ function findPair(map: YAMLMap<unknown, unknown>, name: string, resolve: (n: unk
 }
 
 // ------------------------------------------------------------------------------------------------ helpers
-
-/**
- * Runs fn over items with at most `limit` in flight; results in input order; rejects with the first error only
- * after all started calls settled (no floating promises). After a failure no new call starts.
- */
-export async function mapLimit<T, R>(
-  items: Iterable<T>,
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  integerAtLeast('limit', limit, 1);
-  const list = Array.from(items);
-  const results = new Array<R>(list.length);
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (next < list.length && failure === undefined) {
-      const index = next++;
-      try {
-        results[index] = await fn(list[index] as T, index);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, list.length) }, worker));
-  if (failure) throw failure.error;
-  return results;
-}
 
 function integerAtLeast(name: string, value: number, min: number): void {
   if (!Number.isInteger(value) || value < min) {

@@ -9,7 +9,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ReadError, SchemaError } from '../errors.js';
 import type { FileIdentity, ParsedConfig, Position } from '../load/index.js';
-import { mapLimit, readStable } from '../load/index.js';
+import { mapLimit } from '../async.js';
+import { readStable } from '../load/index.js';
 
 const addFormats = formatsModule.default;
 
