@@ -11,11 +11,13 @@ import { ReadError, SchemaError } from '../errors.js';
 import type { FileIdentity, ParsedConfig, Position } from '../load/index.js';
 import { mapLimit } from '../async.js';
 import { readStable } from '../load/index.js';
+import { SCHEMA_SUFFIX } from '../names.js';
+import { escapePointer, parsePointer } from '../pointer.js';
 
 const addFormats = formatsModule.default;
 
-/** Suffix of schema files in the schema directory. */
-export const SCHEMA_SUFFIX = '.schema.json';
+/** Suffix of schema files in the schema directory (the naming rule's, names.ts). */
+export { SCHEMA_SUFFIX };
 
 /** The keyword hotconf adds to mark a secret; `writeOnly: true` is treated the same. */
 export const SECRET_KEYWORD = 'x-hotconf-secret';
@@ -56,11 +58,6 @@ interface CompiledSchema {
 export function schemaNameOf(relative: string): string | undefined {
   if (!relative.endsWith(SCHEMA_SUFFIX)) return undefined;
   return relative.slice(0, -SCHEMA_SUFFIX.length).split(path.sep).join('/');
-}
-
-/** Escapes one JSON pointer segment (RFC 6901). */
-export function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 /**
@@ -379,7 +376,8 @@ export function redact(value: unknown, secrets: readonly string[]): unknown {
   if (secrets.includes('')) return REDACTED;
   const copy = structuredClone(value) as Record<string, unknown>;
   for (const pointer of secrets) {
-    const parts = pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const parts = parsePointer(pointer);
+    if (parts === undefined) continue; // not a JSON pointer: it names no value
     let node: unknown = copy;
     for (let i = 0; i < parts.length - 1 && typeof node === 'object' && node !== null; i++) {
       node = (node as Record<string, unknown>)[parts[i]!];
