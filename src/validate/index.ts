@@ -7,11 +7,10 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import formatsModule from 'ajv-formats';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ReadError, SchemaError } from '../errors.js';
-import type { FileIdentity, ParsedConfig, Position } from '../load/index.js';
 import { mapLimit } from '../async.js';
-import { readStable } from '../load/index.js';
-import { SCHEMA_SUFFIX } from '../names.js';
+import { ReadError, SchemaError } from '../errors.js';
+import { readStable, type FileIdentity, type ParsedConfig, type Position } from '../load/index.js';
+import { isInside, SCHEMA_SUFFIX, schemaNameOf, toPosix } from '../names.js';
 import { escapePointer, parsePointer } from '../pointer.js';
 
 const addFormats = formatsModule.default;
@@ -52,12 +51,6 @@ interface CompiledSchema {
   readonly text: string;
   readonly validate?: ValidateFunction;
   readonly error?: SchemaError;
-}
-
-/** The schema name of a path relative to the schema dir: `db/primary.schema.json` → `db/primary`. */
-export function schemaNameOf(relative: string): string | undefined {
-  if (!relative.endsWith(SCHEMA_SUFFIX)) return undefined;
-  return relative.slice(0, -SCHEMA_SUFFIX.length).split(path.sep).join('/');
 }
 
 /**
@@ -102,9 +95,12 @@ export class SchemaRegistry {
 
   /** The config name a schema file serves, or undefined if `file` is not a schema file of this dir. */
   nameOfFile(file: string): string | undefined {
-    const rel = path.relative(this.schemaDir, path.resolve(file));
-    if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
-    return schemaNameOf(rel);
+    const abs = path.resolve(file);
+    if (!isInside(abs, this.schemaDir)) return undefined;
+    const rel = toPosix(path.relative(this.schemaDir, abs));
+    // A file named just `.schema.json` serves no config name (names.ts), but validateOnce may be handed one, and
+    // has always validated against it under the name ''. Walks and the watcher skip it (hidden) in the daemon.
+    return rel === SCHEMA_SUFFIX ? '' : schemaNameOf(rel);
   }
 
   /**
