@@ -16,7 +16,8 @@ const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '..', '..');
 const dist = (p) => pathToFileURL(path.join(root, 'dist', p)).href;
 const { createHotconf, validateOnce } = await import(dist('index.js'));
-const { readStable, parseConfig, mapLimit } = await import(dist('load/index.js'));
+const { readStable, parseConfig } = await import(dist('load/index.js'));
+const { mapLimit } = await import(dist('async.js'));
 
 const silent = pino({ level: 'silent' });
 const CMD = 'npm run build && node bench/run.mjs --only=scale';

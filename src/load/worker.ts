@@ -5,7 +5,8 @@
 // event loop, so that no single step on the main thread is long. This file is also the worker's entry point.
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { HotconfError, ParseError, ReadError, type HotconfErrorCode } from '../errors.js';
-import { parseConfig, type ConfigFormat, type ParsedConfig, type ParseOptions, type Position } from './index.js';
+import type { ConfigFormat } from '../names.js';
+import { parseConfig, type ParsedConfig, type ParseOptions, type Position } from './parse.js';
 
 export interface ConfigParserOptions {
   /**

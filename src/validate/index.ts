@@ -7,14 +7,16 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import formatsModule from 'ajv-formats';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { mapLimit } from '../async.js';
 import { ReadError, SchemaError } from '../errors.js';
-import type { FileIdentity, ParsedConfig, Position } from '../load/index.js';
-import { mapLimit, readStable } from '../load/index.js';
+import { readStable, type FileIdentity, type ParsedConfig, type Position } from '../load/index.js';
+import { isInside, SCHEMA_SUFFIX, schemaNameOf, toPosix } from '../names.js';
+import { escapePointer, parsePointer } from '../pointer.js';
 
 const addFormats = formatsModule.default;
 
-/** Suffix of schema files in the schema directory. */
-export const SCHEMA_SUFFIX = '.schema.json';
+/** Suffix of schema files in the schema directory (the naming rule's, names.ts). */
+export { SCHEMA_SUFFIX };
 
 /** The keyword hotconf adds to mark a secret; `writeOnly: true` is treated the same. */
 export const SECRET_KEYWORD = 'x-hotconf-secret';
@@ -49,17 +51,6 @@ interface CompiledSchema {
   readonly text: string;
   readonly validate?: ValidateFunction;
   readonly error?: SchemaError;
-}
-
-/** The schema name of a path relative to the schema dir: `db/primary.schema.json` → `db/primary`. */
-export function schemaNameOf(relative: string): string | undefined {
-  if (!relative.endsWith(SCHEMA_SUFFIX)) return undefined;
-  return relative.slice(0, -SCHEMA_SUFFIX.length).split(path.sep).join('/');
-}
-
-/** Escapes one JSON pointer segment (RFC 6901). */
-export function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 /**
@@ -104,9 +95,12 @@ export class SchemaRegistry {
 
   /** The config name a schema file serves, or undefined if `file` is not a schema file of this dir. */
   nameOfFile(file: string): string | undefined {
-    const rel = path.relative(this.schemaDir, path.resolve(file));
-    if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
-    return schemaNameOf(rel);
+    const abs = path.resolve(file);
+    if (!isInside(abs, this.schemaDir)) return undefined;
+    const rel = toPosix(path.relative(this.schemaDir, abs));
+    // A file named just `.schema.json` serves no config name (names.ts), but validateOnce may be handed one, and
+    // has always validated against it under the name ''. Walks and the watcher skip it (hidden) in the daemon.
+    return rel === SCHEMA_SUFFIX ? '' : schemaNameOf(rel);
   }
 
   /**
@@ -378,7 +372,8 @@ export function redact(value: unknown, secrets: readonly string[]): unknown {
   if (secrets.includes('')) return REDACTED;
   const copy = structuredClone(value) as Record<string, unknown>;
   for (const pointer of secrets) {
-    const parts = pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const parts = parsePointer(pointer);
+    if (parts === undefined) continue; // not a JSON pointer: it names no value
     let node: unknown = copy;
     for (let i = 0; i < parts.length - 1 && typeof node === 'object' && node !== null; i++) {
       node = (node as Record<string, unknown>)[parts[i]!];

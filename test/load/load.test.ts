@@ -5,14 +5,9 @@ import { open, rename, symlink, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { ReadError } from '../../src/errors.js';
-import {
-  CONFIG_EXTENSIONS,
-  formatOf,
-  mapLimit,
-  readStable,
-  sameIdentity,
-  statIdentity,
-} from '../../src/load/index.js';
+import { mapLimit } from '../../src/async.js';
+import { formatOf, readStable, sameIdentity, statIdentity } from '../../src/load/index.js';
+import { CONFIG_EXTENSIONS } from '../../src/names.js';
 import { sleep, tempDir } from '../helpers.js';
 
 const run = promisify(execFile);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/load/index.js';
-import { REDACTED, redact, SchemaRegistry, schemaNameOf } from '../../src/validate/index.js';
+import { schemaNameOf } from '../../src/names.js';
+import { REDACTED, redact, SchemaRegistry } from '../../src/validate/index.js';
 import { tempDir } from '../helpers.js';
 
 async function registry(schemas: Record<string, object | string>) {

@@ -1,0 +1,314 @@
+// Parsing, the second half of the load stage: bytes become a plain JS value, from YAML 1.2 (core schema) or
+// strict JSON, and hostile input (DESIGN.md point 9) is refused before any value exists. The parsed config keeps
+// its YAML tree, built lazily for JSON, so that validate can map a JSON pointer back to `file:line:col`.
+import { isUtf8 } from 'node:buffer';
+import { LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
+import { ParseError, ReadError } from '../errors.js';
+import type { ConfigFormat } from '../names.js';
+import { integerAtLeast } from './read.js';
+import { checkPlain, checkTree, FORBIDDEN_KEYS, locateInTree, type Fail } from './tree.js';
+
+export interface ParseOptions {
+  /** Deepest nesting of maps/sequences accepted, in levels (the root collection is level 1). Default 64. */
+  maxDepth?: number;
+  /**
+   * Most YAML alias dereferences accepted in the whole document, counting those that an alias brings in
+   * (billion-laughs guard; it also bounds yaml's alias resolution, which is O(aliases × anchors)). Default 100.
+   */
+  maxAliasCount?: number;
+}
+
+/** 1-based; `col` counts UTF-16 code units, as yaml and most editors do. */
+export interface Position {
+  readonly line: number;
+  readonly col: number;
+}
+
+export interface ParsedConfig {
+  /** Plain JSON-compatible data: objects, arrays, strings, numbers, booleans, null. */
+  readonly value: unknown;
+  /**
+   * Position of the node at `pointer` (RFC 6901, '' = root). With { key: true }, the position of the map KEY
+   * of the last segment (used for additionalProperties errors). Falls back to the nearest existing ancestor;
+   * undefined only if nothing matches (a pointer that does not start with '/').
+   */
+  locate(pointer: string, options?: { key?: boolean }): Position | undefined;
+}
+
+// yaml reports these as warnings; for a config they mean "this would not be plain data".
+const TAG_WARNINGS = new Set(['TAG_RESOLVE_FAILED', 'BAD_COLLECTION_TYPE']);
+
+/** displayPath is used in error messages. Throws ParseError or ReadError (E_ENCODING). */
+export function parseConfig(
+  bytes: Buffer | string,
+  format: ConfigFormat,
+  displayPath: string,
+  options: ParseOptions = {},
+): ParsedConfig {
+  const { maxDepth = 64, maxAliasCount = 100 } = options;
+  integerAtLeast('maxDepth', maxDepth, 1);
+  integerAtLeast('maxAliasCount', maxAliasCount, 0);
+  const text = decode(bytes, displayPath);
+  if (format === 'json' && !/^[ \t\n\r]*$/.test(text)) {
+    // JSON.parse is the judge of strict JSON. The YAML tree (JSON is YAML) used to be built for every file, for
+    // duplicate keys and positions, at ~100× the cost of JSON.parse. Now a linear check proves the common case
+    // safe, and the tree is built only when that check has a doubt (it then raises the precise error with its
+    // position) or when a validation error asks for a position.
+    const value = parseStrictJson(text, displayPath);
+    if (plainJsonIsSafe(text, value, maxDepth)) {
+      let tree: ParsedConfig | undefined;
+      const locate: ParsedConfig['locate'] = (pointer, opts) => {
+        try {
+          tree ??= parseTree(text, 'json', displayPath, { maxDepth, maxAliasCount }, value);
+        } catch {
+          return undefined; // JSON that yaml cannot read as YAML: no positions, the error still names the pointer
+        }
+        return tree.locate(pointer, opts);
+      };
+      return { value, locate };
+    }
+    return parseTree(text, format, displayPath, { maxDepth, maxAliasCount }, value);
+  }
+  return parseTree(text, format, displayPath, { maxDepth, maxAliasCount }, null);
+}
+
+/**
+ * True when JSON text (already accepted by JSON.parse, which gave `value`) certainly holds no duplicate key, no
+ * forbidden key and no nesting deeper than maxDepth. JSON.parse keeps the last of duplicate keys, so the keys
+ * written in the text outnumber the own keys of the parsed objects exactly when some object repeats one.
+ * False means "not proven": the caller then lets the YAML tree find the problem and its position.
+ */
+function plainJsonIsSafe(text: string, value: unknown, maxDepth: number): boolean {
+  let ownKeys = 0;
+  const stack: Array<{ v: unknown; depth: number }> = [{ v: value, depth: 0 }];
+  while (stack.length > 0) {
+    const { v, depth } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > maxDepth) return false;
+    if (Array.isArray(v)) {
+      for (const item of v as unknown[]) if (typeof item === 'object' && item !== null) stack.push({ v: item, depth: depth + 1 });
+      continue;
+    }
+    const keys = Object.keys(v);
+    ownKeys += keys.length;
+    for (const key of keys) {
+      if (FORBIDDEN_KEYS.has(key)) return false;
+      const member = (v as Record<string, unknown>)[key];
+      if (typeof member === 'object' && member !== null) stack.push({ v: member, depth: depth + 1 });
+    }
+  }
+  // Count the keys written in the text: strings followed (after whitespace) by ':'. The text is valid JSON, so
+  // every '"' outside a string opens one, and inside one only an unescaped '"' closes it.
+  let written = 0;
+  for (let i = text.indexOf('"'); i !== -1; ) {
+    let end = text.indexOf('"', i + 1);
+    while (end !== -1 && isEscaped(text, end)) end = text.indexOf('"', end + 1);
+    if (end === -1) return false;
+    let j = end + 1;
+    for (let c = text.charCodeAt(j); c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d; c = text.charCodeAt(++j));
+    if (text.charCodeAt(j) === 0x3a) written++;
+    i = text.indexOf('"', end + 1);
+  }
+  return written === ownKeys;
+}
+
+/** An odd number of backslashes right before `at`. */
+function isEscaped(text: string, at: number): boolean {
+  let n = 0;
+  while (text.charCodeAt(at - 1 - n) === 0x5c) n++;
+  return n % 2 === 1;
+}
+
+/** The YAML path: a Document with positions, every check of DESIGN.md point 9, then plain data. */
+function parseTree(
+  text: string,
+  format: ConfigFormat,
+  displayPath: string,
+  limits: Required<ParseOptions>,
+  jsonValue: unknown,
+): ParsedConfig {
+  const { maxDepth, maxAliasCount } = limits;
+  const lines = new LineCounter();
+  const fail: Fail = (code, offset, detail) => {
+    const pos = offset === undefined ? undefined : lines.linePos(offset);
+    return new ParseError(code, { file: displayPath, line: pos?.line, col: pos?.col }, detail);
+  };
+  const tooDeep = (offset?: number) => fail('E_DEPTH', offset, `nesting is too deep (limit ${maxDepth})`);
+
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, {
+      lineCounter: lines,
+      prettyErrors: false,
+      schema: 'core',
+      uniqueKeys: false, // yaml's check is O(keys²) per map (40,000 keys: 12 s); checkTree's is linear
+      merge: true, // `<<: *defaults` is the usual config idiom; merged keys are checked where they are written
+      resolveKnownTags: false, // !!binary, !!set, !!timestamp… would give Buffer, Set, Date: not plain data
+    });
+  } catch (err) {
+    throw err instanceof RangeError ? tooDeep() : fail('E_PARSE', undefined, 'cannot be parsed');
+  }
+
+  const [error] = doc.errors;
+  if (error) {
+    if (doc.errors.some((e) => e.code === 'RESOURCE_EXHAUSTION')) {
+      // yaml caught a stack overflow and kept a truncated tree, in which our walk finds the first level too deep.
+      try {
+        checkTree(doc, { maxDepth, maxAliasCount }, fail);
+      } catch (err) {
+        if (err instanceof ParseError && err.code === 'E_DEPTH') throw err;
+      }
+      throw tooDeep(error.pos[0]);
+    }
+    if (error.code === 'MULTIPLE_DOCS') throw fail('E_PARSE', error.pos[0], 'only one document is allowed');
+    throw fail('E_PARSE', error.pos[0], yamlDetail(error));
+  }
+  const badTag = doc.warnings.find((w) => TAG_WARNINGS.has(w.code));
+  if (badTag) {
+    const name = tagName(badTag);
+    const hint = name === 'a custom tag' ? "; a string that starts with '!' must be quoted" : '';
+    throw fail('E_TAG', badTag.pos[0], `${name} is not allowed (only the YAML 1.2 core tags are${hint})`);
+  }
+
+  const aliasTargets = checkTree(doc, { maxDepth, maxAliasCount }, fail);
+  let value: unknown = jsonValue;
+  if (format === 'yaml') {
+    try {
+      value = doc.toJS({ maxAliasCount: -1 }); // counted exactly by checkTree; yaml's own count is per anchor
+    } catch (err) {
+      throw err instanceof RangeError ? tooDeep() : fail('E_PARSE', undefined, 'cannot be converted to plain data');
+    }
+  }
+  checkPlain(value, fail);
+  return { value, locate: (pointer, opts) => locateInTree(doc, aliasTargets, lines, pointer, opts?.key === true) };
+}
+
+/** Bytes -> text: strips a UTF-8 BOM, refuses invalid UTF-8 and C0 control characters other than \t \n \r. */
+function decode(input: Buffer | string, file: string): string {
+  let text: string;
+  if (typeof input === 'string') {
+    text = input.startsWith('\uFEFF') ? input.slice(1) : input;
+  } else {
+    const bytes = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? input.subarray(3) : input;
+    if (!isUtf8(bytes)) {
+      const bad = firstInvalidUtf8(bytes);
+      const lineStart = bad === 0 ? 0 : bytes.lastIndexOf(0x0a, bad - 1) + 1;
+      const { line } = lineColAt(bytes.subarray(0, lineStart).toString('latin1'), lineStart);
+      const col = bytes.subarray(lineStart, bad).toString('utf8').length + 1;
+      throw new ReadError('E_ENCODING', { file, line, col }, 'invalid UTF-8 (the file must be UTF-8 text)');
+    }
+    text = bytes.toString('utf8');
+  }
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
+      const hex = c.toString(16).toUpperCase().padStart(4, '0');
+      throw new ReadError('E_ENCODING', { file, ...lineColAt(text, i) }, `control character U+${hex} is not allowed`);
+    }
+  }
+  return text;
+}
+
+/** Offset of the first byte that starts a malformed UTF-8 sequence (RFC 3629), or -1. */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n === -1) return i;
+    // The second byte's range rules out overlongs (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k];
+      if (d === undefined || d < (k === 1 ? lo : 0x80) || d > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/** JSON.parse decides; its message is reduced to a position and a phrase, since V8 may quote the source. */
+function parseStrictJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : '';
+    let offset = jsonErrorOffset(message, text.length);
+    if (offset === undefined) {
+      // "Unexpected token 'x', "…" is not valid JSON" has no position: find the shortest failing prefix.
+      // A prefix of valid JSON fails only at its very end, so the failing prefixes are exactly the longer ones.
+      let [good, bad] = [0, text.length];
+      while (bad - good > 1) {
+        const mid = (good + bad) >>> 1;
+        if (prefixFails(text.slice(0, mid))) bad = mid;
+        else good = mid;
+      }
+      offset = bad - 1;
+    }
+    const phrase = /^(.*?)(?: in JSON)? at position \d+/.exec(message)?.[1];
+    const detail = phrase ?? (message.startsWith('Unexpected end') ? 'Unexpected end of input' : 'Unexpected token');
+    throw new ParseError('E_PARSE', { file, ...lineColAt(text, offset) }, `invalid JSON: ${detail}`);
+  }
+}
+
+function jsonErrorOffset(message: string, length: number): number | undefined {
+  const m = /at position (\d+)/.exec(message);
+  if (m) return Number(m[1]);
+  return message.startsWith('Unexpected end of JSON input') ? length : undefined;
+}
+
+function prefixFails(prefix: string): boolean {
+  try {
+    JSON.parse(prefix);
+    return false;
+  } catch (err) {
+    const offset = jsonErrorOffset(err instanceof Error ? err.message : '', prefix.length);
+    return offset === undefined || offset < prefix.length;
+  }
+}
+
+// yaml messages that append or embed source text (which could be a secret), and what is kept of them.
+const ECHOING_PREFIXES = [
+  'Block scalar header includes extra characters',
+  'Not a YAML token',
+  'Anchor must not contain whitespace or control characters',
+  'Not a valid tag',
+  'Could not resolve tag',
+  'Unresolved tag',
+  'Expected a flow scalar value, but found',
+];
+// The `s` flag matters: an echoed secret may end in U+2028 or U+0085, which `.` does not match without it.
+const ECHOING_MESSAGES: ReadonlyArray<readonly [RegExp, string]> = [
+  [new RegExp(`^(${ECHOING_PREFIXES.join('|')}): .*$`, 's'), '$1'],
+  [/^Invalid escape sequence .*$/s, 'Invalid escape sequence in a double-quoted string'],
+  [/^Verbatim tags aren't resolved.*$/s, "Verbatim tags aren't resolved"],
+  [/^The .* tag has no suffix$/s, 'A tag has no suffix'],
+  [/^Unexpected \S{2,} in (flow map|flow sequence|collection)$/s, 'Unexpected token in $1'],
+  [/^(Unsupported YAML version|Unknown directive) .*$/s, '$1'],
+];
+
+/** First line of yaml's message (never its code frame), without any part that may echo the source. */
+function yamlDetail(e: YAMLError): string {
+  let detail = e.message.split('\n')[0] ?? '';
+  for (const [pattern, replacement] of ECHOING_MESSAGES) detail = detail.replace(pattern, replacement);
+  return detail;
+}
+
+/**
+ * The tag as shown in a message: only well-known type tags are named (`!!binary`, `!!js/function`,
+ * `!!python/object`). Any other tag is text the user wrote, and an unquoted secret that starts with `!`
+ * (`password: !Xk9#`) *is* a tag: it is never echoed.
+ */
+function tagName(w: YAMLError): string {
+  const name = /Unresolved tag: (\S+)/.exec(w.message)?.[1]?.replace(/^tag:yaml\.org,2002:/, '!!') ?? '';
+  const known = /^!!(binary|set|omap|pairs|timestamp|value|yaml|merge|(js|python|ruby|java|perl|php)\/[a-z_]+(\/[a-z_]+)*)(?=$|:)/.exec(name);
+  return known ? known[0] : 'a custom tag';
+}
+
+/** The 1-based line and column of `offset` in `text`. */
+function lineColAt(text: string, offset: number): Position {
+  const lineStart = offset === 0 ? 0 : text.lastIndexOf('\n', offset - 1) + 1;
+  let line = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < lineStart; i = text.indexOf('\n', i + 1)) line++;
+  return { line, col: offset - lineStart + 1 };
+}
