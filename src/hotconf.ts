@@ -27,6 +27,7 @@ import {
   Store,
   type Change,
   type ChangeHandler,
+  type DeepReadonly,
   type EntryInput,
   type Snapshot,
   type StoreStats,
@@ -84,14 +85,7 @@ export interface HotconfOptions {
   signal?: AbortSignal;
 }
 
-/** Values of configs as the caller declared them, deeply read-only. */
-export type DeepReadonly<T> = T extends (infer R)[]
-  ? ReadonlyArray<DeepReadonly<R>>
-  : T extends (...args: never[]) => unknown
-    ? T
-    : T extends object
-      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-      : T;
+export type { DeepReadonly };
 
 export type ConfigState = 'ok' | 'error' | 'pending' | 'deleted';
 
@@ -260,26 +254,28 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     return this.store.get(name) as DeepReadonly<T[K]> | undefined;
   }
 
+  // The store is untyped: T is the caller's declaration (the schemas make it true), applied by the casts below.
+
   /** The current immutable snapshot: safe to hold, never changes. */
-  snapshot(): Snapshot {
-    return this.store.snapshot();
+  snapshot(): Snapshot<T> {
+    return this.store.snapshot() as Snapshot<T>;
   }
 
   /** Subscribes to committed changes: all, one name, several names, or a selector of the snapshot. */
-  onConfigChange(handler: ChangeHandler): Unsubscribe;
-  onConfigChange(name: (keyof T & string) | readonly (keyof T & string)[], handler: ChangeHandler): Unsubscribe;
-  onConfigChange(selector: (snapshot: Snapshot) => unknown, handler: ChangeHandler): Unsubscribe;
+  onConfigChange(handler: ChangeHandler<T>): Unsubscribe;
+  onConfigChange(name: (keyof T & string) | readonly (keyof T & string)[], handler: ChangeHandler<T>): Unsubscribe;
+  onConfigChange(selector: (snapshot: Snapshot<T>) => unknown, handler: ChangeHandler<T>): Unsubscribe;
   onConfigChange(
-    a: ChangeHandler | string | readonly string[] | ((snapshot: Snapshot) => unknown),
-    b?: ChangeHandler,
+    a: ChangeHandler<T> | string | readonly string[] | ((snapshot: Snapshot<T>) => unknown),
+    b?: ChangeHandler<T>,
   ): Unsubscribe {
     if (b === undefined) return this.store.onConfigChange(a as ChangeHandler);
-    return this.store.onConfigChange(a as (snapshot: Snapshot) => unknown, b);
+    return this.store.onConfigChange(a as (snapshot: Snapshot) => unknown, b as ChangeHandler);
   }
 
   /** Committed changes as an async iterable, from now on; a slow consumer gets them coalesced. */
-  changes(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Change> & AsyncDisposable {
-    return this.store.changes(options);
+  changes(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Change<T>> & AsyncDisposable {
+    return this.store.changes(options) as AsyncIterableIterator<Change<T>> & AsyncDisposable;
   }
 
   /** Per-config state: ok, or the error that keeps the last good value live. */
