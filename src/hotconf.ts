@@ -13,20 +13,13 @@ import { Pipeline, type BatchResult, type ConfigState, type PipelineSettings } f
 import type { EtcdSourceStatus } from './source/etcd/client.js';
 import { assertDirectories, FilesSource, type FilesSourceStatus } from './source/files/index.js';
 import type { Source } from './source/index.js';
-import { Store, type Change, type ChangeHandler, type Snapshot, type StoreStats, type Unsubscribe } from './store/index.js';
+import { Store, type Change, type ChangeHandler, type DeepReadonly, type Snapshot, type StoreStats, type Unsubscribe } from './store/index.js';
 import { SchemaRegistry } from './validate/index.js';
 
 export type { BatchPolicy, HotconfOptions, RuntimeOptions } from './options.js';
 export type { BatchResult, ConfigState } from './pipeline/index.js';
 
-/** Values of configs as the caller declared them, deeply read-only. */
-export type DeepReadonly<T> = T extends (infer R)[]
-  ? ReadonlyArray<DeepReadonly<R>>
-  : T extends (...args: never[]) => unknown
-    ? T
-    : T extends object
-      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-      : T;
+export type { DeepReadonly };
 
 export interface ConfigStatus {
   readonly name: string;
@@ -86,13 +79,13 @@ export interface Hotconf<T extends Record<string, unknown> = Record<string, unkn
   /** The current deep-frozen value of a config, or undefined. O(1). */
   get<K extends keyof T & string>(name: K): DeepReadonly<T[K]> | undefined;
   /** The current immutable snapshot: safe to hold, never changes. */
-  snapshot(): Snapshot;
+  snapshot(): Snapshot<T>;
   /** Subscribes to committed changes: all, one name, several names, or a selector of the snapshot. */
-  onConfigChange(handler: ChangeHandler): Unsubscribe;
-  onConfigChange(name: (keyof T & string) | readonly (keyof T & string)[], handler: ChangeHandler): Unsubscribe;
-  onConfigChange(selector: (snapshot: Snapshot) => unknown, handler: ChangeHandler): Unsubscribe;
+  onConfigChange(handler: ChangeHandler<T>): Unsubscribe;
+  onConfigChange(name: (keyof T & string) | readonly (keyof T & string)[], handler: ChangeHandler<T>): Unsubscribe;
+  onConfigChange(selector: (snapshot: Snapshot<T>) => unknown, handler: ChangeHandler<T>): Unsubscribe;
   /** Committed changes as an async iterable, from now on; a slow consumer gets them coalesced. */
-  changes(options?: { signal?: AbortSignal }): AsyncIterableIterator<Change> & AsyncDisposable;
+  changes(options?: { signal?: AbortSignal }): AsyncIterableIterator<Change<T>> & AsyncDisposable;
   /** Per-config state: ok, or the error that keeps the last good value live. */
   status(): HotconfStatus;
   /** Full rescan: every config and schema is read again (etcd: the schemas, and the whole prefix in one range
@@ -187,20 +180,22 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
     return this.#store.get(name) as DeepReadonly<T[K]> | undefined;
   }
 
-  snapshot(): Snapshot {
-    return this.#store.snapshot();
+  // The store is untyped: T is the caller's declaration (the schemas make it true), applied by the casts below.
+
+  snapshot(): Snapshot<T> {
+    return this.#store.snapshot() as Snapshot<T>;
   }
 
-  onConfigChange(handler: ChangeHandler): Unsubscribe;
-  onConfigChange(name: (keyof T & string) | readonly (keyof T & string)[], handler: ChangeHandler): Unsubscribe;
-  onConfigChange(selector: (snapshot: Snapshot) => unknown, handler: ChangeHandler): Unsubscribe;
-  onConfigChange(a: ChangeHandler | string | readonly string[] | ((snapshot: Snapshot) => unknown), b?: ChangeHandler): Unsubscribe {
+  onConfigChange(handler: ChangeHandler<T>): Unsubscribe;
+  onConfigChange(name: (keyof T & string) | readonly (keyof T & string)[], handler: ChangeHandler<T>): Unsubscribe;
+  onConfigChange(selector: (snapshot: Snapshot<T>) => unknown, handler: ChangeHandler<T>): Unsubscribe;
+  onConfigChange(a: ChangeHandler<T> | string | readonly string[] | ((snapshot: Snapshot<T>) => unknown), b?: ChangeHandler<T>): Unsubscribe {
     if (b === undefined) return this.#store.onConfigChange(a as ChangeHandler);
-    return this.#store.onConfigChange(a as (snapshot: Snapshot) => unknown, b);
+    return this.#store.onConfigChange(a as (snapshot: Snapshot) => unknown, b as ChangeHandler);
   }
 
-  changes(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Change> & AsyncDisposable {
-    return this.#store.changes(options);
+  changes(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Change<T>> & AsyncDisposable {
+    return this.#store.changes(options) as AsyncIterableIterator<Change<T>> & AsyncDisposable;
   }
 
   status(): HotconfStatus {

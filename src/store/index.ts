@@ -23,7 +23,25 @@ export interface ConfigEntry<V = unknown> {
   readonly secrets: readonly string[];
 }
 
-export interface Snapshot {
+/**
+ * Values of configs as the caller declared them, deeply read-only (the store deep-freezes every value at commit).
+ * `DeepReadonly<unknown>` is `unknown`: an untyped caller gets values it must narrow, never `any`.
+ */
+export type DeepReadonly<T> = T extends (infer R)[]
+  ? ReadonlyArray<DeepReadonly<R>>
+  : T extends (...args: never[]) => unknown
+    ? T
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+/**
+ * An immutable version of every config. `T` maps config names to the value types the caller declares
+ * (`createHotconf<{ app: AppConfig }>`; the schemas, not the store, make that true); the default types every name
+ * with an `unknown` value. `T` types get() only: `configs` stays keyed by string with `unknown` values, because it
+ * also holds whatever configs exist that `T` does not declare.
+ */
+export interface Snapshot<T extends Record<string, unknown> = Record<string, unknown>> {
   /** 0 = the empty initial snapshot. */
   readonly version: number;
   readonly configs: ReadonlyMap<string, ConfigEntry>;
@@ -31,15 +49,16 @@ export interface Snapshot {
   readonly committedAt: number;
   /** The source's revision (e.g. etcd's) this snapshot reflects; undefined for files. */
   readonly sourceRevision: string | undefined;
-  /** The config's value, or undefined; O(1). */
-  get(name: string): unknown;
+  /** The config's deep-frozen value, or undefined; O(1). */
+  get<K extends keyof T & string>(name: K): DeepReadonly<T[K]> | undefined;
 }
 
-export interface Change {
+/** `changed` and `removed` are plain names: they may include configs that `T` does not declare. */
+export interface Change<T extends Record<string, unknown> = Record<string, unknown>> {
   /** === current.version */
   readonly version: number;
-  readonly previous: Snapshot;
-  readonly current: Snapshot;
+  readonly previous: Snapshot<T>;
+  readonly current: Snapshot<T>;
   /** Names added or whose hash changed, sorted. */
   readonly changed: readonly string[];
   /** Names present in previous and absent in current, sorted. */
@@ -60,7 +79,7 @@ export interface CommitInput {
   sourceRevision?: string;
 }
 
-export type ChangeHandler = (change: Change) => void | Promise<void>;
+export type ChangeHandler<T extends Record<string, unknown> = Record<string, unknown>> = (change: Change<T>) => void | Promise<void>;
 
 /** Ends a subscription; calling it twice is harmless. Also a `Disposable`, for `using`. */
 export type Unsubscribe = (() => void) & Disposable;
