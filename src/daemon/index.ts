@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import type { EtcdOptions } from '../etcd/index.js';
 import { createHotconf, type BatchResult, type Hotconf, type HotconfOptions } from '../hotconf.js';
 import { startHttpServer, type HttpServer } from '../http/index.js';
+import { HotconfMetrics } from '../metrics/index.js';
 import { startPublisher, type Publisher } from '../publish/index.js';
 import { SystemdNotifier } from './notify.js';
 import {
@@ -165,30 +166,36 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
     return EXIT.CANNOT_RUN;
   }
 
-  // The shells around the library: the sidecar API, and publish/notify for apps that read files.
+  // The shells around the library: metrics, the sidecar API, and publish/notify for apps that read files.
+  // Metrics cost memory and start-up time, so they exist only when HTTP serves them; the daemon owns them, so
+  // that publish/notify outcomes are counted by the daemon, not by the HTTP server.
+  let metrics: HotconfMetrics | undefined;
   let server: HttpServer | undefined;
   let publisher: Publisher | undefined;
   try {
     if (settings.http) {
       const token = await readToken(settings, options.env ?? process.env);
+      metrics = new HotconfMetrics(hot);
       server = await startHttpServer(hot, {
         ...(settings.http.listen === undefined ? {} : { listen: settings.http.listen }),
         allowAllInterfaces: settings.http.allowAllInterfaces ?? false,
         allowSecrets: settings.http.allowSecrets ?? false,
         ...(token === undefined ? {} : { token }),
         logger,
+        metrics,
       });
     }
-    if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, server));
+    if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, metrics));
   } catch (err) {
     logger.fatal({ err }, 'cannot start the sidecar');
     await server?.close();
     await publisher?.close();
+    metrics?.close();
     await hot.close();
     return EXIT.CANNOT_RUN;
   }
 
-  const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, server, publisher);
+  const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, metrics, server, publisher);
   return daemon.run(early);
 }
 
@@ -202,12 +209,12 @@ async function readToken(settings: DaemonSettings, env: NodeJS.ProcessEnv): Prom
   return token;
 }
 
-function publisherOptions(settings: DaemonSettings, logger: Logger, server: HttpServer | undefined) {
+function publisherOptions(settings: DaemonSettings, logger: Logger, metrics: HotconfMetrics | undefined) {
   return {
     ...(settings.publish ? { publish: settings.publish } : {}),
     ...(settings.notify ? { notify: settings.notify } : {}),
     logger,
-    onResult: (kind: string, ok: boolean) => server?.metrics.notifyResults.inc({ kind, result: ok ? 'ok' : 'failed' }),
+    onResult: (kind: string, ok: boolean) => metrics?.notifyResults.inc({ kind, result: ok ? 'ok' : 'failed' }),
   };
 }
 
@@ -234,6 +241,7 @@ class Daemon {
     private readonly notifier: SystemdNotifier,
     private readonly options: DaemonOptions,
     private readonly settingsFile: string | undefined,
+    private readonly metrics: HotconfMetrics | undefined,
     private readonly server: HttpServer | undefined,
     private publisher: Publisher | undefined,
   ) {}
@@ -343,7 +351,7 @@ class Daemon {
     if (hot.some((key) => key.startsWith('notify.'))) {
       try {
         if (this.publisher) this.publisher.setNotify(next.notify);
-        else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.server));
+        else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.metrics));
       } catch (err) {
         this.logger.error({ err }, 'new notify settings refused; keeping the current ones');
         return;
@@ -401,6 +409,7 @@ class Daemon {
     await this.hot.close(); // finishes the batch in flight and waits (bounded) for its subscribers
     await this.reloading;
     await this.publisher?.close(); // the last committed version is published and notified first
+    this.metrics?.close(); // after the publisher, which counts into it until it is closed
     this.logger.info({ version: this.hot.version }, 'stopped');
     this.logger.flush();
     this.notifier[Symbol.dispose]();

@@ -13,9 +13,7 @@ import { HotconfError } from '../errors.js';
 import type { Hotconf } from '../hotconf.js';
 import type { Change, ConfigEntry, Unsubscribe } from '../store/index.js';
 import { redact } from '../validate/index.js';
-import { HotconfMetrics } from './metrics.js';
-
-export { HotconfMetrics, METRIC_NAMES, type HotconfMetricsOptions } from './metrics.js';
+import { HotconfMetrics } from '../metrics/index.js';
 
 export interface HttpOptions {
   /** 'HOST:PORT' (IPv6 as '[::1]:PORT') or 'unix:/path/to.sock'. Default '127.0.0.1:8080'. Port 0 = any free port. */
@@ -45,14 +43,20 @@ export interface HttpOptions {
   requestTimeoutMs?: number;
   /** pino logger; fastify gets its child `{ module: 'http' }`. Default: pino at level `info` to stderr. */
   logger?: Logger;
-  /** prom-client Registry to register hotconf's metrics on. Default: a new Registry (with collectDefaultMetrics). */
+  /** prom-client Registry to register hotconf's metrics on, when the server makes its own (no `metrics`).
+   *  Default: a new Registry (with collectDefaultMetrics). */
   registry?: Registry;
+  /** Metrics to serve on GET /metrics and to keep the event-stream gauges in; the caller owns them (the server's
+   *  close() leaves them open), so that counts from elsewhere (publish, notify) land in the same place. Not with
+   *  `registry`. Default: the server makes its own HotconfMetrics (on `registry`) and closes them with itself. */
+  metrics?: HotconfMetrics;
 }
 
 export interface HttpServer extends AsyncDisposable {
   /** 'http://127.0.0.1:PORT', 'http://[::1]:PORT' or 'unix:/path/to.sock'. */
   readonly url: string;
   readonly app: FastifyInstance;
+  /** What GET /metrics serves: `options.metrics`, or the server's own. */
   readonly metrics: HotconfMetrics;
   /** Ends SSE streams and long-polls, stops listening, unlinks the unix socket. Idempotent. */
   close(): Promise<void>;
@@ -141,12 +145,16 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   const tokenDigest = options.token === undefined ? undefined : sha256(options.token);
   const secretsAllowed = tokenDigest !== undefined && options.allowSecrets === true;
 
-  const metrics = new HotconfMetrics(hot, options.registry === undefined ? {} : { registry: options.registry });
+  const ownMetrics = options.metrics === undefined;
+  const metrics = options.metrics ?? new HotconfMetrics(hot, options.registry === undefined ? {} : { registry: options.registry });
+  const closeMetrics = () => {
+    if (ownMetrics) metrics.close();
+  };
   let feed: Feed;
   try {
     feed = new Feed(hot, metrics, opts, log);
   } catch (err) {
-    metrics.close();
+    closeMetrics();
     throw err;
   }
 
@@ -306,7 +314,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     }
   } catch (err) {
     feed.close();
-    metrics.close();
+    closeMetrics();
     await app.close();
     throw err;
   }
@@ -325,7 +333,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       feed.close();
-      metrics.close();
+      closeMetrics();
       for (const socket of fresh) socket.destroy();
       // Requests in flight may finish, but not forever.
       const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
@@ -572,6 +580,7 @@ function resolveOptions(o: HttpOptions): ResolvedOptions {
     fail('`token` must be a non-empty string of visible ASCII characters (no spaces)');
   }
   if (o.allowSecrets === true && o.token === undefined) fail('`allowSecrets` requires a `token`: secrets are never served without authentication');
+  if (o.metrics !== undefined && o.registry !== undefined) fail('give `metrics` or `registry`, not both: given metrics already have their registry');
   return resolved;
 }
 
