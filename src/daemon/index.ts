@@ -4,14 +4,15 @@
 // with a watchdog that only pings while a probe batch still makes it through the pipeline.
 import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
+import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
 import type { EtcdOptions } from '../etcd/index.js';
 import { createHotconf, type BatchResult, type Hotconf, type HotconfOptions } from '../hotconf.js';
 import { startHttpServer, type HttpServer } from '../http/index.js';
 import { HotconfMetrics } from '../metrics/index.js';
+import { isInside } from '../names.js';
 import { startPublisher, type Publisher } from '../publish/index.js';
 import { SystemdNotifier } from './notify.js';
 import {
@@ -383,12 +384,9 @@ class Daemon {
       if (probing || this.stopping) return;
       probing = true;
       try {
-        const ac = new AbortController();
-        const alive = await Promise.race([
-          this.hot.ping().then(() => true),
-          delay(interval, false, { signal: ac.signal }).catch(() => false),
-        ]);
-        ac.abort();
+        const ping = this.hot.ping();
+        const alive = await settleWithin(ping, interval);
+        if (alive) await ping; // a probe that failed fails the tick, and is logged as such
         const health = this.hot.health(this.settings.watchdog.stallMs);
         if (alive && health.healthy) await this.notifier.watchdog();
         else this.logger.warn({ alive, batchInFlightMs: health.batchInFlightMs }, 'pipeline wedged: withholding the watchdog ping');
@@ -416,9 +414,4 @@ class Daemon {
     for (const [sig, handler] of this.handlers) process.off(sig, handler);
     return EXIT.OK;
   }
-}
-
-function isInside(file: string, dir: string): boolean {
-  const rel = path.relative(dir, file);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
