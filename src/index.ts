@@ -32,18 +32,3 @@ export {
 } from './errors.js';
 export type { ConfigErrorJSON, ErrorLocation, HotconfErrorCode } from './errors.js';
 export { redact, REDACTED } from './validate/index.js';
-export { startHttpServer, parseListen } from './http/index.js';
-export type { HttpOptions, HttpServer, ListenTarget } from './http/index.js';
-export { HotconfMetrics, METRIC_NAMES } from './metrics/index.js';
-export type { HotconfMetricsOptions } from './metrics/index.js';
-export { startPublisher } from './publish/index.js';
-export type {
-  CommandOptions,
-  NotifyKind,
-  NotifyOptions,
-  PublisherOptions,
-  Publisher,
-  PublishOptions,
-  SignalOptions,
-  WebhookOptions,
-} from './publish/index.js';
