@@ -35,16 +35,3 @@ export {
 } from './errors.js';
 export type { ConfigErrorJSON, ErrorLocation, HotconfErrorCode } from './errors.js';
 export { redact, REDACTED } from './validate/index.js';
-export { startHttpServer, parseListen, HotconfMetrics, METRIC_NAMES } from './http/index.js';
-export type { HttpOptions, HttpServer, ListenTarget, HotconfMetricsOptions } from './http/index.js';
-export { startPublisher } from './publish/index.js';
-export type {
-  CommandOptions,
-  NotifyKind,
-  NotifyOptions,
-  PublisherOptions,
-  Publisher,
-  PublishOptions,
-  SignalOptions,
-  WebhookOptions,
-} from './publish/index.js';

@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
 import { pino } from 'pino';
-import { createHotconf, startHttpServer } from '../../dist/index.js';
+import { createHotconf } from '../../dist/index.js';
+import { startHttpServer } from '../../dist/http/index.js';
 import { median, pct, r1, r2, r3, sleep } from '../stats.mjs';
 
 const require = createRequire(import.meta.url);

@@ -4,13 +4,15 @@
 // with a watchdog that only pings while a probe batch still makes it through the pipeline.
 import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
+import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
 import type { EtcdOptions } from '../source/etcd/client.js';
 import { createHotconf, type BatchResult, type Hotconf, type HotconfOptions } from '../hotconf.js';
 import { startHttpServer, type HttpServer } from '../http/index.js';
+import { HotconfMetrics } from '../metrics/index.js';
+import { isInside } from '../names.js';
 import { startPublisher, type Publisher } from '../publish/index.js';
 import { SystemdNotifier } from './notify.js';
 import {
@@ -165,30 +167,36 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
     return EXIT.CANNOT_RUN;
   }
 
-  // The shells around the library: the sidecar API, and publish/notify for apps that read files.
+  // The shells around the library: metrics, the sidecar API, and publish/notify for apps that read files.
+  // Metrics cost memory and start-up time, so they exist only when HTTP serves them; the daemon owns them, so
+  // that publish/notify outcomes are counted by the daemon, not by the HTTP server.
+  let metrics: HotconfMetrics | undefined;
   let server: HttpServer | undefined;
   let publisher: Publisher | undefined;
   try {
     if (settings.http) {
       const token = await readToken(settings, options.env ?? process.env);
+      metrics = new HotconfMetrics(hot);
       server = await startHttpServer(hot, {
         ...(settings.http.listen === undefined ? {} : { listen: settings.http.listen }),
         allowAllInterfaces: settings.http.allowAllInterfaces ?? false,
         allowSecrets: settings.http.allowSecrets ?? false,
         ...(token === undefined ? {} : { token }),
         logger,
+        metrics,
       });
     }
-    if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, server));
+    if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, metrics));
   } catch (err) {
     logger.fatal({ err }, 'cannot start the sidecar');
     await server?.close();
     await publisher?.close();
+    metrics?.close();
     await hot.close();
     return EXIT.CANNOT_RUN;
   }
 
-  const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, server, publisher);
+  const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, metrics, server, publisher);
   return daemon.run(early);
 }
 
@@ -202,12 +210,12 @@ async function readToken(settings: DaemonSettings, env: NodeJS.ProcessEnv): Prom
   return token;
 }
 
-function publisherOptions(settings: DaemonSettings, logger: Logger, server: HttpServer | undefined) {
+function publisherOptions(settings: DaemonSettings, logger: Logger, metrics: HotconfMetrics | undefined) {
   return {
     ...(settings.publish ? { publish: settings.publish } : {}),
     ...(settings.notify ? { notify: settings.notify } : {}),
     logger,
-    onResult: (kind: string, ok: boolean) => server?.metrics.notifyResults.inc({ kind, result: ok ? 'ok' : 'failed' }),
+    onResult: (kind: string, ok: boolean) => metrics?.notifyResults.inc({ kind, result: ok ? 'ok' : 'failed' }),
   };
 }
 
@@ -234,6 +242,7 @@ class Daemon {
     private readonly notifier: SystemdNotifier,
     private readonly options: DaemonOptions,
     private readonly settingsFile: string | undefined,
+    private readonly metrics: HotconfMetrics | undefined,
     private readonly server: HttpServer | undefined,
     private publisher: Publisher | undefined,
   ) {}
@@ -343,7 +352,7 @@ class Daemon {
     if (hot.some((key) => key.startsWith('notify.'))) {
       try {
         if (this.publisher) this.publisher.setNotify(next.notify);
-        else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.server));
+        else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.metrics));
       } catch (err) {
         this.logger.error({ err }, 'new notify settings refused; keeping the current ones');
         return;
@@ -375,12 +384,9 @@ class Daemon {
       if (probing || this.stopping) return;
       probing = true;
       try {
-        const ac = new AbortController();
-        const alive = await Promise.race([
-          this.hot.ping().then(() => true),
-          delay(interval, false, { signal: ac.signal }).catch(() => false),
-        ]);
-        ac.abort();
+        const ping = this.hot.ping();
+        const alive = await settleWithin(ping, interval);
+        if (alive) await ping; // a probe that failed fails the tick, and is logged as such
         const health = this.hot.health(this.settings.watchdog.stallMs);
         if (alive && health.healthy) await this.notifier.watchdog();
         else this.logger.warn({ alive, batchInFlightMs: health.batchInFlightMs }, 'pipeline wedged: withholding the watchdog ping');
@@ -401,15 +407,11 @@ class Daemon {
     await this.hot.close(); // finishes the batch in flight and waits (bounded) for its subscribers
     await this.reloading;
     await this.publisher?.close(); // the last committed version is published and notified first
+    this.metrics?.close(); // after the publisher, which counts into it until it is closed
     this.logger.info({ version: this.hot.version }, 'stopped');
     this.logger.flush();
     this.notifier[Symbol.dispose]();
     for (const [sig, handler] of this.handlers) process.off(sig, handler);
     return EXIT.OK;
   }
-}
-
-function isInside(file: string, dir: string): boolean {
-  const rel = path.relative(dir, file);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }

@@ -3,19 +3,21 @@
 // It only reads the snapshot and subscribes to the store; it never touches the file system for a request.
 // Secrets are redacted on every path out; a slow client is dropped rather than allowed to hold memory.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { lstat, unlink } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import net, { type Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { HotconfError } from '../errors.js';
 import type { Hotconf } from '../hotconf.js';
-import type { Change, ConfigEntry, Unsubscribe } from '../store/index.js';
+import { HotconfMetrics } from '../metrics/index.js';
+import { isConfigName } from '../names.js';
+import type { ConfigEntry } from '../store/index.js';
 import { redact } from '../validate/index.js';
-import { HotconfMetrics } from './metrics.js';
+import { CLOSE_GRACE_MS, Feed } from './feed.js';
+import { clearStaleSocket, parseListen, removeSocket } from './listen.js';
 
-export { HotconfMetrics, METRIC_NAMES, type HotconfMetricsOptions } from './metrics.js';
+export { parseListen, type ListenTarget } from './listen.js';
 
 export interface HttpOptions {
   /** 'HOST:PORT' (IPv6 as '[::1]:PORT') or 'unix:/path/to.sock'. Default '127.0.0.1:8080'. Port 0 = any free port. */
@@ -45,20 +47,24 @@ export interface HttpOptions {
   requestTimeoutMs?: number;
   /** pino logger; fastify gets its child `{ module: 'http' }`. Default: pino at level `info` to stderr. */
   logger?: Logger;
-  /** prom-client Registry to register hotconf's metrics on. Default: a new Registry (with collectDefaultMetrics). */
+  /** prom-client Registry to register hotconf's metrics on, when the server makes its own (no `metrics`).
+   *  Default: a new Registry (with collectDefaultMetrics). */
   registry?: Registry;
+  /** Metrics to serve on GET /metrics and to keep the event-stream gauges in; the caller owns them (the server's
+   *  close() leaves them open), so that counts from elsewhere (publish, notify) land in the same place. Not with
+   *  `registry`. Default: the server makes its own HotconfMetrics (on `registry`) and closes them with itself. */
+  metrics?: HotconfMetrics;
 }
 
 export interface HttpServer extends AsyncDisposable {
   /** 'http://127.0.0.1:PORT', 'http://[::1]:PORT' or 'unix:/path/to.sock'. */
   readonly url: string;
   readonly app: FastifyInstance;
+  /** What GET /metrics serves: `options.metrics`, or the server's own. */
   readonly metrics: HotconfMetrics;
   /** Ends SSE streams and long-polls, stops listening, unlinks the unix socket. Idempotent. */
   close(): Promise<void>;
 }
-
-export type ListenTarget = { host: string; port: number } | { path: string };
 
 const DEFAULTS = {
   listen: '127.0.0.1:8080',
@@ -71,67 +77,8 @@ const DEFAULTS = {
 };
 /** Requests carry no body worth more (POST /v1/reload takes none). */
 const BODY_LIMIT_BYTES = 16_384;
-/** A dropped SSE client gets this long to read its backlog and the `reset` before its socket is destroyed. */
-const DROP_GRACE_MS = 5000;
-/** On close, SSE clients and requests in flight get this long to finish before their sockets are destroyed. */
-const CLOSE_GRACE_MS = 1000;
-const SSE_RETRY_MS = 2000;
-/** Longest unix socket path (sun_path is 108 bytes with its NUL on Linux). */
-const MAX_SOCKET_PATH_BYTES = 107;
 /** Routes that answer without a token: probes must work before anyone can be given one. */
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
-
-/**
- * Parses a listen string: 'HOST:PORT', '[IPV6]:PORT' or 'unix:/path'. Throws HotconfError E_OPTIONS with a
- * message saying what is wrong. Refuses all-interfaces addresses (0.0.0.0, ::) unless `allowAllInterfaces`.
- */
-export function parseListen(listen: string, allowAllInterfaces = false): ListenTarget {
-  const fail = (why: string): never => {
-    throw new HotconfError(
-      'E_OPTIONS',
-      `invalid listen address ${JSON.stringify(listen)}: ${why} (expected 'HOST:PORT', '[IPV6]:PORT' or 'unix:/path/to.sock', e.g. '127.0.0.1:8080')`,
-    );
-  };
-  if (typeof listen !== 'string' || listen.trim() === '') return fail('it is empty');
-  if (listen.startsWith('unix:')) {
-    const path = listen.slice('unix:'.length);
-    if (path === '') return fail('the socket path is missing');
-    if (!path.startsWith('/')) return fail('the socket path must be absolute');
-    if (path.includes('\0')) return fail('the socket path contains a NUL byte');
-    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) return fail(`the socket path is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
-    return { path };
-  }
-  if (listen.includes('://')) return fail('it is an address, not a URL: leave out the scheme');
-  let host: string;
-  let portText: string;
-  const v6 = /^\[([^\]]*)\]:([^:]*)$/.exec(listen);
-  if (v6) {
-    host = v6[1]!;
-    portText = v6[2]!;
-    if (!net.isIPv6(host)) return fail(`${JSON.stringify(host)} is not an IPv6 address`);
-  } else {
-    const colon = listen.lastIndexOf(':');
-    if (colon < 0) return fail('the port is missing');
-    host = listen.slice(0, colon);
-    portText = listen.slice(colon + 1);
-    if (host.includes(':')) return fail('an IPv6 address must be written in brackets, as [::1]:8080');
-    if (host === '') return fail('the host is missing');
-    if (!net.isIPv4(host) && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(host)) {
-      return fail(`${JSON.stringify(host)} is not an IPv4 address or a host name`);
-    }
-  }
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65_535) return fail(`the port ${JSON.stringify(portText)} is not a number from 0 to 65535`);
-  if (!allowAllInterfaces && isAllInterfaces(host)) {
-    return fail(`${host} listens on every network interface; use 127.0.0.1 or a specific address, or set allowAllInterfaces`);
-  }
-  return { host, port: Number(portText) };
-}
-
-function isAllInterfaces(host: string): boolean {
-  if (net.isIPv4(host)) return host === '0.0.0.0';
-  // '::', '0:0::0', '::0' … all spell the unspecified address; the URL parser writes it in one canonical way.
-  return net.isIPv6(host) && new URL(`http://[${host}]/`).hostname === '[::]';
-}
 
 /** Starts the HTTP API for `hot`. Resolves once listening. `await using server = await startHttpServer(hot)`. */
 export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): Promise<HttpServer> {
@@ -141,12 +88,16 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   const tokenDigest = options.token === undefined ? undefined : sha256(options.token);
   const secretsAllowed = tokenDigest !== undefined && options.allowSecrets === true;
 
-  const metrics = new HotconfMetrics(hot, options.registry === undefined ? {} : { registry: options.registry });
+  const ownMetrics = options.metrics === undefined;
+  const metrics = options.metrics ?? new HotconfMetrics(hot, options.registry === undefined ? {} : { registry: options.registry });
+  const closeMetrics = () => {
+    if (ownMetrics) metrics.close();
+  };
   let feed: Feed;
   try {
     feed = new Feed(hot, metrics, opts, log);
   } catch (err) {
-    metrics.close();
+    closeMetrics();
     throw err;
   }
 
@@ -306,7 +257,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     }
   } catch (err) {
     feed.close();
-    metrics.close();
+    closeMetrics();
     await app.close();
     throw err;
   }
@@ -325,7 +276,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       feed.close();
-      metrics.close();
+      closeMetrics();
       for (const socket of fresh) socket.destroy();
       // Requests in flight may finish, but not forever.
       const force = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
@@ -346,196 +297,6 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     close,
     [Symbol.asyncDispose]: close,
   };
-}
-
-// ---- the change feed: SSE clients, resume history, long-poll waiters ------------------------------------
-
-interface HistoryEntry {
-  /** The version this event brings the client to (its SSE id). */
-  readonly version: number;
-  /** The version it starts from: several commits may arrive as one coalesced change. */
-  readonly from: number;
-  readonly chunk: string;
-  readonly bytes: number;
-}
-
-type WaitOutcome = 'changed' | 'timeout' | 'closed' | 'disconnected';
-
-/**
- * One subscription to the store feeds everyone: each change becomes one SSE event, written as one shared string
- * to every client and kept in a bounded history for Last-Event-ID resume, and wakes the long-polls of its names.
- */
-class Feed {
-  readonly #opts: ResolvedOptions;
-  readonly #metrics: HotconfMetrics;
-  readonly #log: Logger;
-  readonly #history: HistoryEntry[] = [];
-  #historyBytes = 0;
-  readonly #clients = new Set<ServerResponse>();
-  /** Dropped or closing clients, given a grace period to read before their socket is destroyed. */
-  readonly #lingering = new Map<ServerResponse, NodeJS.Timeout>();
-  readonly #waiters = new Map<string, Set<(outcome: WaitOutcome) => void>>();
-  readonly #heartbeat: NodeJS.Timeout;
-  readonly #unsubscribe: Unsubscribe;
-  /** The version of the last event: what a new client is told it is at. */
-  #version: number;
-  closed = false;
-
-  constructor(hot: Hotconf, metrics: HotconfMetrics, opts: ResolvedOptions, log: Logger) {
-    this.#opts = opts;
-    this.#metrics = metrics;
-    this.#log = log;
-    this.#version = hot.version;
-    // Synchronous handler: the store calls it after each commit (or once for several it could not tell apart).
-    this.#unsubscribe = hot.onConfigChange((change) => this.#onChange(change));
-    this.#heartbeat = setInterval(() => this.#broadcast(': keepalive\n\n'), opts.heartbeatMs);
-    this.#heartbeat.unref();
-  }
-
-  get clients(): number {
-    return this.#clients.size;
-  }
-
-  /** Starts an event stream on a hijacked response: the preamble, then the replay or a hello, then live events. */
-  attach(res: ServerResponse, lastEventId: string | undefined, log: Logger): void {
-    res.on('error', (err) => log.debug({ err }, 'event stream error'));
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      // The stream is the whole connection: ending it closes the socket, so close() never waits on keep-alive.
-      Connection: 'close',
-      'X-Accel-Buffering': 'no',
-    });
-    const start = `retry: ${SSE_RETRY_MS}\n\n${lastEventId === undefined ? this.#event('hello', this.#version) : this.#resume(lastEventId)}`;
-    res.write(start);
-    this.#clients.add(res);
-    this.#metrics.sseClients.inc();
-    log.debug({ lastEventId, version: this.#version, clients: this.#clients.size }, 'event stream opened');
-    res.on('close', () => {
-      if (this.#clients.delete(res)) this.#metrics.sseClients.dec();
-      const timer = this.#lingering.get(res);
-      if (timer !== undefined) {
-        clearTimeout(timer);
-        this.#lingering.delete(res);
-      }
-      log.debug({ clients: this.#clients.size }, 'event stream closed');
-    });
-  }
-
-  /** Resolves when `name` changes or is removed, after `ms`, when the client goes away, or on close. */
-  wait(name: string, ms: number, res: ServerResponse): Promise<WaitOutcome> {
-    if (this.closed) return Promise.resolve('closed');
-    return new Promise((resolve) => {
-      let set = this.#waiters.get(name);
-      if (set === undefined) this.#waiters.set(name, (set = new Set()));
-      const waiters = set;
-      let done = false;
-      const finish = (outcome: WaitOutcome): void => {
-        if (done) return;
-        done = true;
-        this.#metrics.longPolls.dec();
-        clearTimeout(timer);
-        res.off('close', onClose);
-        waiters.delete(finish);
-        if (waiters.size === 0 && this.#waiters.get(name) === waiters) this.#waiters.delete(name);
-        resolve(outcome);
-      };
-      const onClose = (): void => finish('disconnected');
-      const timer = setTimeout(() => finish('timeout'), ms);
-      res.on('close', onClose);
-      waiters.add(finish);
-      this.#metrics.longPolls.inc();
-    });
-  }
-
-  /** Ends every stream and long-poll and stops following the store. Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.#unsubscribe();
-    clearInterval(this.#heartbeat);
-    for (const waiters of [...this.#waiters.values()]) for (const finish of [...waiters]) finish('closed');
-    for (const [res, timer] of this.#lingering) {
-      clearTimeout(timer);
-      res.destroy();
-    }
-    this.#lingering.clear();
-    for (const res of [...this.#clients]) this.#end(res, '', CLOSE_GRACE_MS);
-  }
-
-  #onChange(change: Change): void {
-    const hashes: Record<string, string> = {};
-    for (const name of change.changed) {
-      const hash = change.current.configs.get(name)?.hash;
-      if (hash !== undefined) hashes[name] = hash;
-    }
-    const data = JSON.stringify({ version: change.version, changed: change.changed, removed: change.removed, hashes });
-    const chunk = `id: ${change.version}\nevent: change\ndata: ${data}\n\n`;
-    const bytes = Buffer.byteLength(chunk);
-    this.#history.push({ version: change.version, from: change.previous.version, chunk, bytes });
-    this.#historyBytes += bytes;
-    // A replay never exceeds clientBufferBytes (see #resume), so older events than that could never be sent.
-    while (this.#history.length > this.#opts.historySize || this.#historyBytes > this.#opts.clientBufferBytes) {
-      this.#historyBytes -= this.#history.shift()!.bytes;
-    }
-    this.#version = change.version;
-    this.#broadcast(chunk);
-    for (const name of [...change.changed, ...change.removed]) {
-      const waiters = this.#waiters.get(name);
-      if (waiters !== undefined) for (const finish of [...waiters]) finish('changed');
-    }
-  }
-
-  #broadcast(chunk: string): void {
-    for (const res of this.#clients) {
-      // Checked before writing, so that one event larger than the limit does not cost a healthy client its
-      // stream: only a client that has not taken what it was already given is dropped.
-      if (res.writableLength > this.#opts.clientBufferBytes) this.#drop(res);
-      else res.write(chunk);
-    }
-  }
-
-  /** A client that reads too slowly: told to refetch (if it ever reads again), then cut off. */
-  #drop(res: ServerResponse): void {
-    this.#metrics.sseDropped.inc();
-    this.#log.warn(
-      { ip: res.socket?.remoteAddress, queuedBytes: res.writableLength, limitBytes: this.#opts.clientBufferBytes },
-      'event stream client too slow; dropped',
-    );
-    this.#end(res, this.#event('reset', this.#version), DROP_GRACE_MS);
-  }
-
-  #end(res: ServerResponse, last: string, graceMs: number): void {
-    if (this.#clients.delete(res)) this.#metrics.sseClients.dec();
-    res.end(last);
-    if (res.writableFinished || res.destroyed) return;
-    const timer = setTimeout(() => {
-      this.#lingering.delete(res);
-      res.destroy();
-    }, graceMs);
-    timer.unref();
-    this.#lingering.set(res, timer);
-  }
-
-  /** What a client resuming after `lastEventId` is sent: the events it missed, or a reset when they are gone. */
-  #resume(lastEventId: string): string {
-    const id = /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : NaN;
-    // An id from the future (another instance, or before a restart) or garbage: the client must refetch.
-    if (!(id <= this.#version)) return this.#event('reset', this.#version);
-    if (id === this.#version) return '';
-    const oldest = this.#history[0];
-    if (oldest === undefined || oldest.from > id) return this.#event('reset', this.#version);
-    // The history holds at most clientBufferBytes, so the replay fits in what a client may have queued.
-    return this.#history
-      .filter((e) => e.version > id)
-      .map((e) => e.chunk)
-      .join('');
-  }
-
-  /** hello and reset carry the id too, so that the client's next reconnect resumes from there. */
-  #event(type: 'hello' | 'reset', version: number): string {
-    return `id: ${version}\nevent: ${type}\ndata: ${JSON.stringify({ version })}\n\n`;
-  }
 }
 
 // ---- helpers ------------------------------------------------------------------------------------------
@@ -572,6 +333,7 @@ function resolveOptions(o: HttpOptions): ResolvedOptions {
     fail('`token` must be a non-empty string of visible ASCII characters (no spaces)');
   }
   if (o.allowSecrets === true && o.token === undefined) fail('`allowSecrets` requires a `token`: secrets are never served without authentication');
+  if (o.metrics !== undefined && o.registry !== undefined) fail('give `metrics` or `registry`, not both: given metrics already have their registry');
   return resolved;
 }
 
@@ -610,19 +372,6 @@ function isAuthorized(header: string | undefined, tokenDigest: Buffer): boolean 
   return timingSafeEqual(sha256(match[1]!), tokenDigest);
 }
 
-/**
- * A config name as the store knows it: `/`-separated segments, none empty, `.` or `..`, no backslash or
- * control character. Anything else cannot name a config, so it is 404 before any lookup.
- */
-function isConfigName(name: string): boolean {
-  if (name === '' || name.length > 4096) return false;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f || c === 0x5c /* \\ */) return false;
-  }
-  return name.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
-}
-
 /** If-None-Match: `*`, or a list of (possibly weak) entity tags. */
 function etagMatches(header: string, hash: string): boolean {
   return header.split(',').some((tag) => {
@@ -633,26 +382,4 @@ function etagMatches(header: string, hash: string): boolean {
 
 function single(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** A socket file left by a crashed run is removed; a live server's socket or any other file is refused. */
-async function clearStaleSocket(path: string): Promise<void> {
-  const st = await lstat(path).catch(() => undefined);
-  if (st === undefined) return;
-  if (!st.isSocket()) throw new HotconfError('E_OPTIONS', `cannot listen on ${path}: it exists and is not a socket`);
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (alive) throw new HotconfError('E_OPTIONS', `cannot listen on ${path}: another server is listening there`);
-  await unlink(path);
-}
-
-async function removeSocket(path: string): Promise<void> {
-  const st = await lstat(path).catch(() => undefined);
-  if (st?.isSocket()) await unlink(path).catch(() => undefined);
 }

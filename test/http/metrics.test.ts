@@ -3,7 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { METRIC_NAMES, startHttpServer } from '../../src/http/index.js';
+import { startHttpServer } from '../../src/http/index.js';
+import { HotconfMetrics, METRIC_NAMES } from '../../src/metrics/index.js';
 import { until } from '../helpers.js';
 import { start, world } from '../hotconf/fixtures.js';
 import { serve, subscribe } from './fixtures.js';
@@ -103,5 +104,29 @@ describe('GET /metrics', () => {
     // The same registry serves a second server.
     await using second = await startHttpServer(hot, { listen: '127.0.0.1:0', logger: hot.logs.logger, registry });
     expect(await (await fetch(`${second.url}/metrics`)).text()).toContain(`hotconf_config_version ${hot.version}`);
+  });
+
+  it('serves metrics it is given, counts into them, and leaves them to their owner on close', async () => {
+    await using w = await world();
+    await w.schema('app');
+    await w.config('app.yaml', 'port: 1\n');
+    await using hot = await start(w);
+    using metrics = new HotconfMetrics(hot, { registry: new Registry() });
+    const server = await startHttpServer(hot, { listen: '127.0.0.1:0', logger: hot.logs.logger, metrics });
+    expect(server.metrics).toBe(metrics);
+    metrics.notifyResults.inc({ kind: 'publish', result: 'ok' });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(sample(text, 'hotconf_notify_results_total{kind="publish",result="ok"}')).toBe(1);
+    await server.close();
+    expect(await metrics.metrics()).toContain('hotconf_notify_results_total{kind="publish",result="ok"} 1');
+  });
+
+  it('refuses both metrics and a registry', async () => {
+    await using w = await world();
+    await w.schema('app');
+    await w.config('app.yaml', 'port: 1\n');
+    await using hot = await start(w);
+    using metrics = new HotconfMetrics(hot, { registry: new Registry() });
+    await expect(startHttpServer(hot, { listen: '127.0.0.1:0', metrics, registry: new Registry() })).rejects.toMatchObject({ code: 'E_OPTIONS' });
   });
 });

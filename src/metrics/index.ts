@@ -1,6 +1,7 @@
 // hotconf's Prometheus metrics: counters fed by every processed batch (hot.onBatch), gauges read from
-// hot.status() and hot.stats at scrape time, and the SSE client gauges the HTTP event stream keeps.
-// Served by GET /metrics (src/http/index.ts); usable alone with a caller's prom-client Registry.
+// hot.status() and hot.stats at scrape time, the SSE client gauges the HTTP event stream keeps, and the
+// publish/notify outcomes the daemon reports. Its own shell: the daemon owns it and hands it to the HTTP
+// server, which serves it on GET /metrics; usable alone with a caller's prom-client Registry.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BatchResult, ConfigState, Hotconf } from '../hotconf.js';
 import type { Unsubscribe } from '../store/index.js';

@@ -1,0 +1,348 @@
+// Telling the application that a new version is there: a webhook (POST, retried with backoff and full jitter), a
+// signal (to a pid, or one read from a pid file each time), a command (argv, no shell, with a deadline). One Lane
+// per target delivers one notice at a time; a newer version replaces a pending one, and what a notice says is
+// relative to what that target last acknowledged, so a notice replaced or failed loses nothing.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
+import { sleep } from '../async.js';
+import type { ConfigEntry, Logger, Snapshot } from '../store/index.js';
+import { describe, fail } from './errors.js';
+
+export interface WebhookOptions {
+  /** http(s) URL that receives `POST {version, changed, removed, hashes}`. Redirects are not followed. */
+  url: string;
+  /** Deadline of one attempt, in ms. Default 5000. */
+  timeoutMs?: number;
+  /** Attempts after the first. Default 5. */
+  retries?: number;
+  /** First backoff, in ms, doubled each retry, with full jitter. Default 200. */
+  backoffMs?: number;
+  /** Ceiling on one backoff, in ms. Default 10000. */
+  maxBackoffMs?: number;
+  /** Status codes counted as success. Default [200, 201, 202, 204]. */
+  successCodes?: number[];
+  /** Extra request headers (e.g. authorization). Their values are never logged. Default none. */
+  headers?: Record<string, string>;
+}
+
+export interface SignalOptions {
+  /** Process to signal. One of `pid` and `pidFile` is required. */
+  pid?: number;
+  /** File holding the pid, read again before every signal (the application may have restarted). */
+  pidFile?: string;
+  /** Default `SIGHUP`. */
+  signal?: NodeJS.Signals;
+}
+
+export interface CommandOptions {
+  /** argv, run without a shell; env adds HOTCONF_VERSION, HOTCONF_CHANGED, HOTCONF_REMOVED (comma-joined) and
+   *  HOTCONF_PUBLISH_DIR (when publishing). */
+  command: string[];
+  /** Deadline, in ms; then SIGTERM, then SIGKILL 2 s later. Default 30000. */
+  timeoutMs?: number;
+}
+
+/** Who is told after each publish; the three run concurrently, each one notice at a time. */
+export interface NotifyOptions {
+  /** POST a JSON notice. Default: none. */
+  webhook?: WebhookOptions;
+  /** Signal the application's process. Default: none. */
+  signal?: SignalOptions;
+  /** Run a command. Default: none. */
+  command?: CommandOptions;
+}
+
+/** What a notice says: `changed`/`removed` are relative to what that target last acknowledged. */
+export interface Notice {
+  version: number;
+  changed: string[];
+  removed: string[];
+  hashes: Record<string, string>;
+}
+
+export type Outcome = 'ok' | 'failed' | 'superseded';
+
+interface SignalTarget {
+  pid: number | undefined;
+  pidFile: string | undefined;
+  signal: NodeJS.Signals;
+}
+
+export type Target =
+  | { kind: 'webhook'; options: Required<WebhookOptions> }
+  | { kind: 'signal'; options: SignalTarget }
+  | { kind: 'command'; options: Required<CommandOptions> };
+
+const KILL_AFTER_MS = 2000;
+const STDERR_TAIL_CHARS = 500;
+
+let userAgentText: Promise<string> | undefined;
+
+/** `hotconf/<version>`, read once from package.json; the webhook's User-Agent. */
+export function userAgent(): Promise<string> {
+  userAgentText ??= readFile(new URL('../../package.json', import.meta.url), 'utf8')
+    .then((text) => `hotconf/${(JSON.parse(text) as { version: string }).version}`)
+    .catch(() => 'hotconf');
+  return userAgentText;
+}
+
+/** The targets `notify` names, checked, with their defaults; throws E_OPTIONS saying what is wrong. */
+export function checkNotify(n: NotifyOptions | undefined): Target[] {
+  const targets: Target[] = [];
+  const positive = (v: number, what: string) => (Number.isFinite(v) && v > 0 ? v : fail(`notify.${what} must be a number > 0`));
+  const nonNegative = (v: number, what: string) => (Number.isFinite(v) && v >= 0 ? v : fail(`notify.${what} must be a number >= 0`));
+  if (n?.webhook) {
+    const w = n.webhook;
+    if (!/^https?:$/.test(URL.parse(w.url)?.protocol ?? '')) fail('notify.webhook.url must be an http(s) URL');
+    const retries = w.retries ?? 5;
+    if (!Number.isInteger(retries) || retries < 0) fail('notify.webhook.retries must be an integer >= 0');
+    const successCodes = w.successCodes ?? [200, 201, 202, 204];
+    if (!Array.isArray(successCodes) || !successCodes.every(Number.isInteger)) fail('notify.webhook.successCodes must be integers');
+    const headers = { ...w.headers };
+    for (const [name, value] of Object.entries(headers)) {
+      // Checked here, where the message can leave the value out (fetch's own error would quote it).
+      if (typeof value !== 'string' || /[\r\n\0]/.test(value) || !/^[!#$%&'*+.^`|~\w-]+$/.test(name)) {
+        fail(`notify.webhook.headers: invalid header ${JSON.stringify(name)}`);
+      }
+    }
+    const options = {
+      url: w.url,
+      timeoutMs: positive(w.timeoutMs ?? 5000, 'webhook.timeoutMs'),
+      retries,
+      backoffMs: nonNegative(w.backoffMs ?? 200, 'webhook.backoffMs'),
+      maxBackoffMs: nonNegative(w.maxBackoffMs ?? 10_000, 'webhook.maxBackoffMs'),
+      successCodes: [...successCodes],
+      headers,
+    };
+    targets.push({ kind: 'webhook', options });
+  }
+  if (n?.signal) {
+    const { pid, pidFile, signal = 'SIGHUP' } = n.signal;
+    if ((pid === undefined) === (pidFile === undefined)) fail('notify.signal needs exactly one of pid and pidFile');
+    if (pid !== undefined && !(Number.isInteger(pid) && pid > 0)) fail('notify.signal.pid must be an integer > 0');
+    if (!(signal in osConstants.signals)) fail(`notify.signal.signal: unknown signal ${signal}`);
+    targets.push({ kind: 'signal', options: { pid, pidFile: pidFile === undefined ? undefined : path.resolve(pidFile), signal } });
+  }
+  if (n?.command) {
+    const { command, timeoutMs = 30_000 } = n.command;
+    if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string')) {
+      fail('notify.command.command must be a non-empty array of strings (argv, no shell)');
+    }
+    targets.push({ kind: 'command', options: { command: [...command], timeoutMs: positive(timeoutMs, 'command.timeoutMs') } });
+  }
+  return targets;
+}
+
+/** Delivers one notice to one target, retries included; resolves with the final outcome. `wake` cuts a webhook's
+ *  backoff (a newer version supersedes it); `hard` cuts a request or command in flight (close gave up waiting). */
+export function deliver(
+  target: Target,
+  notice: Notice,
+  ctx: { wake: AbortSignal; hard: AbortSignal; log: Logger; ua: string; publishDir: string | undefined },
+): Promise<Outcome> {
+  const { wake, hard, log, ua } = ctx;
+  switch (target.kind) {
+    case 'webhook':
+      return postWebhook(target.options, notice, { wake, hard, log, ua });
+    case 'signal':
+      return sendSignal(target.options, log);
+    case 'command': {
+      const env = {
+        ...process.env,
+        HOTCONF_VERSION: String(notice.version),
+        HOTCONF_CHANGED: notice.changed.join(','),
+        HOTCONF_REMOVED: notice.removed.join(','),
+        ...(ctx.publishDir === undefined ? {} : { HOTCONF_PUBLISH_DIR: ctx.publishDir }),
+      };
+      return runCommand(target.options, env, hard, log);
+    }
+  }
+}
+
+/** One notify target: delivers one notice at a time; a newer version replaces the pending one and cuts the
+ *  backoff of the one in flight. `changed`/`removed` are computed from what the target last acknowledged, so a
+ *  notice that was replaced or failed loses nothing. */
+export class Lane {
+  readonly target: Target;
+  readonly #hooks: LaneHooks;
+  #pending: Snapshot | undefined;
+  #base: ReadonlyMap<string, ConfigEntry>;
+  #loop: Promise<void> | undefined;
+  #wake = new AbortController();
+  #stopped = false;
+
+  constructor(target: Target, base: ReadonlyMap<string, ConfigEntry>, hooks: LaneHooks) {
+    this.target = target;
+    this.#base = base;
+    this.#hooks = hooks;
+  }
+
+  get idle(): boolean {
+    return this.#loop === undefined && (this.#pending === undefined || this.#stopped);
+  }
+
+  get done(): Promise<void> {
+    return this.#loop ?? Promise.resolve();
+  }
+
+  push(snap: Snapshot): void {
+    if (this.#stopped) return;
+    this.#pending = snap;
+    this.#wake.abort();
+    this.#loop ??= this.#run();
+  }
+
+  /** No new attempt starts; the one in flight finishes (its backoff is cut). */
+  stop(): void {
+    this.#stopped = true;
+    this.#wake.abort();
+  }
+
+  async #run(): Promise<void> {
+    await Promise.resolve(); // #loop is assigned before anything below can clear it
+    try {
+      for (let snap = this.#pending; snap !== undefined && !this.#stopped; snap = this.#pending) {
+        this.#pending = undefined;
+        this.#wake = new AbortController();
+        let outcome: Outcome;
+        try {
+          outcome = await this.#hooks.deliver(noticeBetween(this.#base, snap), this.#wake.signal);
+        } catch (err) {
+          this.#hooks.log.error({ err, notify: this.target.kind, version: snap.version }, 'notify failed');
+          outcome = 'failed';
+        }
+        if (outcome === 'ok') this.#base = snap.configs;
+        if (outcome !== 'superseded') this.#hooks.report(outcome === 'ok', snap.version);
+      }
+    } finally {
+      this.#loop = undefined;
+      this.#hooks.settled(this);
+    }
+  }
+}
+
+export interface LaneHooks {
+  deliver(notice: Notice, wake: AbortSignal): Promise<Outcome>;
+  report(ok: boolean, version: number): void;
+  settled(lane: Lane): void;
+  log: Logger;
+}
+
+async function postWebhook(
+  o: Required<WebhookOptions>,
+  notice: Notice,
+  ctx: { wake: AbortSignal; hard: AbortSignal; log: Logger; ua: string },
+): Promise<Outcome> {
+  const headers = new Headers(o.headers);
+  headers.set('content-type', 'application/json');
+  headers.set('user-agent', ctx.ua);
+  const body = JSON.stringify(notice);
+  const url = safeUrl(o.url);
+  for (let attempt = 1; ; attempt++) {
+    let problem: { status: number } | { error: string };
+    try {
+      const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutMs), ctx.hard]);
+      const res = await fetch(o.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
+      await res.body?.cancel();
+      if (o.successCodes.includes(res.status)) {
+        ctx.log.info({ url, status: res.status, attempt }, 'webhook delivered');
+        return 'ok';
+      }
+      problem = { status: res.status };
+    } catch (err) {
+      problem = { error: describe(err) };
+    }
+    if (attempt > o.retries || ctx.hard.aborted) {
+      ctx.log.error({ url, attempts: attempt, ...problem }, 'webhook failed');
+      return 'failed';
+    }
+    const backoffMs = Math.round(Math.random() * Math.min(o.maxBackoffMs, o.backoffMs * 2 ** (attempt - 1)));
+    ctx.log.warn({ url, attempt, backoffMs, ...problem }, 'webhook attempt failed, will retry');
+    await sleep(backoffMs, ctx.wake);
+    if (ctx.wake.aborted) {
+      ctx.log.debug({ url }, 'webhook retries dropped: a newer version (or close) supersedes them');
+      return 'superseded';
+    }
+  }
+}
+
+async function sendSignal(o: SignalTarget, log: Logger): Promise<Outcome> {
+  let pid = o.pid;
+  try {
+    if (pid === undefined) {
+      const text = (await readFile(o.pidFile!, 'utf8')).trim();
+      if (!/^[1-9]\d{0,9}$/.test(text)) throw new Error(`${o.pidFile}: not a process id: ${JSON.stringify(text.slice(0, 20))}`);
+      pid = Number(text);
+    }
+    if (pid === process.pid) throw new Error(`refusing to signal hotconf itself (pid ${pid})`);
+    try {
+      process.kill(pid, o.signal);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new Error(`${code === 'ESRCH' ? 'no such process' : code}: pid ${pid}${o.pidFile ? ` (from ${o.pidFile})` : ''}`);
+    }
+    log.info({ pid, signal: o.signal }, 'signal sent');
+    return 'ok';
+  } catch (err) {
+    log.error({ pid, pidFile: o.pidFile, signal: o.signal, error: describe(err) }, 'signal failed');
+    return 'failed';
+  }
+}
+
+function runCommand(o: Required<CommandOptions>, env: NodeJS.ProcessEnv, hard: AbortSignal, log: Logger): Promise<Outcome> {
+  const [file, ...args] = o.command as [string, ...string[]];
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    let stderr = '';
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'], shell: false });
+    const terminate = () => {
+      child.kill('SIGTERM');
+      killTimer ??= setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      terminate();
+    }, o.timeoutMs);
+    hard.addEventListener('abort', terminate);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS)));
+    let settled = false;
+    const finish = (outcome: Outcome, fields: Record<string, unknown>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      hard.removeEventListener('abort', terminate);
+      const ms = Math.round(performance.now() - t0);
+      if (outcome === 'ok') log.info({ command: file, ms }, 'command done');
+      else log.error({ command: file, ms, ...fields, stderr }, 'command failed');
+      resolve(outcome);
+    };
+    child.on('error', (err) => finish('failed', { error: describe(err) }));
+    child.on('close', (code, signal) => {
+      if (code === 0 && !timedOut) finish('ok', {});
+      else finish('failed', { exitCode: code, signal, ...(timedOut ? { timeoutMs: o.timeoutMs } : {}) });
+    });
+  });
+}
+
+export function noticeBetween(base: ReadonlyMap<string, ConfigEntry>, snap: Snapshot): Notice {
+  const hashes: Record<string, string> = {};
+  const changed: string[] = [];
+  for (const [name, entry] of snap.configs) {
+    hashes[name] = entry.hash;
+    if (base.get(name)?.hash !== entry.hash) changed.push(name);
+  }
+  const removed = [...base.keys()].filter((name) => !snap.configs.has(name));
+  return { version: snap.version, changed: changed.sort(), removed: removed.sort(), hashes };
+}
+
+/** The URL as it may be logged: no credentials, no query (tokens live there too). */
+function safeUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}

@@ -1,0 +1,61 @@
+// The package as a user imports it (the built dist/, by the package's own name): `import 'hotconf'` is the light
+// library and loads no shell; the shells are reached through their subpath exports.
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { expect, it } from 'vitest';
+import { tempDir } from '../helpers.js';
+import { ROOT } from './cli-helpers.js';
+
+/** Runs `code` as an ES module in a child Node started in the package root (so `hotconf` resolves to it); every
+ *  module URL it resolves is written to stderr by a resolve hook. */
+async function runTraced(code: string): Promise<{ status: number | null; stdout: string; loaded: string[] }> {
+  await using tmp = await tempDir();
+  const hooks = await tmp.write(
+    'hooks.mjs',
+    `export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  process.stderr.write('LOADED ' + r.url + '\\n');
+  return r;
+}
+`,
+  );
+  const register = await tmp.write('register.mjs', `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+  const child = spawn(process.execPath, ['--import', pathToFileURL(register).href, '--input-type=module', '-e', code], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const loaded = stderr
+    .split('\n')
+    .filter((l) => l.startsWith('LOADED '))
+    .map((l) => l.slice('LOADED '.length));
+  if (status !== 0) throw new Error(`node exited with ${status}: ${stderr.split('\n').filter((l) => !l.startsWith('LOADED ')).join('\n')}`);
+  return { status, stdout, loaded };
+}
+
+it("import 'hotconf' loads no shell: no http, publish or metrics module, neither fastify nor prom-client", async () => {
+  const { stdout, loaded } = await runTraced(`const m = await import('hotconf'); console.log(Object.keys(m).join(','));`);
+  expect(loaded.some((u) => u.endsWith('/dist/index.js'))).toBe(true);
+  const shells = loaded.filter((u) => /\/dist\/(http|publish|metrics|daemon|cli)\/|\/node_modules\/(fastify|prom-client)\//.test(u));
+  expect(shells).toEqual([]);
+  const names = stdout.trim().split(',');
+  expect(names).toContain('createHotconf');
+  for (const shell of ['startHttpServer', 'parseListen', 'HotconfMetrics', 'METRIC_NAMES', 'startPublisher']) expect(names).not.toContain(shell);
+});
+
+it('the shells are subpath exports: hotconf/http, hotconf/publish, hotconf/metrics', async () => {
+  const { stdout } = await runTraced(
+    `const out = {};
+for (const p of ['hotconf/http', 'hotconf/publish', 'hotconf/metrics']) out[p] = Object.keys(await import(p)).sort();
+console.log(JSON.stringify(out));`,
+  );
+  expect(JSON.parse(stdout)).toEqual({
+    'hotconf/http': ['parseListen', 'startHttpServer'],
+    'hotconf/publish': ['startPublisher'],
+    'hotconf/metrics': ['HotconfMetrics', 'METRIC_NAMES'],
+  });
+});
