@@ -12,7 +12,8 @@ import { SchemaRegistry } from '../../src/validate/index.js';
 import { memoryLogger, tempDir, until, type TempDir } from '../helpers.js';
 import { SERVICE_SCHEMA } from '../hotconf/fixtures.js';
 
-type Entry = string | Error | 'unsettled' | ReadError;
+/** YAML text, the string 'unsettled', a ReadError (refused by the source), or any other Error (thrown by read). */
+type Entry = string | Error;
 
 /** A source whose entries live in a map and whose batches are pushed by the test. */
 class FakeSource implements Source {
@@ -115,7 +116,7 @@ afterEach(async () => {
   await schemas[Symbol.asyncDispose]();
 });
 
-async function pipeline(): Promise<Pipeline> {
+function pipeline(): Pipeline {
   const registry = new SchemaRegistry({ schemaDir: schemas.dir, useDefaults: false });
   const p = new Pipeline({
     store,
@@ -127,16 +128,16 @@ async function pipeline(): Promise<Pipeline> {
     logger: log.logger,
   });
   p.onBatch((r) => results.push(r));
-  // Schemas come with the first batch, as a source's initial listing brings them.
   return p;
 }
 
+/** Schemas come with the first batch, as a source's initial listing brings them. */
 const initial = (src: FakeSource): SourceBatch => ({ ...src.initial, schemas: 'all' });
 
 describe('pipeline (any source)', () => {
   test('the initial batch reads every name, commits the valid ones as one version, and settles the source', async () => {
     const src = new FakeSource({ a: 'port: 1', b: 'port: 2' });
-    const p = await pipeline();
+    const p = pipeline();
     const errors = await p.process(src, initial(src), 'per-file');
     expect(errors).toEqual([]);
     expect(store.version).toBe(1);
@@ -147,7 +148,7 @@ describe('pipeline (any source)', () => {
 
   test('all-or-nothing: one invalid config holds back the batch; its names are retried and apply once valid', async () => {
     const src = new FakeSource({ a: 'port: 1', b: 'port: 2' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, initial(src), 'per-file');
     src.push({ a: 'port: 10', b: 'port: nope' });
     await p.process(src, src.batch([]), 'all-or-nothing'); // nothing new: held names wait for a real change
@@ -171,7 +172,7 @@ describe('pipeline (any source)', () => {
 
   test('per-file: the valid configs of a batch apply, the invalid one keeps its last good value', async () => {
     const src = new FakeSource({ a: 'port: 1', b: 'port: 2' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, initial(src), 'per-file');
     src.push({ a: 'port: 10', b: 'port: [' });
     await p.process(src, src.batch(['a', 'b']), 'per-file');
@@ -183,7 +184,7 @@ describe('pipeline (any source)', () => {
 
   test('a read error and an unsettled entry refuse nothing else under per-file, and hold the batch under all-or-nothing', async () => {
     const src = new FakeSource({ a: 'port: 1', b: 'port: 2' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, initial(src), 'per-file');
     src.entries.set('a', 'port: 10');
     src.entries.set('b', new ReadError('E_TOO_LARGE', { file: 'fake:b' }, 'is too large'));
@@ -199,7 +200,7 @@ describe('pipeline (any source)', () => {
 
   test('a removed config leaves the store, or stays as `deleted` with keepOnDelete', async () => {
     const src = new FakeSource({ a: 'port: 1', b: 'port: 2' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, initial(src), 'per-file');
     settings = { ...settings, keepOnDelete: true };
     src.push({ a: undefined });
@@ -215,7 +216,7 @@ describe('pipeline (any source)', () => {
 
   test('a full listing removes what the store holds and the listing lacks, and carries the revision', async () => {
     const src = new FakeSource({ a: 'port: 1', b: 'port: 2' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, { ...initial(src), revision: '7' }, 'per-file');
     expect(store.snapshot().sourceRevision).toBe('7');
     src.entries.delete('b');
@@ -231,7 +232,7 @@ describe('pipeline (any source)', () => {
 
   test('a changed schema re-validates the configs that use it', async () => {
     const src = new FakeSource({ a: 'port: 5' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, initial(src), 'per-file');
     const file = await schemas.write('a.schema.json', JSON.stringify({ ...SERVICE_SCHEMA, properties: { ...SERVICE_SCHEMA.properties, port: { type: 'integer', maximum: 3 } } }));
     src.reads.length = 0;
@@ -243,7 +244,7 @@ describe('pipeline (any source)', () => {
 
   test('run(): an unexpected failure of a stage is logged, the source asked to look again, and the loop goes on', async () => {
     const src = new FakeSource({ a: 'port: 1' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, initial(src), 'per-file');
     const loop = p.run(src);
     src.push({ a: new Error('disk on fire') });
@@ -259,7 +260,7 @@ describe('pipeline (any source)', () => {
 
   test('run(): a store that fails to commit does not end the loop', async () => {
     const src = new FakeSource({ a: 'port: 1' });
-    const p = await pipeline();
+    const p = pipeline();
     await p.process(src, initial(src), 'per-file');
     const loop = p.run(src);
     await store.close();
@@ -272,7 +273,7 @@ describe('pipeline (any source)', () => {
 
   test('a throwing batch listener harms neither the batch nor other listeners', async () => {
     const src = new FakeSource({ a: 'port: 1' });
-    const p = await pipeline();
+    const p = pipeline();
     p.onBatch(() => {
       throw new Error('listener bug');
     });

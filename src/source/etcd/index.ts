@@ -8,11 +8,11 @@
 // pipeline reads configs from.
 import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
 import type { Logger } from 'pino';
-import { settleWithin, sleep } from '../../async.js';
+import { settleWithin } from '../../async.js';
 import { HotconfError, NameConflictError, ReadError } from '../../errors.js';
 import { candidatesOf, configNameOf, formatOf } from '../../names.js';
 import type { EntryRead, ReadLimits, Source, SourceBatch } from '../index.js';
-import { BatchQueue, type BatchReason, type QueuedBatch } from '../queue.js';
+import { BatchQueue, type QueuedBatch } from '../queue.js';
 import {
   describeEtcdError,
   displayKey,
