@@ -32,57 +32,13 @@ import {
   type StoreStats,
   type Unsubscribe,
 } from './store/index.js';
-import { checkEtcdOptions, displayKey, EtcdSource, type EtcdBatch, type EtcdOptions, type EtcdSourceStatus } from './etcd/index.js';
+import { displayKey, EtcdSource, type EtcdBatch, type EtcdOptions, type EtcdSourceStatus } from './etcd/index.js';
 import { redact, SchemaRegistry, SCHEMA_SUFFIX } from './validate/index.js';
 import { ConfigParser } from './load/worker.js';
 import { DirWatcher, walkConfigFiles, type ChangeBatch } from './watch/index.js';
+import { checkOptions, OPTION_DEFAULTS, type BatchPolicy, type HotconfOptions, type RuntimeOptions } from './options.js';
 
-export type BatchPolicy = 'all-or-nothing' | 'per-file';
-
-export interface HotconfOptions {
-  /** Directory of config files (`.yaml`, `.yml`, `.json`), watched recursively. Exactly one of `configDir` and `etcd`. */
-  configDir?: string;
-  /** Read the configs from the keys under an etcd prefix instead of a directory (`<prefix>app.yaml` is `app`).
-   *  Exactly one of `configDir` and `etcd`. Schemas still come from `schemaDir`, read at start and on reload(). */
-  etcd?: EtcdOptions;
-  /** Directory of `<name>.schema.json` files. Required unless `requireSchema` is false. */
-  schemaDir?: string;
-  /** A config without a schema is an error (true) or accepted unvalidated (false). Default true. */
-  requireSchema?: boolean;
-  /** `all-or-nothing`: one bad file holds back its whole batch. `per-file`: valid files apply. Default `all-or-nothing`. */
-  batchPolicy?: BatchPolicy;
-  /** Quiet time after the last event before a batch is processed, in ms. Default 25. */
-  debounceMs?: number;
-  /** Ceiling on how long a storm of events can hold a batch back, in ms. Default 1000. */
-  maxBatchDelayMs?: number;
-  /** Period of the stat sweep that catches events the watcher dropped, in ms; 0 disables. Default 1000. */
-  verifyIntervalMs?: number;
-  /** Largest config file accepted, in bytes. Default 1 MiB. */
-  maxFileBytes?: number;
-  /** Deepest nesting accepted in a config document. Default 64. */
-  maxDepth?: number;
-  /** Most YAML alias dereferences per document. Default 100. */
-  maxAliasCount?: number;
-  /** Files larger than this (bytes) are parsed in a worker thread, so that the host's event loop never waits
-   *  for a large parse; `Infinity` disables the worker. Default 65,536 (64 KiB). */
-  workerThresholdBytes?: number;
-  /** Files read at once during a batch. Default 16. */
-  concurrency?: number;
-  /** Fill in schema `default`s. Default true. */
-  useDefaults?: boolean;
-  /** Keep the last value of a deleted config instead of removing it. Default false. */
-  keepOnDelete?: boolean;
-  /** Start with the valid configs when some are invalid at start-up, instead of rejecting. Default false. */
-  startWithValid?: boolean;
-  /** Poll with stat instead of inotify (network file systems). Default false. */
-  usePolling?: boolean;
-  /** How long close() waits for subscriber handlers in flight, in ms. Default 5000. */
-  closeTimeoutMs?: number;
-  /** pino logger. Default: pino at level `info` to stderr. */
-  logger?: Logger;
-  /** Aborting closes the instance. */
-  signal?: AbortSignal;
-}
+export type { BatchPolicy, HotconfOptions, RuntimeOptions } from './options.js';
 
 /** Values of configs as the caller declared them, deeply read-only. */
 export type DeepReadonly<T> = T extends (infer R)[]
@@ -155,11 +111,6 @@ export interface BatchResult {
   readonly latencyMs: number;
 }
 
-/** The options that may change while running (the daemon hot-reloads these from its own config). */
-export type RuntimeOptions = Partial<
-  Pick<HotconfOptions, 'batchPolicy' | 'debounceMs' | 'maxBatchDelayMs' | 'verifyIntervalMs' | 'maxFileBytes' | 'keepOnDelete'>
->;
-
 export interface HotconfHealth {
   /** Initial load done, not closed, and no batch stuck for longer than `stallMs`. */
   readonly healthy: boolean;
@@ -225,26 +176,24 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     this.schemaDir = options.schemaDir === undefined ? undefined : path.resolve(options.schemaDir);
     this.log = logger;
     this.opts = {
-      requireSchema: options.requireSchema ?? true,
-      batchPolicy: options.batchPolicy ?? 'all-or-nothing',
-      maxFileBytes: options.maxFileBytes ?? 1_048_576,
-      maxDepth: options.maxDepth ?? 64,
-      maxAliasCount: options.maxAliasCount ?? 100,
-      concurrency: options.concurrency ?? 16,
-      keepOnDelete: options.keepOnDelete ?? false,
+      requireSchema: options.requireSchema ?? OPTION_DEFAULTS.requireSchema,
+      batchPolicy: options.batchPolicy ?? OPTION_DEFAULTS.batchPolicy,
+      maxFileBytes: options.maxFileBytes ?? OPTION_DEFAULTS.maxFileBytes,
+      maxDepth: options.maxDepth ?? OPTION_DEFAULTS.maxDepth,
+      maxAliasCount: options.maxAliasCount ?? OPTION_DEFAULTS.maxAliasCount,
+      concurrency: options.concurrency ?? OPTION_DEFAULTS.concurrency,
+      keepOnDelete: options.keepOnDelete ?? OPTION_DEFAULTS.keepOnDelete,
     };
     this.registry = new SchemaRegistry({
       schemaDir: this.schemaDir ?? (this.configDir || process.cwd()),
-      useDefaults: options.useDefaults ?? true,
+      useDefaults: options.useDefaults ?? OPTION_DEFAULTS.useDefaults,
       logger: logger.child({ module: 'validate' }),
       displayPath,
     });
-    this.parser = new ConfigParser(
-      options.workerThresholdBytes === undefined ? {} : { workerThresholdBytes: options.workerThresholdBytes },
-    );
+    this.parser = new ConfigParser({ workerThresholdBytes: options.workerThresholdBytes ?? OPTION_DEFAULTS.workerThresholdBytes });
     this.store = new Store({
       logger: logger.child({ module: 'store' }),
-      closeTimeoutMs: options.closeTimeoutMs ?? 5000,
+      closeTimeoutMs: options.closeTimeoutMs ?? OPTION_DEFAULTS.closeTimeoutMs,
     });
   }
 
@@ -436,10 +385,10 @@ export class Hotconf<T extends Record<string, unknown> = Record<string, unknown>
     // Watch before the first read, so that nothing written during the initial load is missed.
     this.watcher = await DirWatcher.open({
       roots,
-      debounceMs: options.debounceMs ?? 25,
-      maxBatchDelayMs: options.maxBatchDelayMs ?? 1000,
-      verifyIntervalMs: options.verifyIntervalMs ?? 1000,
-      usePolling: options.usePolling ?? false,
+      debounceMs: options.debounceMs ?? OPTION_DEFAULTS.debounceMs,
+      maxBatchDelayMs: options.maxBatchDelayMs ?? OPTION_DEFAULTS.maxBatchDelayMs,
+      verifyIntervalMs: options.verifyIntervalMs ?? OPTION_DEFAULTS.verifyIntervalMs,
+      usePolling: options.usePolling ?? OPTION_DEFAULTS.usePolling,
       logger: this.log.child({ module: 'watch' }),
     });
     try {
@@ -912,41 +861,6 @@ async function assertDirectories(configDir: string | undefined, schemaDir: strin
   }
 }
 
-function checkOptions(o: HotconfOptions): void {
-  const fail = (msg: string) => {
-    throw new HotconfError('E_OPTIONS', `invalid hotconf options: ${msg}`);
-  };
-  if (typeof o !== 'object' || o === null) fail('an options object is required');
-  if (o.configDir !== undefined && o.etcd !== undefined) fail('`configDir` and `etcd` are mutually exclusive: configs come from a directory or from etcd, not both');
-  if (o.etcd === undefined && (typeof o.configDir !== 'string' || o.configDir === '')) fail('`configDir` (a directory path) or `etcd` is required');
-  if (o.etcd !== undefined) {
-    try {
-      checkEtcdOptions(o.etcd);
-    } catch (err) {
-      fail((err as Error).message.replace(/^invalid etcd options: /, '`etcd`: '));
-    }
-  }
-  if (o.schemaDir !== undefined && typeof o.schemaDir !== 'string') fail('`schemaDir` must be a directory path');
-  if (o.schemaDir === undefined && o.requireSchema !== false) {
-    fail('`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)');
-  }
-  if (o.batchPolicy !== undefined && o.batchPolicy !== 'all-or-nothing' && o.batchPolicy !== 'per-file') {
-    fail("`batchPolicy` must be 'all-or-nothing' or 'per-file'");
-  }
-  const nonNegative = ['debounceMs', 'maxBatchDelayMs', 'verifyIntervalMs', 'closeTimeoutMs'] as const;
-  for (const k of nonNegative) {
-    const v = o[k];
-    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) fail(`\`${k}\` must be a number >= 0 (ms)`);
-  }
-  const w = o.workerThresholdBytes;
-  if (w !== undefined && !(typeof w === 'number' && w >= 0)) fail('`workerThresholdBytes` must be a number >= 0 (bytes) or Infinity');
-  const positive = ['maxFileBytes', 'maxDepth', 'maxAliasCount', 'concurrency'] as const;
-  for (const k of positive) {
-    const v = o[k];
-    if (v !== undefined && !(Number.isInteger(v) && v > 0)) fail(`\`${k}\` must be a positive integer`);
-  }
-}
-
 // ---- small helpers --------------------------------------------------------------------------------------
 
 /** Paths in messages: relative to the working directory when inside it (`config/app.yaml`), else absolute. */
@@ -1055,7 +969,7 @@ export async function validateOnce(
     const parsed =
       'value' in options
         ? parseConfig(JSON.stringify(options.value ?? null), 'json', shown)
-        : await parser.parse((await readStable(file, { maxFileBytes: options.maxFileBytes ?? 1_048_576, displayPath: shown })).bytes, formatOfExt(file), shown);
+        : await parser.parse((await readStable(file, { maxFileBytes: options.maxFileBytes ?? OPTION_DEFAULTS.maxFileBytes, displayPath: shown })).bytes, formatOfExt(file), shown);
     const value = 'value' in options ? options.value : parsed.value;
     return await registry.validateAsync(name, value, parsed, shown);
   } catch (err) {

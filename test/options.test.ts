@@ -1,0 +1,160 @@
+// The options table is the one place that states a default, a unit, whether an option is hot and what a valid
+// value is. These tests hold the rest to it: the checks and their messages, resolveOptions, RuntimeOptions.
+import { describe, expect, expectTypeOf, test } from 'vitest';
+import { HotconfError } from '../src/errors.js';
+import {
+  checkOptions,
+  checkRuntimeOptions,
+  HOT_OPTIONS,
+  OPTION_DEFAULTS,
+  OPTION_TABLE,
+  resolveOptions,
+  type HotconfOptions,
+  type OptionKey,
+  type RuntimeOptions,
+} from '../src/options.js';
+
+const dirs = { configDir: 'config', schemaDir: 'schemas' } as const;
+
+function messageOf(fn: () => void): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(HotconfError);
+    expect((err as HotconfError).code).toBe('E_OPTIONS');
+    return (err as Error).message;
+  }
+  return 'accepted';
+}
+
+describe('the table', () => {
+  test('has an entry for every option of HotconfOptions but the source, the schemas, the logger and the signal', () => {
+    expectTypeOf<keyof typeof OPTION_TABLE>().toEqualTypeOf<OptionKey>();
+    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'schemaDir' | 'logger' | 'signal'>();
+  });
+
+  test('RuntimeOptions has exactly the keys of HOT_OPTIONS, and they are the six that may change while running', () => {
+    expectTypeOf<keyof RuntimeOptions>().toEqualTypeOf<(typeof HOT_OPTIONS)[number]>();
+    // A Record over keyof RuntimeOptions must name every key and no other, so this list is checked by tsc too.
+    const runtimeKeys: Record<keyof RuntimeOptions, true> = {
+      batchPolicy: true,
+      debounceMs: true,
+      maxBatchDelayMs: true,
+      verifyIntervalMs: true,
+      maxFileBytes: true,
+      keepOnDelete: true,
+    };
+    expect([...HOT_OPTIONS].sort()).toEqual(Object.keys(runtimeKeys).sort());
+  });
+
+  test('every default passes its own check', () => {
+    expect(messageOf(() => checkOptions({ ...dirs, ...OPTION_DEFAULTS }))).toBe('accepted');
+  });
+});
+
+describe('resolveOptions', () => {
+  test('fills every option the caller left out with the library default', () => {
+    expect(resolveOptions({ configDir: 'config', requireSchema: false })).toEqual({
+      configDir: 'config',
+      requireSchema: false,
+      batchPolicy: 'all-or-nothing',
+      debounceMs: 25,
+      maxBatchDelayMs: 1000,
+      verifyIntervalMs: 1000,
+      closeTimeoutMs: 5000,
+      workerThresholdBytes: 65_536,
+      maxFileBytes: 1_048_576,
+      maxDepth: 64,
+      maxAliasCount: 100,
+      concurrency: 16,
+      useDefaults: true,
+      keepOnDelete: false,
+      startWithValid: false,
+      usePolling: false,
+    });
+  });
+
+  test("keeps the caller's values, passes the source, logger and signal through, drops unknown keys, and is frozen", () => {
+    const signal = new AbortController().signal;
+    const etcd = { endpoints: ['http://127.0.0.1:2379'], prefix: '/p/' };
+    const given = { etcd, schemaDir: 's', debounceMs: 0, workerThresholdBytes: Infinity, keepOnDelete: true, signal, bogus: 1 };
+    const resolved = resolveOptions(given);
+    expect(resolved).toMatchObject({ etcd, schemaDir: 's', debounceMs: 0, workerThresholdBytes: Infinity, keepOnDelete: true, maxFileBytes: 1_048_576 });
+    expect(resolved.signal).toBe(signal);
+    expect(resolved).not.toHaveProperty('configDir');
+    expect(resolved).not.toHaveProperty('logger');
+    expect(resolved).not.toHaveProperty('bogus');
+    expect(Object.isFrozen(resolved)).toBe(true);
+  });
+
+  test('refuses invalid options instead of defaulting them', () => {
+    expect(messageOf(() => resolveOptions({ ...dirs, debounceMs: -1 }))).toBe('invalid hotconf options: `debounceMs` must be a number >= 0 (ms)');
+  });
+});
+
+describe('checkOptions', () => {
+  const bad = (o: unknown) => messageOf(() => checkOptions(o as HotconfOptions));
+  const etcd = { endpoints: ['http://127.0.0.1:2379'], prefix: '/p/' };
+
+  test('refuses a missing or doubled source, and a missing schemaDir, with the messages of before', () => {
+    const cases: [unknown, string][] = [
+      [null, 'an options object is required'],
+      ['config', 'an options object is required'],
+      [{ configDir: 'x', etcd }, '`configDir` and `etcd` are mutually exclusive: configs come from a directory or from etcd, not both'],
+      [{}, '`configDir` (a directory path) or `etcd` is required'],
+      [{ configDir: '' }, '`configDir` (a directory path) or `etcd` is required'],
+      [{ configDir: 5 }, '`configDir` (a directory path) or `etcd` is required'],
+      [{ etcd: null }, '`etcd`: an object is required'],
+      [{ etcd: { endpoints: [], prefix: '/p/' } }, '`etcd`: `endpoints` (at least one http:// or https:// URL) is required'],
+      [{ etcd: { ...etcd, requestTimeoutMs: 0 }, schemaDir: 's' }, '`etcd`: `requestTimeoutMs` must be a number > 0 (ms)'],
+      [{ configDir: 'x', schemaDir: 5 }, '`schemaDir` must be a directory path'],
+      [{ configDir: 'x' }, '`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)'],
+      [{ configDir: 'x', requireSchema: true }, '`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)'],
+    ];
+    for (const [o, msg] of cases) expect(bad(o), JSON.stringify(o)).toBe(`invalid hotconf options: ${msg}`);
+  });
+
+  test('refuses each bad value with the message of before', () => {
+    const ms = ['debounceMs', 'maxBatchDelayMs', 'verifyIntervalMs', 'closeTimeoutMs'];
+    const positive = ['maxFileBytes', 'maxDepth', 'maxAliasCount', 'concurrency'];
+    const cases: [string, unknown[], string][] = [
+      ['batchPolicy', ['some', null, ''], "`batchPolicy` must be 'all-or-nothing' or 'per-file'"],
+      ...ms.map((k): [string, unknown[], string] => [k, [-1, NaN, Infinity, '5', null], `\`${k}\` must be a number >= 0 (ms)`]),
+      ['workerThresholdBytes', [-1, NaN, -Infinity, '5', null], '`workerThresholdBytes` must be a number >= 0 (bytes) or Infinity'],
+      ...positive.map((k): [string, unknown[], string] => [k, [0, -1, 1.5, Infinity, '5', null], `\`${k}\` must be a positive integer`]),
+    ];
+    for (const [key, values, msg] of cases) {
+      for (const v of values) expect(bad({ ...dirs, [key]: v }), `${key}: ${String(v)}`).toBe(`invalid hotconf options: ${msg}`);
+    }
+    for (const [key, v] of [['debounceMs', 0], ['debounceMs', 2.5], ['workerThresholdBytes', Infinity], ['workerThresholdBytes', 0], ['maxFileBytes', 1]] as const) {
+      expect(bad({ ...dirs, [key]: v }), `${key}: ${v}`).toBe('accepted');
+    }
+  });
+
+  test('reports the first problem in the order of before: source, schemas, policy, timings, limits', () => {
+    const first = (o: object) => bad({ ...dirs, ...o });
+    expect(bad({ configDir: 'x', schemaDir: 5, batchPolicy: 'x' })).toMatch(/`schemaDir`/);
+    expect(first({ maxFileBytes: 0, debounceMs: -1, batchPolicy: 'x' })).toMatch(/`batchPolicy`/);
+    expect(first({ maxBatchDelayMs: -1, verifyIntervalMs: -1 })).toMatch(/`maxBatchDelayMs`/);
+    expect(first({ maxFileBytes: 0, workerThresholdBytes: -1, closeTimeoutMs: -1 })).toMatch(/`closeTimeoutMs`/);
+    expect(first({ maxDepth: 0, workerThresholdBytes: -1 })).toMatch(/`workerThresholdBytes`/);
+    expect(first({ concurrency: 0, maxAliasCount: 0, maxDepth: 0 })).toMatch(/`maxDepth`/);
+  });
+});
+
+describe('checkRuntimeOptions', () => {
+  const bad = (o: unknown) => messageOf(() => checkRuntimeOptions(o as RuntimeOptions));
+
+  test('judges hot values as checkOptions does', () => {
+    expect(bad({ debounceMs: 10, batchPolicy: 'per-file', keepOnDelete: true })).toBe('accepted');
+    expect(bad({})).toBe('accepted');
+    expect(bad({ debounceMs: -1 })).toBe('invalid hotconf options: `debounceMs` must be a number >= 0 (ms)');
+    expect(bad({ maxFileBytes: 0.5 })).toBe('invalid hotconf options: `maxFileBytes` must be a positive integer');
+    expect(bad(null)).toBe('invalid hotconf options: an options object is required');
+  });
+
+  test('refuses an option that cannot change while running, rather than ignoring it', () => {
+    expect(bad({ concurrency: 4 })).toBe('invalid hotconf options: `concurrency` cannot change while running (restart with the new value)');
+    expect(bad({ configDir: 'elsewhere' })).toMatch(/`configDir` cannot change while running/);
+  });
+});
