@@ -1,6 +1,10 @@
 // The options table is the one place that states a default, a unit, whether an option is hot and what a valid
-// value is. These tests hold the rest to it: the checks and their messages, resolveOptions, RuntimeOptions.
+// value is. These tests hold the rest to it: the checks and their messages, resolveOptions, RuntimeOptions, the
+// daemon's defaults, and schemas/hotconf.schema.json (so an option added in one place only fails here).
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, expectTypeOf, test } from 'vitest';
+import { DEFAULTS, HOT_SETTINGS, LIBRARY_SETTINGS, PACKAGE_ROOT } from '../src/daemon/settings.js';
 import { HotconfError } from '../src/errors.js';
 import {
   checkOptions,
@@ -10,6 +14,7 @@ import {
   OPTION_TABLE,
   resolveOptions,
   type HotconfOptions,
+  type OptionConstraint,
   type OptionKey,
   type RuntimeOptions,
 } from '../src/options.js';
@@ -156,5 +161,60 @@ describe('checkRuntimeOptions', () => {
   test('refuses an option that cannot change while running, rather than ignoring it', () => {
     expect(bad({ concurrency: 4 })).toBe('invalid hotconf options: `concurrency` cannot change while running (restart with the new value)');
     expect(bad({ configDir: 'elsewhere' })).toMatch(/`configDir` cannot change while running/);
+  });
+});
+
+type JsonSchema = {
+  type?: string;
+  enum?: unknown[];
+  minimum?: number;
+  default?: unknown;
+  description?: string;
+  properties?: Record<string, JsonSchema>;
+};
+const schema = JSON.parse(await readFile(path.join(PACKAGE_ROOT, 'schemas', 'hotconf.schema.json'), 'utf8')) as JsonSchema;
+const properties = schema.properties!;
+
+/** How hotconf.yaml must say a constraint of the table. The daemon may be stricter (`maximum`, integers for ms). */
+function inJsonSchema(c: OptionConstraint): { types?: string[]; minimum?: number; enum?: readonly string[] } {
+  if (typeof c === 'object') return { enum: c.enum };
+  if (c === 'boolean') return { types: ['boolean'] };
+  if (c === 'non-negative') return { types: ['integer', 'number'], minimum: 0 };
+  if (c === 'positive-integer') return { types: ['integer'], minimum: 1 };
+  throw new Error(`${c} has no JSON form (Infinity): a daemon setting needs its own way to say it`);
+}
+
+describe('schemas/hotconf.schema.json agrees with the table', () => {
+  test('every library option the daemon exposes has the default, type, bound and hotness of the table', () => {
+    for (const key of LIBRARY_SETTINGS) {
+      const spec = OPTION_TABLE[key];
+      const prop = properties[key];
+      expect(prop, `${key} is a daemon setting: schemas/hotconf.schema.json needs it`).toBeDefined();
+      expect(prop!.default, key).toEqual(spec.default);
+      const want = inJsonSchema(spec.constraint);
+      if (want.enum) expect(prop!.enum, key).toEqual([...want.enum]);
+      if (want.types) expect(want.types, key).toContain(prop!.type);
+      expect(prop!.minimum, key).toBe(want.minimum);
+      // The description is what editors show: it must say the same default and the same hotness.
+      expect(prop!.description, key).toContain(`Default ${String(spec.default)}.`);
+      expect(/\bhot\b/.test(prop!.description!), `${key}: hot in the description`).toBe(spec.hot);
+    }
+  });
+
+  test('every top-level property is a library option the daemon exposes, a source, or a daemon-only setting', () => {
+    const sources = ['configDir', 'schemaDir', 'etcd'] as const satisfies readonly (keyof HotconfOptions)[];
+    const daemonOnly = ['log', 'watchdog', 'http', 'publish', 'notify'];
+    for (const key of Object.keys(properties)) {
+      if (key in OPTION_TABLE) expect(LIBRARY_SETTINGS as readonly string[], `${key} is in the schema: add it to LIBRARY_SETTINGS`).toContain(key);
+      else expect([...sources, ...daemonOnly], `${key} is neither in the options table nor a known daemon-only setting`).toContain(key);
+    }
+  });
+
+  test("the daemon's defaults are the table's and the schema's; its hot settings include every hot library setting", () => {
+    for (const key of LIBRARY_SETTINGS) expect(DEFAULTS[key], key).toBe(OPTION_DEFAULTS[key]);
+    expect(DEFAULTS.log.level).toBe(properties.log!.properties!.level!.default);
+    expect(DEFAULTS.watchdog.stallMs).toBe(properties.watchdog!.properties!.stallMs!.default);
+    expect(HOT_SETTINGS).toEqual(expect.arrayContaining(HOT_OPTIONS.filter((k) => (LIBRARY_SETTINGS as readonly string[]).includes(k))));
+    for (const key of LIBRARY_SETTINGS) expect(HOT_SETTINGS.includes(key), key).toBe(OPTION_TABLE[key].hot);
   });
 });
