@@ -18,6 +18,7 @@ import {
   environmentLayer,
   readSettingsFile,
   resolveSettingsWith,
+  runtimeOptionsOf,
   SettingsError,
   type DaemonSettings,
   type EtcdSettings,
@@ -350,14 +351,7 @@ class Daemon {
       }
     }
     this.logger.level = next.log.level;
-    this.hot.update({
-      batchPolicy: next.batchPolicy,
-      debounceMs: next.debounceMs,
-      maxBatchDelayMs: next.maxBatchDelayMs,
-      verifyIntervalMs: next.verifyIntervalMs,
-      maxFileBytes: next.maxFileBytes,
-      keepOnDelete: next.keepOnDelete,
-    });
+    this.hot.update(runtimeOptionsOf(next));
     this.settings = next;
     this.logger.info({ changed: hot }, 'settings applied');
   }
