@@ -131,6 +131,10 @@ describe('checkOptions', () => {
     for (const [key, values, msg] of cases) {
       for (const v of values) expect(bad({ ...dirs, [key]: v }), `${key}: ${String(v)}`).toBe(`invalid hotconf options: ${msg}`);
     }
+    // A switch is a boolean: `usePolling: 'false'` would otherwise turn polling on.
+    for (const key of ['requireSchema', 'useDefaults', 'keepOnDelete', 'startWithValid', 'usePolling']) {
+      for (const v of ['false', 0, 1, null]) expect(bad({ ...dirs, [key]: v }), `${key}: ${String(v)}`).toBe(`invalid hotconf options: \`${key}\` must be true or false`);
+    }
     for (const [key, v] of [['debounceMs', 0], ['debounceMs', 2.5], ['workerThresholdBytes', Infinity], ['workerThresholdBytes', 0], ['maxFileBytes', 1]] as const) {
       expect(bad({ ...dirs, [key]: v }), `${key}: ${v}`).toBe('accepted');
     }
@@ -144,6 +148,7 @@ describe('checkOptions', () => {
     expect(first({ maxFileBytes: 0, workerThresholdBytes: -1, closeTimeoutMs: -1 })).toMatch(/`closeTimeoutMs`/);
     expect(first({ maxDepth: 0, workerThresholdBytes: -1 })).toMatch(/`workerThresholdBytes`/);
     expect(first({ concurrency: 0, maxAliasCount: 0, maxDepth: 0 })).toMatch(/`maxDepth`/);
+    expect(first({ usePolling: 'yes', concurrency: 0 })).toMatch(/`concurrency`/);
   });
 });
 
@@ -155,6 +160,7 @@ describe('checkRuntimeOptions', () => {
     expect(bad({})).toBe('accepted');
     expect(bad({ debounceMs: -1 })).toBe('invalid hotconf options: `debounceMs` must be a number >= 0 (ms)');
     expect(bad({ maxFileBytes: 0.5 })).toBe('invalid hotconf options: `maxFileBytes` must be a positive integer');
+    expect(bad({ keepOnDelete: 'yes' })).toBe('invalid hotconf options: `keepOnDelete` must be true or false');
     expect(bad(null)).toBe('invalid hotconf options: an options object is required');
   });
 
