@@ -178,8 +178,7 @@ function checkValue(k: OptionKey, v: unknown): void {
 function isValid(c: OptionConstraint, v: unknown): boolean {
   switch (c) {
     case 'boolean':
-      // Not checked (yet): createHotconf never has, and `??` reads anything but undefined and null as given.
-      return true;
+      return typeof v === 'boolean';
     case 'non-negative':
       return Number.isFinite(v) && (v as number) >= 0;
     case 'non-negative-or-infinity':

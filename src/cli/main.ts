@@ -9,10 +9,17 @@ import { pushEntries, type PushResult } from '../source/etcd/push.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { daemonLogger, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
-import { PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
+import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
+import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, type OptionKey } from '../options.js';
 
 const pkg = JSON.parse(await readFile(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+
+/** `(default: 25 ms)`: a flag's built-in default, as the options table has it. */
+const byDefault = (key: OptionKey): string => {
+  const unit = OPTION_TABLE[key].unit;
+  return `(default: ${String(OPTION_DEFAULTS[key])}${unit === 'ms' || unit === 'bytes' ? ` ${unit}` : ''})`;
+};
 
 const wholeNumber = (value: string): number => {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number >= 0');
@@ -106,9 +113,9 @@ const program = new Command('hotconf')
   );
 
 etcdOptions(dirOptions(program.command('run').description('run the daemon: keep the validated configs live until SIGTERM')))
-  .addOption(new Option('--batch-policy <policy>', 'what a bad file does to its batch').choices(['all-or-nothing', 'per-file']))
-  .option('--debounce-ms <ms>', 'quiet time before a batch is processed', wholeNumber)
-  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+  .addOption(new Option('--batch-policy <policy>', `what a bad file does to its batch ${byDefault('batchPolicy')}`).choices(BATCH_POLICIES))
+  .option('--debounce-ms <ms>', `quiet time before a batch is processed ${byDefault('debounceMs')}`, wholeNumber)
+  .addOption(new Option('--log-level <level>', `log level (default: ${DEFAULTS.log.level})`).choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
   .option('--pretty', 'human-readable logs (default when stdout is a terminal)')
   .option('--no-pretty', 'JSON logs even on a terminal')
   .option('--start-with-valid', 'start with the valid configs when some are invalid')

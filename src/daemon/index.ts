@@ -20,6 +20,7 @@ import {
   environmentLayer,
   readSettingsFile,
   resolveSettingsWith,
+  runtimeOptionsOf,
   SettingsError,
   type DaemonSettings,
   type EtcdSettings,
@@ -359,14 +360,7 @@ class Daemon {
       }
     }
     this.logger.level = next.log.level;
-    this.hot.update({
-      batchPolicy: next.batchPolicy,
-      debounceMs: next.debounceMs,
-      maxBatchDelayMs: next.maxBatchDelayMs,
-      verifyIntervalMs: next.verifyIntervalMs,
-      maxFileBytes: next.maxFileBytes,
-      keepOnDelete: next.keepOnDelete,
-    });
+    this.hot.update(runtimeOptionsOf(next));
     this.settings = next;
     this.logger.info({ changed: hot }, 'settings applied');
   }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, HotconfError } from '../errors.js';
 import { validateOnce } from '../check.js';
-import type { BatchPolicy } from '../options.js';
+import { HOT_OPTIONS, OPTION_DEFAULTS, type HotconfOptions, type HotOptionKey, type OptionKey, type RuntimeOptions } from '../options.js';
 import type { NotifyOptions, PublishOptions } from '../publish/index.js';
 
 /** Where the daemon reads its configs from when they live in etcd (instead of `configDir`). */
@@ -18,21 +18,27 @@ export interface EtcdSettings {
   tls?: { ca?: string; cert?: string; key?: string };
 }
 
-export interface DaemonSettings {
+/** The library options that are also settings of hotconf.yaml; their defaults and hotness are the library's
+ *  (src/options.ts). The other options of the table are for library users only. */
+export const LIBRARY_SETTINGS = [
+  'requireSchema',
+  'usePolling',
+  'startWithValid',
+  'batchPolicy',
+  'debounceMs',
+  'maxBatchDelayMs',
+  'verifyIntervalMs',
+  'maxFileBytes',
+  'keepOnDelete',
+] as const satisfies readonly OptionKey[];
+type LibrarySetting = (typeof LIBRARY_SETTINGS)[number];
+
+export interface DaemonSettings extends Required<Pick<HotconfOptions, LibrarySetting>> {
   /** Directory of configs; absent when they come from etcd. */
   configDir?: string;
   /** The etcd source; exclusive with an explicit `configDir`. */
   etcd?: EtcdSettings;
   schemaDir: string;
-  requireSchema: boolean;
-  usePolling: boolean;
-  startWithValid: boolean;
-  batchPolicy: BatchPolicy;
-  debounceMs: number;
-  maxBatchDelayMs: number;
-  verifyIntervalMs: number;
-  maxFileBytes: number;
-  keepOnDelete: boolean;
   log: { level: string; pretty?: boolean };
   watchdog: { stallMs: number };
   /** The sidecar HTTP API; off when absent. */
@@ -56,33 +62,28 @@ export const PACKAGE_ROOT = path.resolve(fileURLToPath(new URL('../..', import.m
 export const DEFAULTS: DaemonSettings = {
   configDir: path.join(PACKAGE_ROOT, 'config'),
   schemaDir: path.join(PACKAGE_ROOT, 'schemas'),
-  requireSchema: true,
-  usePolling: false,
-  startWithValid: false,
-  batchPolicy: 'all-or-nothing',
-  debounceMs: 25,
-  maxBatchDelayMs: 1000,
-  verifyIntervalMs: 1000,
-  maxFileBytes: 1_048_576,
-  keepOnDelete: false,
+  ...pick(OPTION_DEFAULTS, LIBRARY_SETTINGS),
   log: { level: 'info' },
   watchdog: { stallMs: 30_000 },
 };
 
+/** The library settings that hot.update() applies while running. */
+const HOT_LIBRARY_SETTINGS = HOT_OPTIONS.filter((k): k is HotOptionKey & LibrarySetting => (LIBRARY_SETTINGS as readonly string[]).includes(k));
+
 /** Settings that apply while running. Any other difference needs a restart. */
-export const HOT_SETTINGS = [
-  'batchPolicy',
-  'debounceMs',
-  'maxBatchDelayMs',
-  'verifyIntervalMs',
-  'maxFileBytes',
-  'keepOnDelete',
+export const HOT_SETTINGS: readonly string[] = [
+  ...HOT_LIBRARY_SETTINGS,
   'log.level',
   'watchdog.stallMs',
   'notify.webhook',
   'notify.signal',
   'notify.command',
-] as const;
+];
+
+/** What hot.update() takes from the daemon's settings: every hot library setting. */
+export function runtimeOptionsOf(settings: DaemonSettings): RuntimeOptions {
+  return pick(settings, HOT_LIBRARY_SETTINGS);
+}
 
 /** HOTCONF_* variables and the setting each one sets. */
 export const ENVIRONMENT: Readonly<Record<string, { key: string; type: 'string' | 'integer' | 'boolean' | 'list' }>> = {
@@ -207,7 +208,7 @@ export function diffSettings(a: DaemonSettings, b: DaemonSettings): { hot: strin
   const keys = new Set([...flatKeys(a), ...flatKeys(b)]);
   for (const key of keys) {
     if (JSON.stringify(getPath(a, key)) === JSON.stringify(getPath(b, key))) continue;
-    ((HOT_SETTINGS as readonly string[]).includes(key) ? hot : restart).push(key);
+    (HOT_SETTINGS.includes(key) ? hot : restart).push(key);
   }
   return { hot: hot.sort(), restart: restart.sort() };
 }
@@ -227,6 +228,10 @@ function setPath(obj: Record<string, unknown>, key: string, value: unknown): voi
   let node = obj;
   for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
   node[parts[parts.length - 1]!] = value;
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

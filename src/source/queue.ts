@@ -4,14 +4,16 @@
 // but never later than a ceiling (`maxBatchDelayMs`) after its first hint, so a storm still commits while it
 // lasts; urgent hints (requests, verify ticks) release at once. Events that arrive while the consumer works
 // on a batch go into the next one. Pure timing and bookkeeping: testable with fake timers, no I/O.
+import { OPTION_DEFAULTS } from '../options.js';
 
 /** Why a batch exists. */
 export type BatchReason = 'event' | 'error' | 'verify' | 'request' | 'ping';
 
 export interface QueueOptions<T> {
-  /** Quiet time after the last restarting hint before a batch is released, in ms. Default 25. */
+  /** Quiet time after the last restarting hint before a batch is released, in ms. Default: the `debounceMs` option's. */
   debounceMs?: number;
-  /** Ceiling on how long hints can hold a batch back, in ms (raised to `debounceMs` if lower). Default 1000. */
+  /** Ceiling on how long hints can hold a batch back, in ms (raised to `debounceMs` if lower). Default: the
+   *  `maxBatchDelayMs` option's. */
   maxBatchDelayMs?: number;
   /** Most distinct keys held for the next batch; past it the items are dropped and the batch is marked
    *  `overflowed` (the source then looks at everything). Default Infinity. */
@@ -77,8 +79,8 @@ export class BatchQueue<T> implements AsyncIterable<QueuedBatch<T>> {
   #closed = false;
 
   constructor(options: QueueOptions<T> = {}) {
-    this.#debounceMs = Math.max(0, options.debounceMs ?? 25);
-    this.#maxBatchDelayMs = Math.max(this.#debounceMs, options.maxBatchDelayMs ?? 1000);
+    this.#debounceMs = Math.max(0, options.debounceMs ?? OPTION_DEFAULTS.debounceMs);
+    this.#maxBatchDelayMs = Math.max(this.#debounceMs, options.maxBatchDelayMs ?? OPTION_DEFAULTS.maxBatchDelayMs);
     this.#maxKeys = options.maxKeys ?? Infinity;
     this.#merge = options.merge;
     this.#onFinished = options.onFinished;

@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { CONFIG_EXTENSIONS, isHidden } from '../../names.js';
+import { OPTION_DEFAULTS } from '../../options.js';
 import { DirWatches } from './inotify.js';
 import { BatchQueue, type BatchReason, type QueuedBatch } from '../queue.js';
 
@@ -106,7 +107,7 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
         if (batch.reasons.has('verify')) this.scheduleVerify(Math.max(this.verifyIntervalMs, ms * 20));
       },
     });
-    this.verifyIntervalMs = Math.max(0, options.verifyIntervalMs ?? 1000);
+    this.verifyIntervalMs = Math.max(0, options.verifyIntervalMs ?? OPTION_DEFAULTS.verifyIntervalMs);
     this.logger = options.logger;
     this.signal = options.signal;
     this.polling = options.usePolling ?? false;
