@@ -59,7 +59,7 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
   }
   const wanted = files ? [...names].sort() : listed.names;
   const limits = { maxFileBytes: o.maxFileBytes };
-  const outcomes = await mapLimit(wanted, o.concurrency, async (name) => outcomeOf(name, await tree.read(name, limits, () => undefined), stages));
+  const outcomes = await mapLimit(wanted, o.concurrency, async (name) => outcomeOf(name, await tree.read(name, limits, () => undefined), stages, limits));
   const configs: CheckedConfig[] = outcomes.map((c): CheckedConfig => {
     const failed = (file: string | undefined, errors: readonly ConfigErrorJSON[]) => ({ name: c.name, file, ok: false, value: undefined, secrets: [], errors });
     switch (c.kind) {

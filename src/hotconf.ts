@@ -12,7 +12,7 @@ import { checkRuntimeOptions, resolveOptions, type HotconfOptions, type Resolved
 import { Pipeline, type BatchResult, type ConfigState, type PipelineSettings } from './pipeline/index.js';
 import type { EtcdSourceStatus } from './source/etcd/client.js';
 import { assertDirectories, FilesSource, type FilesSourceStatus } from './source/files/index.js';
-import type { Source } from './source/index.js';
+import type { Source, SourceStatusBase } from './source/index.js';
 import { Store, type Change, type ChangeHandler, type DeepReadonly, type Snapshot, type StoreStats, type Unsubscribe } from './store/index.js';
 import { SchemaRegistry } from './validate/index.js';
 
@@ -39,8 +39,9 @@ export interface ConfigStatus {
   readonly since: number;
 }
 
-/** Where the configs come from, and whether that source is reachable. */
-export type SourceStatus = FilesSourceStatus | EtcdSourceStatus;
+/** Where the configs come from, and whether that source is reachable (a source of the `source` option adds
+ *  its own fields to `kind` and `connected`). */
+export type SourceStatus = FilesSourceStatus | EtcdSourceStatus | SourceStatusBase;
 
 export interface HotconfStatus {
   readonly version: number;
@@ -111,6 +112,7 @@ export interface Hotconf<T extends Record<string, unknown> = Record<string, unkn
  * one line here. Loaded on demand, so that a directory user never loads the etcd client.
  */
 async function openSource(o: ResolvedOptions, logger: Logger): Promise<Source<SourceStatus>> {
+  if (o.source) return o.source({ logger });
   if (o.etcd) return (await import('./source/etcd/index.js')).EtcdSource.open(o.etcd, logger.child({ module: 'etcd' }));
   return FilesSource.open({ ...o, configDir: o.configDir!, logger });
 }

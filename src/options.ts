@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { HotconfError } from './errors.js';
 import { checkEtcdOptions, type EtcdOptions } from './source/etcd/client.js';
+import type { Source } from './source/index.js';
 
 /** What one bad file does to its batch (DESIGN.md point 3). */
 export const BATCH_POLICIES = ['all-or-nothing', 'per-file'] as const;
@@ -16,6 +17,9 @@ export interface HotconfOptions {
   /** Read the configs from the keys under an etcd prefix instead of a directory (`<prefix>app.yaml` is `app`).
    *  Exactly one of `configDir` and `etcd`. Schemas still come from `schemaDir`, read at start and on reload(). */
   etcd?: EtcdOptions;
+  /** Any other source of configs: opens a {@link Source} (ARCHITECTURE.md says how to write one). Exclusive with
+   *  `configDir` and `etcd`. Schemas come from `schemaDir`, read at start and on reload(). */
+  source?: (context: { readonly logger: Logger }) => Promise<Source>;
   /** Directory of `<name>.schema.json` files. Required unless `requireSchema` is false. */
   schemaDir?: string;
   /** A config without a schema is an error (true) or accepted unvalidated (false). Default true. */
@@ -56,7 +60,7 @@ export interface HotconfOptions {
 }
 
 /** The options without a default: where configs and schemas come from, and the host's own objects. */
-export type PassThroughKey = 'configDir' | 'etcd' | 'schemaDir' | 'logger' | 'signal';
+export type PassThroughKey = 'configDir' | 'etcd' | 'source' | 'schemaDir' | 'logger' | 'signal';
 /** The options of the table: every one with a default. */
 export type OptionKey = Exclude<keyof HotconfOptions, PassThroughKey>;
 
@@ -104,7 +108,7 @@ export const OPTION_TABLE = {
 } as const satisfies { readonly [K in OptionKey]: OptionSpec<NonNullable<HotconfOptions[K]>> };
 
 const OPTION_KEYS = Object.keys(OPTION_TABLE) as OptionKey[];
-const PASS_THROUGH_KEYS: readonly PassThroughKey[] = ['configDir', 'etcd', 'schemaDir', 'logger', 'signal'];
+const PASS_THROUGH_KEYS: readonly PassThroughKey[] = ['configDir', 'etcd', 'source', 'schemaDir', 'logger', 'signal'];
 
 /** The options that may change while running. */
 export type HotOptionKey = { [K in OptionKey]: (typeof OPTION_TABLE)[K]['hot'] extends true ? K : never }[OptionKey];
@@ -134,7 +138,12 @@ function fail(msg: string): never {
 export function checkOptions(o: HotconfOptions): void {
   if (typeof o !== 'object' || o === null) fail('an options object is required');
   if (o.configDir !== undefined && o.etcd !== undefined) fail('`configDir` and `etcd` are mutually exclusive: configs come from a directory or from etcd, not both');
-  if (o.etcd === undefined && (typeof o.configDir !== 'string' || o.configDir === '')) fail('`configDir` (a directory path) or `etcd` is required');
+  if (o.source !== undefined) {
+    if (typeof o.source !== 'function') fail('`source` must be a function that opens a Source');
+    if (o.configDir !== undefined || o.etcd !== undefined) fail('`source` excludes `configDir` and `etcd`: configs come from one source');
+  } else if (o.etcd === undefined && (typeof o.configDir !== 'string' || o.configDir === '')) {
+    fail('`configDir` (a directory path) or `etcd` is required');
+  }
   if (o.etcd !== undefined) {
     try {
       checkEtcdOptions(o.etcd);

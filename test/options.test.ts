@@ -35,7 +35,7 @@ function messageOf(fn: () => void): string {
 describe('the table', () => {
   test('has an entry for every option of HotconfOptions but the source, the schemas, the logger and the signal', () => {
     expectTypeOf<keyof typeof OPTION_TABLE>().toEqualTypeOf<OptionKey>();
-    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'schemaDir' | 'logger' | 'signal'>();
+    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'source' | 'schemaDir' | 'logger' | 'signal'>();
   });
 
   test('RuntimeOptions has exactly the keys of HOT_OPTIONS, and they are the six that may change while running', () => {
@@ -117,6 +117,14 @@ describe('checkOptions', () => {
       [{ configDir: 'x', requireSchema: true }, '`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)'],
     ];
     for (const [o, msg] of cases) expect(bad(o), JSON.stringify(o)).toBe(`invalid hotconf options: ${msg}`);
+  });
+
+  test('a `source` function is a third way to name the source, exclusive with the other two', () => {
+    const source = () => Promise.reject(new Error('never opened'));
+    expect(bad({ source, configDir: 'x' })).toBe('invalid hotconf options: `source` excludes `configDir` and `etcd`: configs come from one source');
+    expect(bad({ source, etcd })).toBe('invalid hotconf options: `source` excludes `configDir` and `etcd`: configs come from one source');
+    expect(bad({ source: 'files' })).toBe('invalid hotconf options: `source` must be a function that opens a Source');
+    expect(bad({ source, schemaDir: 's' })).toBe('accepted');
   });
 
   test('refuses each bad value with the message of before', () => {

@@ -311,7 +311,7 @@ async function benchAsyncSync({ full, log }) {
     const speedup = base / summary.async.ms;
     if (speedup < 3) {
       notes.push(
-        `Target ≥ 3× faster NOT met (${r2(speedup)}×). Small files on a warm page cache cost microseconds to read; the cost is parsing, which is CPU-bound on the one JS thread either way. The async path adds per file: open + fstat + read + stat + close (5 libuv thread-pool round trips, readOnce in src/load/index.ts; a 6th, fstat, only when the path's identity moved during the read) plus promise overhead, and parseConfig builds a YAML Document with a LineCounter (for file:line:col) and walks it for depth/alias/forbidden-key checks, more than yaml.parse. Concurrency 16 overlaps only the I/O waits, which are tiny here. What the async path buys is responsiveness (event-loop p99), not throughput.`,
+        `Target ≥ 3× faster NOT met (${r2(speedup)}×). Small files on a warm page cache cost microseconds to read; the cost is parsing, which is CPU-bound on the one JS thread either way. The async path adds per file: open + fstat + read + stat + close (5 libuv thread-pool round trips, readOnce in src/load/read.ts; a 6th, fstat, only when the path's identity moved during the read) plus promise overhead, and parseConfig builds a YAML Document with a LineCounter (for file:line:col) and walks it for depth/alias/forbidden-key checks, more than yaml.parse. Concurrency 16 overlaps only the I/O waits, which are tiny here. What the async path buys is responsiveness (event-loop p99), not throughput.`,
       );
     }
     const worstP99 = Math.max(summary.async.p99, summary.hot.p99);

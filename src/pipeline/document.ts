@@ -2,11 +2,11 @@
 // → a value and its hash, or the errors that refuse it. Every source's entries, `checkConfigs` and
 // `validateOnce` go through here, so a config means the same wherever it comes from.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { ConfigError } from '../errors.js';
+import { ConfigError, ReadError } from '../errors.js';
 import type { ConfigParser } from '../load/worker.js';
 import type { ConfigFormat } from '../names.js';
 import { valueAt } from '../pointer.js';
-import type { EntryRead } from '../source/index.js';
+import type { EntryRead, ReadLimits } from '../source/index.js';
 import { redact, type SchemaRegistry, type ValidationResult } from '../validate/index.js';
 
 /** The stages a document goes through, and their limits. */
@@ -47,7 +47,7 @@ export async function validateDocument(
 }
 
 /** What a source's read of `name` comes to: a valid value with its hash, or why not. */
-export async function outcomeOf(name: string, read: EntryRead, stages: DocumentStages): Promise<Outcome> {
+export async function outcomeOf(name: string, read: EntryRead, stages: DocumentStages, limits: ReadLimits): Promise<Outcome> {
   switch (read.kind) {
     case 'missing':
       return { kind: 'removed', name };
@@ -55,6 +55,10 @@ export async function outcomeOf(name: string, read: EntryRead, stages: DocumentS
       return { kind: 'error', name, shown: read.shown, errors: read.errors };
     case 'unsettled':
       return { kind: 'unsettled', name, shown: read.shown };
+  }
+  if (read.bytes.byteLength > limits.maxFileBytes) {
+    const err = new ReadError('E_TOO_LARGE', { file: read.shown }, `is too large: ${read.bytes.byteLength} bytes, over the limit of ${limits.maxFileBytes} bytes`);
+    return { kind: 'error', name, shown: read.shown, errors: [err] };
   }
   try {
     const result = await validateDocument(name, read.bytes, read.format, read.shown, stages);

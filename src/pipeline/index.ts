@@ -123,10 +123,11 @@ export class Pipeline {
   async process(source: Source, batch: SourceBatch, policy: BatchPolicy): Promise<ConfigError[]> {
     const started = performance.now();
     // Schemas first: a changed schema re-validates the configs that use it.
-    const names = new Set<string>(await this.#reloadSchemas(batch.schemas));
+    // The initial listing and a resync re-read every schema; otherwise those the source saw change.
+    const names = new Set<string>(await this.#reloadSchemas(batch.reasons.has('request') ? 'all' : batch.schemas));
     for (const name of batch.names) names.add(name);
-    // A full listing: whatever the store holds and the listing lacks is gone.
-    if (batch.full) for (const name of this.#o.store.snapshot().configs.keys()) names.add(name);
+    // A full listing: whatever the store holds or refused and the listing lacks is gone.
+    if (batch.full) for (const name of [...this.#o.store.snapshot().configs.keys(), ...this.problems.keys()]) names.add(name);
     // Nothing new (a verify tick that found nothing): held-back names wait for a real change, so that an
     // invalid file is reported once, not once per tick. A batch that moves the source's revision still commits it.
     if (names.size === 0 && batch.revision === undefined) return [];
@@ -134,13 +135,13 @@ export class Pipeline {
 
     const settings = this.#o.settings();
     const limits = { maxFileBytes: settings.maxFileBytes };
-    const outcomes = await mapLimit([...names].sort(), settings.concurrency, async (name) => outcomeOf(name, await source.read(name, limits), this.#o.stages));
+    const outcomes = await mapLimit([...names].sort(), settings.concurrency, async (name) => outcomeOf(name, await source.read(name, limits), this.#o.stages, limits));
     const errors = this.#apply(outcomes, policy, settings, started, batch);
     await source.settled?.(batch);
     return errors;
   }
 
-  async #reloadSchemas(schemas: SourceBatch['schemas']): Promise<string[]> {
+  async #reloadSchemas(schemas: SourceBatch['schemas'] | 'all'): Promise<string[]> {
     if (schemas === 'all') {
       if (this.#o.schemaDir === undefined) return [];
       const files: string[] = [];

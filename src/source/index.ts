@@ -14,11 +14,14 @@ export interface SourceBatch {
   readonly seq: number;
   /** Names of configs that may have changed (added, modified, removed). */
   readonly names: ReadonlySet<string>;
-  /** True when `names` lists every config the source has: a known name missing from it is gone. */
+  /** True when `names` lists every config the source has: a name the pipeline knows (committed, or refused)
+   *  that is missing from it is gone. */
   readonly full: boolean;
-  /** Schema files to read again (absolute paths), or `'all'`: every schema under the schema directory. */
-  readonly schemas: ReadonlySet<string> | 'all';
-  /** Why this batch exists. */
+  /** Schema files the source saw change (absolute paths; only a source that watches the schema directory has
+   *  any). Every schema is read again anyway for a batch whose `reasons` hold `'request'` (the initial listing,
+   *  a resync). */
+  readonly schemas: ReadonlySet<string>;
+  /** Why this batch exists: `'request'` for the initial listing and for a resync. */
   readonly reasons: ReadonlySet<BatchReason>;
   /** `performance.now()` of the earliest hint coalesced into this batch (event → commit latency). */
   readonly firstHintAt: number;
@@ -28,7 +31,10 @@ export interface SourceBatch {
 
 /** What reading one config name from a source found. */
 export type EntryRead =
-  /** The bytes of the one entry behind the name. `path` identifies it (`ConfigEntry.path`); `shown` names it in messages. */
+  /** The bytes of the one entry behind the name. `path` identifies it (`ConfigEntry.path`); `shown` names it in
+   *  messages. The bytes are handed over: the pipeline may move them to its parser thread, which empties a
+   *  Buffer that owns its whole memory, so a source that keeps its bytes returns a copy. Larger than the
+   *  `maxFileBytes` of the read, they are refused by the pipeline (a source should refuse them before reading). */
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array; readonly format: ConfigFormat; readonly path: string; readonly shown: string }
   /** Nothing holds this name (any more). */
   | { readonly kind: 'missing' }

@@ -4,16 +4,15 @@
 // but never later than a ceiling (`maxBatchDelayMs`) after its first hint, so a storm still commits while it
 // lasts; urgent hints (requests, verify ticks) release at once. Events that arrive while the consumer works
 // on a batch go into the next one. Pure timing and bookkeeping: testable with fake timers, no I/O.
-import { OPTION_DEFAULTS } from '../options.js';
 
 /** Why a batch exists. */
 export type BatchReason = 'event' | 'error' | 'verify' | 'request' | 'ping';
 
 export interface QueueOptions<T> {
-  /** Quiet time after the last restarting hint before a batch is released, in ms. Default: the `debounceMs` option's. */
-  debounceMs?: number;
-  /** Ceiling on how long hints can hold a batch back, in ms (raised to `debounceMs` if lower). Default: the
-   *  `maxBatchDelayMs` option's. */
+  /** Quiet time after the last restarting hint before a batch is released, in ms. Required: each source passes
+   *  its own (the files source: the `debounceMs` option; etcd: 0, a revision is already a whole batch). */
+  debounceMs: number;
+  /** Ceiling on how long hints can hold a batch back, in ms (raised to `debounceMs` if lower). Default: `debounceMs`. */
   maxBatchDelayMs?: number;
   /** Most distinct keys held for the next batch; past it the items are dropped and the batch is marked
    *  `overflowed` (the source then looks at everything). Default Infinity. */
@@ -78,9 +77,9 @@ export class BatchQueue<T> implements AsyncIterable<QueuedBatch<T>> {
   #seq = 0;
   #closed = false;
 
-  constructor(options: QueueOptions<T> = {}) {
-    this.#debounceMs = Math.max(0, options.debounceMs ?? OPTION_DEFAULTS.debounceMs);
-    this.#maxBatchDelayMs = Math.max(this.#debounceMs, options.maxBatchDelayMs ?? OPTION_DEFAULTS.maxBatchDelayMs);
+  constructor(options: QueueOptions<T>) {
+    this.#debounceMs = Math.max(0, options.debounceMs);
+    this.#maxBatchDelayMs = Math.max(this.#debounceMs, options.maxBatchDelayMs ?? 0);
     this.#maxKeys = options.maxKeys ?? Infinity;
     this.#merge = options.merge;
     this.#onFinished = options.onFinished;

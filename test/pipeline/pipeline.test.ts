@@ -131,8 +131,8 @@ function pipeline(): Pipeline {
   return p;
 }
 
-/** Schemas come with the first batch, as a source's initial listing brings them. */
-const initial = (src: FakeSource): SourceBatch => ({ ...src.initial, schemas: 'all' });
+/** The initial listing is a 'request' batch: every schema is read with it. */
+const initial = (src: FakeSource): SourceBatch => ({ ...src.initial, reasons: new Set(['request']) });
 
 describe('pipeline (any source)', () => {
   test('the initial batch reads every name, commits the valid ones as one version, and settles the source', async () => {
@@ -228,6 +228,28 @@ describe('pipeline (any source)', () => {
     await p.process(src, src.batch([], { revision: '12' }), 'all-or-nothing');
     expect(store.snapshot().sourceRevision).toBe('12');
     expect(store.version).toBe(version);
+  });
+
+  test('a full listing also forgets a refused config that is gone (its event may have been lost)', async () => {
+    const src = new FakeSource({ a: 'port: 1', c: 'port: nope' });
+    const p = pipeline();
+    await p.process(src, initial(src), 'per-file');
+    expect(p.problems.get('c')?.state).toBe('error');
+    src.entries.delete('c');
+    await p.process(src, src.batch(['a'], { full: true }), 'all-or-nothing');
+    expect(p.problems.has('c')).toBe(false);
+    expect(p.currentErrors()).toEqual([]);
+  });
+
+  test('an entry over maxFileBytes is refused by the pipeline whatever the source does', async () => {
+    const src = new FakeSource({ a: 'port: 1' });
+    const p = pipeline();
+    await p.process(src, initial(src), 'per-file');
+    settings = { ...settings, maxFileBytes: 8 };
+    src.push({ a: 'port: 65535' });
+    const errors = await p.process(src, src.batch(['a']), 'per-file');
+    expect(errors.map((e) => [e.code, e.message])).toEqual([['E_TOO_LARGE', 'fake:a: is too large: 11 bytes, over the limit of 8 bytes']]);
+    expect(store.get('a')).toEqual({ port: 1 });
   });
 
   test('a changed schema re-validates the configs that use it', async () => {

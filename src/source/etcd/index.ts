@@ -9,7 +9,7 @@
 import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { settleWithin } from '../../async.js';
-import { HotconfError, NameConflictError, ReadError } from '../../errors.js';
+import { HotconfError, NameConflictError } from '../../errors.js';
 import { candidatesOf, configNameOf, formatOf } from '../../names.js';
 import type { EntryRead, ReadLimits, Source, SourceBatch } from '../index.js';
 import { BatchQueue, type QueuedBatch } from '../queue.js';
@@ -168,8 +168,8 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       seq: batch.seq,
       names,
       full: batch.full,
-      // Schemas are files deployed with the application: read at start and on reload(), not watched.
-      schemas: batch.reasons.has('request') ? 'all' : new Set(),
+      // Schemas are files deployed with the application: read at start and on reload() (reason 'request'), not watched.
+      schemas: new Set(),
       reasons: batch.reasons,
       firstHintAt: batch.firstHintAt,
       revision: this.revision.toString(),
@@ -187,12 +187,11 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     }
     const key = present[0]!;
     const file = shown[0]!;
+    // The mirror keeps its bytes: the pipeline gets a copy it may move to its parser thread (over-large
+    // values are refused by the pipeline, from the length alone).
     const bytes = this.keys.get(key)!;
-    if (bytes.byteLength > limits.maxFileBytes) {
-      const err = new ReadError('E_TOO_LARGE', { file }, `is too large: ${bytes.byteLength} bytes, over the limit of ${limits.maxFileBytes} bytes`);
-      return Promise.resolve({ kind: 'error', shown: file, errors: [err] });
-    }
-    return Promise.resolve({ kind: 'bytes', bytes, format: formatOf(key) ?? 'yaml', path: file, shown: file });
+    const handed = bytes.byteLength > limits.maxFileBytes ? bytes : Buffer.from(bytes);
+    return Promise.resolve({ kind: 'bytes', bytes: handed, format: formatOf(key) ?? 'yaml', path: file, shown: file });
   }
 
   /** etcd batches are processed as they arrive; the pipeline is alive when it waits for the next one. */

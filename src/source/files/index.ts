@@ -167,7 +167,7 @@ export class FileTree {
   /** Every config name and schema file under the tree, as listed now (for a one-shot check). */
   async list(): Promise<{ names: string[]; schemas: string[] }> {
     const batch = await this.resolve({ seq: 0, paths: new Set(), rescan: new Set(this.roots), reasons: new Set(['request']), firstHintAt: 0 }, true);
-    return { names: [...batch.names].sort(), schemas: [...(batch.schemas as ReadonlySet<string>)] };
+    return { names: [...batch.names].sort(), schemas: [...batch.schemas] };
   }
 
   /** Lists `dir` and returns the paths whose identity differs from what was last read (all of them if `force`),

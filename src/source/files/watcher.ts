@@ -97,8 +97,8 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.roots = options.roots.map((r) => path.resolve(r));
     this.extensions = new Set(options.extensions ?? DEFAULT_EXTENSIONS);
     this.queue = new BatchQueue<Hint>({
-      ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
-      ...(options.maxBatchDelayMs === undefined ? {} : { maxBatchDelayMs: options.maxBatchDelayMs }),
+      debounceMs: options.debounceMs ?? OPTION_DEFAULTS.debounceMs,
+      maxBatchDelayMs: options.maxBatchDelayMs ?? OPTION_DEFAULTS.maxBatchDelayMs,
       maxKeys: MAX_PENDING_PATHS,
       // A directory to list again covers a file hinted at the same path.
       merge: (a, b) => (a === 'dir' ? a : b),
