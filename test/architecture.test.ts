@@ -14,7 +14,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   async: ['errors'],
   load: ['errors', 'names', 'pointer'],
   validate: ['errors', 'names', 'pointer', 'async', 'load'],
-  store: ['errors'],
+  store: ['errors', 'async'],
   options: ['errors', 'source', 'source/etcd'],
   source: ['errors', 'names'],
   'source/files': ['source', 'errors', 'names', 'async', 'load', 'options'],

@@ -5,6 +5,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import { pino, type Logger } from 'pino';
+import { settleWithin } from '../async.js';
 import { HotconfError } from '../errors.js';
 import { ChangeIterator } from './changes.js';
 
@@ -367,14 +368,8 @@ export class Store implements AsyncDisposable {
   async #close(): Promise<void> {
     for (const iterator of [...this.#iterators]) iterator.end();
     if (this.#deliveries.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), this.#closeTimeoutMs);
-      });
-      const drained = Promise.allSettled([...this.#deliveries]).then(() => false);
-      const late = await Promise.race([drained, timedOut]);
-      clearTimeout(timer);
-      if (late) {
+      const drained = await settleWithin(Promise.allSettled([...this.#deliveries]), this.#closeTimeoutMs);
+      if (!drained) {
         this.#logger.warn(
           { running: this.#deliveries.size, timeoutMs: this.#closeTimeoutMs },
           'close: subscribers still running, not waiting longer',
