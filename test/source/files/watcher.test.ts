@@ -1,9 +1,9 @@
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DirWatcher, type ChangeBatch } from '../../src/source/files/watcher.js';
-import { walkConfigFiles } from '../../src/load/walk.js';
-import { sleep, tempDir, until } from '../helpers.js';
+import { DirWatcher, type ChangeBatch } from '../../../src/source/files/watcher.js';
+import { walkConfigFiles } from '../../../src/load/walk.js';
+import { sleep, tempDir, until } from '../../helpers.js';
 
 /** Collects batches from a watcher in the background; `stop()` breaks the loop. */
 function collect(w: DirWatcher, onBatch?: (b: ChangeBatch) => Promise<void>) {
