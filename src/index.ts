@@ -1,4 +1,5 @@
-// The public surface of the `hotconf` package: exactly what is exported here.
+// The public surface of the `hotconf` library: exactly what is exported here. It loads no shell: the sidecar's
+// pieces are the subpath exports `hotconf/http`, `hotconf/publish` and `hotconf/metrics` (package.json).
 export { createHotconf } from './hotconf.js';
 export type {
   BatchPolicy,
@@ -21,7 +22,9 @@ export { EtcdError } from './source/etcd/client.js';
 export { PushConflictError } from './source/etcd/push.js';
 export type { EtcdConnectionState, EtcdOptions, EtcdSourceStatus, EtcdTlsOptions } from './source/etcd/client.js';
 export type { FilesSourceStatus } from './source/files/index.js';
-export type { BatchReason, EntryRead, Source, SourceBatch } from './source/index.js';
+export type { BatchReason, EntryRead, ReadLimits, Source, SourceBatch, SourceStatusBase, SourceTiming } from './source/index.js';
+export { BatchQueue } from './source/queue.js';
+export type { HintOptions, QueuedBatch, QueueOptions } from './source/queue.js';
 export type { Change, ChangeHandler, ConfigEntry, Snapshot, StoreStats, Unsubscribe } from './store/index.js';
 export {
   ConfigError,

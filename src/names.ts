@@ -69,11 +69,14 @@ export function toPosix(relative: string): string {
   return path.sep === '/' ? relative : relative.split(path.sep).join('/');
 }
 
-/** True when `p` lies strictly below `dir` (both absolute); with `orSame`, also when it is `dir` itself. */
+/**
+ * True when `p` lies strictly below `dir`; with `orSame`, also when it is `dir` itself. Both must be absolute
+ * and normalized (as `path.resolve` returns them): this runs for every file of every sweep, so it compares
+ * strings instead of resolving paths again.
+ */
 export function isInside(p: string, dir: string, orSame = false): boolean {
-  const rel = path.relative(dir, p);
-  if (rel === '') return orSame;
-  return !rel.startsWith('..') && !path.isAbsolute(rel);
+  if (p === dir) return orSame;
+  return p.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep);
 }
 
 /** Paths in messages: relative to the working directory when inside it (`config/app.yaml`), else absolute. */

@@ -16,7 +16,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   validate: ['errors', 'names', 'pointer', 'async', 'load'],
   store: ['errors', 'async'],
   options: ['errors', 'source', 'source/etcd'],
-  source: ['errors', 'names'],
+  source: ['errors', 'names', 'load'],
   'source/files': ['source', 'errors', 'names', 'async', 'load', 'options'],
   'source/etcd': ['source', 'errors', 'names', 'async'],
   pipeline: ['source', 'errors', 'names', 'pointer', 'async', 'load', 'validate', 'store', 'options'],
@@ -34,6 +34,7 @@ const ALLOWED: Record<string, readonly string[]> = {
 const TYPES_ONLY: Record<string, readonly string[]> = {
   pipeline: ['source', 'store', 'options'],
   options: ['source'],
+  source: ['load'],
   metrics: ['hotconf', 'store'],
   http: ['hotconf', 'store'],
   publish: ['hotconf', 'store'],

@@ -142,12 +142,12 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   const source = settings.etcd ? { etcd: settings.etcd.endpoints, prefix: settings.etcd.prefix } : { configDir: settings.configDir };
   logger.info({ pid: process.pid, ...source, schemaDir: settings.schemaDir }, 'hotconf starting');
   const settingsFile = options.settingsFile === undefined ? undefined : path.resolve(options.settingsFile);
-  const configDir = settings.configDir;
+  const configDir = settings.configDir === undefined ? undefined : path.resolve(settings.configDir);
   if (settingsFile && configDir && isInside(settingsFile, configDir)) {
     logger.fatal({ settingsFile, configDir: settings.configDir }, 'hotconf.yaml must not be inside configDir (it would be served as a config)');
     return EXIT.CANNOT_RUN;
   }
-  const publishDir = settings.publish?.dir;
+  const publishDir = settings.publish?.dir === undefined ? undefined : path.resolve(settings.publish.dir);
   if (publishDir && configDir && (publishDir === configDir || isInside(publishDir, configDir) || isInside(configDir, publishDir))) {
     logger.fatal({ publishDir, configDir: settings.configDir }, 'publish.dir and configDir must not contain each other');
     return EXIT.CANNOT_RUN;

@@ -122,9 +122,10 @@ export class Pipeline {
   /** Reads, validates and commits one batch under `policy`. Returns the errors of the batch. */
   async process(source: Source, batch: SourceBatch, policy: BatchPolicy): Promise<ConfigError[]> {
     const started = performance.now();
-    // Schemas first: a changed schema re-validates the configs that use it.
-    // The initial listing and a resync re-read every schema; otherwise those the source saw change.
-    const names = new Set<string>(await this.#reloadSchemas(batch.reasons.has('request') ? 'all' : batch.schemas));
+    // Schemas first: a changed schema re-validates the configs that use it. A source that does not watch them
+    // has every schema read with its initial listing and each resync.
+    const schemas = batch.schemas ?? (batch.reasons.has('request') ? 'all' : new Set<string>());
+    const names = new Set<string>(await this.#reloadSchemas(schemas, source));
     for (const name of batch.names) names.add(name);
     // A full listing: whatever the store holds or refused and the listing lacks is gone.
     if (batch.full) for (const name of [...this.#o.store.snapshot().configs.keys(), ...this.problems.keys()]) names.add(name);
@@ -141,14 +142,15 @@ export class Pipeline {
     return errors;
   }
 
-  async #reloadSchemas(schemas: SourceBatch['schemas'] | 'all'): Promise<string[]> {
+  async #reloadSchemas(schemas: ReadonlySet<string> | 'all', source: Source): Promise<string[]> {
+    const onRead = source.schemaRead?.bind(source);
     if (schemas === 'all') {
       if (this.#o.schemaDir === undefined) return [];
       const files: string[] = [];
       for await (const f of walkConfigFiles(this.#o.schemaDir, { extensions: ['.json'] })) if (this.#o.registry.nameOfFile(f) !== undefined) files.push(f);
-      return this.#o.registry.reload(files);
+      return this.#o.registry.reload(files, onRead);
     }
-    return schemas.size === 0 ? [] : this.#o.registry.reload(schemas);
+    return schemas.size === 0 ? [] : this.#o.registry.reload(schemas, onRead);
   }
 
   /** Records the outcomes of a batch, commits the valid ones (all or nothing, or per file) with the source's

@@ -61,7 +61,7 @@ export async function startPublisher(
   let versions: string[] = [];
   if (publish) {
     for (const entry of hot.snapshot().configs.values()) {
-      if (path.isAbsolute(entry.path) && isInside(entry.path, publish.dir)) fail(`publish dir ${publish.dir} holds the config ${entry.path}: it would feed itself`);
+      if (path.isAbsolute(entry.path) && isInside(path.resolve(entry.path), path.resolve(publish.dir))) fail(`publish dir ${publish.dir} holds the config ${entry.path}: it would feed itself`);
     }
     versions = await prepareDir(publish.dir, log);
   }

@@ -3,6 +3,7 @@
 // only this interface; a source knows nothing of what happens after it (DESIGN.md "Sources").
 // A new source lives in its own folder beside `files/` and `etcd/` and is wired with one line in hotconf.ts.
 import type { ConfigError } from '../errors.js';
+import type { FileIdentity } from '../load/index.js';
 import type { ConfigFormat } from '../names.js';
 import type { BatchReason } from './queue.js';
 
@@ -17,10 +18,10 @@ export interface SourceBatch {
   /** True when `names` lists every config the source has: a name the pipeline knows (committed, or refused)
    *  that is missing from it is gone. */
   readonly full: boolean;
-  /** Schema files the source saw change (absolute paths; only a source that watches the schema directory has
-   *  any). Every schema is read again anyway for a batch whose `reasons` hold `'request'` (the initial listing,
-   *  a resync). */
-  readonly schemas: ReadonlySet<string>;
+  /** Schema files that may have changed (absolute paths), from a source that watches the schema directory (on
+   *  a `'request'` batch: every schema file). Left out by a source that does not: the pipeline then reads every
+   *  schema with each `'request'` batch (the initial listing, a resync). */
+  readonly schemas?: ReadonlySet<string> | undefined;
   /** Why this batch exists: `'request'` for the initial listing and for a resync. */
   readonly reasons: ReadonlySet<BatchReason>;
   /** `performance.now()` of the earliest hint coalesced into this batch (event → commit latency). */
@@ -62,6 +63,9 @@ export interface Source<S extends SourceStatusBase = SourceStatusBase> extends A
   /** The pipeline is done with `batch` (committed, refused or held): a source whose events are only hints
    *  looks again at what it read. */
   settled?(batch: SourceBatch): Promise<void>;
+  /** For a source that lists `schemas`: the identity of each schema file as the pipeline read it (undefined
+   *  when it could not be read), so that the source knows what was read without a stat of its own. */
+  schemaRead?(file: string, identity: FileIdentity | undefined): void;
   /** Asks for a full look at everything (reload); resolves when the pipeline has processed it. */
   resync(): Promise<void>;
   /** Resolves once a batch has gone all the way through the pipeline: proof that it still moves. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { mapLimit } from '../async.js';
 import { ReadError, SchemaError } from '../errors.js';
-import { readStable, type ParsedConfig, type Position } from '../load/index.js';
+import { readStable, type FileIdentity, type ParsedConfig, type Position } from '../load/index.js';
 import { isInside, SCHEMA_SUFFIX, schemaNameOf, toPosix } from '../names.js';
 import { escapePointer, parsePointer } from '../pointer.js';
 
@@ -105,10 +105,10 @@ export class SchemaRegistry {
 
   /**
    * Re-reads the given schema files (absolute paths; missing ones are dropped). Returns the config names whose
-   * schema text changed, appeared or disappeared: those configs must be validated again. (The files
-   * source remembers a schema file's identity before handing it here: a change after that is seen again.)
+   * schema text changed, appeared or disappeared: those configs must be validated again. `onRead` hears the
+   * identity of each version read, or undefined for a file that could not be read.
    */
-  async reload(files: Iterable<string>): Promise<string[]> {
+  async reload(files: Iterable<string>, onRead?: (file: string, identity: FileIdentity | undefined) => void): Promise<string[]> {
     const byName = new Map<string, string>();
     for (const file of files) {
       const name = this.nameOfFile(file);
@@ -118,10 +118,12 @@ export class SchemaRegistry {
       let text: string | undefined;
       try {
         // The same careful read as configs: a FIFO or a huge file in the schema dir must not hang or flood us.
-        const { bytes } = await readStable(file, { maxFileBytes: this.options.maxSchemaBytes ?? 1_048_576, displayPath: this.display(file) });
+        const { bytes, identity } = await readStable(file, { maxFileBytes: this.options.maxSchemaBytes ?? 1_048_576, displayPath: this.display(file) });
+        onRead?.(file, identity);
         text = bytes.toString('utf8');
       } catch (err) {
         if (!(err instanceof ReadError)) throw err;
+        onRead?.(file, undefined);
         if (err.code !== 'E_NOT_FOUND') text = `\0${err.detail}`;
       }
       return { name, file, text };

@@ -33,7 +33,7 @@ class FakeSource implements Source {
   }
 
   batch(names: string[], extra: Partial<SourceBatch> = {}): SourceBatch {
-    return { seq: this.#seq++, names: new Set(names), full: false, schemas: new Set(), reasons: new Set(['event']), firstHintAt: performance.now(), ...extra };
+    return { seq: this.#seq++, names: new Set(names), full: false, reasons: new Set(['event']), firstHintAt: performance.now(), ...extra };
   }
 
   /** Changes entries (undefined deletes) and queues one batch naming them. */

@@ -4,9 +4,8 @@
 // are the ones every user runs, and nothing in src/ knows this source.
 import { pino } from 'pino';
 import { describe, expect, test } from 'vitest';
-import { createHotconf } from '../../src/index.js';
-import type { EntryRead, Source, SourceBatch, SourceStatusBase } from '../../src/source/index.js';
-import { BatchQueue } from '../../src/source/queue.js';
+// Only the package's public surface: what a user writing a source has.
+import { BatchQueue, createHotconf, type EntryRead, type Source, type SourceBatch, type SourceStatusBase } from '../../src/index.js';
 import { tempDir, until } from '../helpers.js';
 
 interface MemorySourceStatus extends SourceStatusBase {
@@ -23,7 +22,7 @@ class MemorySource implements Source<MemorySourceStatus> {
   constructor(entries: Record<string, string>) {
     this.#entries = new Map(Object.entries(entries));
     // A 'request' batch: the pipeline reads every schema of its schema directory with it.
-    this.initial = { seq: 0, names: new Set(this.#entries.keys()), full: true, schemas: new Set(), reasons: new Set(['request']), firstHintAt: performance.now() };
+    this.initial = { seq: 0, names: new Set(this.#entries.keys()), full: true, reasons: new Set(['request']), firstHintAt: performance.now() };
   }
 
   /** Changes one entry and hints its name, as a watch event would. */
@@ -44,7 +43,6 @@ class MemorySource implements Source<MemorySourceStatus> {
         seq: b.seq,
         names: new Set(full ? this.#entries.keys() : b.items.keys()),
         full,
-        schemas: new Set(),
         reasons: b.reasons,
         firstHintAt: b.firstHintAt,
       };

@@ -168,8 +168,8 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       seq: batch.seq,
       names,
       full: batch.full,
-      // Schemas are files deployed with the application: read at start and on reload() (reason 'request'), not watched.
-      schemas: new Set(),
+      // Schemas are files deployed with the application, not watched here: the pipeline reads them all with
+      // the initial listing and on reload() (reason 'request').
       reasons: batch.reasons,
       firstHintAt: batch.firstHintAt,
       revision: this.revision.toString(),

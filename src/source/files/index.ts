@@ -49,6 +49,8 @@ export class FileTree {
   readonly #known = new Map<string, string>();
   /** Files read (or refused after a read) since the last batch was settled: re-stat'ed then. */
   readonly #touched = new Set<string>();
+  /** Stats of schema files that could not be read, finished before the batch is settled. */
+  #statting: Array<Promise<void>> = [];
   #listing: Listing | undefined;
 
   constructor(configDir: string, schemaDir: string | undefined) {
@@ -76,7 +78,7 @@ export class FileTree {
    * Turns a batch of hints into config names and schema files: `paths` are hinted files, `rescan` directories
    * are listed and compared with what was last read (`force`: everything listed counts).
    */
-  async resolve(batch: Pick<ChangeBatch, 'seq' | 'paths' | 'rescan' | 'reasons' | 'firstHintAt'>, force: boolean): Promise<SourceBatch> {
+  async resolve(batch: Pick<ChangeBatch, 'seq' | 'paths' | 'rescan' | 'reasons' | 'firstHintAt'>, force: boolean): Promise<SourceBatch & { readonly schemas: ReadonlySet<string> }> {
     const candidates = new Set<string>(batch.paths);
     const listing: Listing = { dirs: new Set(), files: new Set() };
     for (const dir of batch.rescan) for (const p of await this.#sweep(dir, force, listing)) candidates.add(p);
@@ -90,8 +92,6 @@ export class FileTree {
         if (name !== undefined) names.add(name);
       }
     }
-    // A schema is remembered as it is now, before it is read: a change after this stat is seen by the next sweep.
-    await mapLimit(schemas, 32, (f) => this.#remember(f));
     return { seq: batch.seq, names, full: false, schemas, reasons: batch.reasons, firstHintAt: batch.firstHintAt };
   }
 
@@ -155,8 +155,16 @@ export class FileTree {
     }
   }
 
+  /** A schema file as the pipeline read it: what was read is remembered by the identity of that version; one
+   *  that could not be read, by a stat. */
+  schemaRead(file: string, identity: FileIdentity | undefined): void {
+    if (identity) this.#known.set(file, keyOf(identity));
+    else this.#statting.push(this.#remember(file));
+  }
+
   /** After a batch: the files it read whose identity moved since (their event may be lost). */
   async moved(): Promise<string[]> {
+    await Promise.all(this.#statting.splice(0));
     const files = [...this.#touched];
     this.#touched.clear();
     this.#listing = undefined;
@@ -236,6 +244,10 @@ export class FilesSource implements Source<FilesSourceStatus> {
 
   read(name: string, limits: ReadLimits): Promise<EntryRead> {
     return this.#tree.read(name, limits, (file) => this.#lookAgainLater(file));
+  }
+
+  schemaRead(file: string, identity: FileIdentity | undefined): void {
+    this.#tree.schemaRead(file, identity);
   }
 
   async settled(): Promise<void> {
