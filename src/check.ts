@@ -7,7 +7,7 @@ import { ConfigError, HotconfError, ReadError, type ConfigErrorJSON } from './er
 import { readStable } from './load/index.js';
 import { ConfigParser } from './load/worker.js';
 import { displayPath, formatOf, SCHEMA_SUFFIX } from './names.js';
-import { resolveOptions, type HotconfOptions } from './options.js';
+import { OPTION_DEFAULTS, resolveOptions, type HotconfOptions } from './options.js';
 import { outcomeOf, validateDocument, type DocumentStages } from './pipeline/index.js';
 import { assertDirectories, FileTree } from './source/files/index.js';
 import { SchemaRegistry } from './validate/index.js';
@@ -94,16 +94,15 @@ export async function validateOnce(
   const name = registry.nameOfFile(schemaFile);
   if (name === undefined) throw new HotconfError('E_OPTIONS', `not a schema file (*${SCHEMA_SUFFIX}): ${schemaFile}`);
   await registry.reload([schemaFile]);
-  const defaults = resolveOptions({ configDir: path.dirname(file), requireSchema: false });
-  await using parser = new ConfigParser({ workerThresholdBytes: options.workerThresholdBytes ?? defaults.workerThresholdBytes });
-  const stages: DocumentStages = { parser, registry, maxDepth: defaults.maxDepth, maxAliasCount: defaults.maxAliasCount, requireSchema: true };
+  await using parser = new ConfigParser({ workerThresholdBytes: options.workerThresholdBytes ?? OPTION_DEFAULTS.workerThresholdBytes });
+  const stages: DocumentStages = { parser, registry, maxDepth: OPTION_DEFAULTS.maxDepth, maxAliasCount: OPTION_DEFAULTS.maxAliasCount, requireSchema: true };
   try {
     if ('value' in options) {
       // The value is judged; its JSON text only gives the positions of what is wrong.
       return await validateDocument(name, Buffer.from(JSON.stringify(options.value ?? null)), 'json', file, stages, { value: options.value });
     }
     const shown = displayPath(file);
-    const { bytes } = await readStable(file, { maxFileBytes: options.maxFileBytes ?? defaults.maxFileBytes, displayPath: shown });
+    const { bytes } = await readStable(file, { maxFileBytes: options.maxFileBytes ?? OPTION_DEFAULTS.maxFileBytes, displayPath: shown });
     return await validateDocument(name, bytes, formatOf(file) ?? 'yaml', shown, stages);
   } catch (err) {
     if (err instanceof ConfigError) return { ok: false, errors: [err] };

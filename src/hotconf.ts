@@ -144,8 +144,6 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
     const parser = this.#owner.add(new ConfigParser({ workerThresholdBytes: o.workerThresholdBytes }));
     this.#pipeline = new Pipeline({
       store: this.#store,
-      parser,
-      registry,
       stages: { parser, registry, maxDepth: o.maxDepth, maxAliasCount: o.maxAliasCount, requireSchema: o.requireSchema },
       schemaDir,
       settings: () => this.#settings,

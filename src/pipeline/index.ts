@@ -6,11 +6,9 @@ import type { Logger } from 'pino';
 import { mapLimit } from '../async.js';
 import type { ConfigError, ConfigErrorJSON } from '../errors.js';
 import { walkConfigFiles } from '../load/walk.js';
-import type { ConfigParser } from '../load/worker.js';
 import type { BatchPolicy } from '../options.js';
 import type { Source, SourceBatch } from '../source/index.js';
 import type { EntryInput, Store, Unsubscribe } from '../store/index.js';
-import type { SchemaRegistry } from '../validate/index.js';
 import { outcomeOf, type DocumentStages, type Outcome } from './document.js';
 
 export { contentHash, outcomeOf, validateDocument, type DocumentStages, type Outcome } from './document.js';
@@ -53,8 +51,6 @@ export interface PipelineSettings {
 
 export interface PipelineOptions {
   readonly store: Store;
-  readonly parser: ConfigParser;
-  readonly registry: SchemaRegistry;
   readonly stages: DocumentStages;
   /** Where `'all'` schemas are listed from; undefined when configs need no schema. */
   readonly schemaDir: string | undefined;
@@ -147,10 +143,10 @@ export class Pipeline {
     if (schemas === 'all') {
       if (this.#o.schemaDir === undefined) return [];
       const files: string[] = [];
-      for await (const f of walkConfigFiles(this.#o.schemaDir, { extensions: ['.json'] })) if (this.#o.registry.nameOfFile(f) !== undefined) files.push(f);
-      return this.#o.registry.reload(files, onRead);
+      for await (const f of walkConfigFiles(this.#o.schemaDir, { extensions: ['.json'] })) if (this.#o.stages.registry.nameOfFile(f) !== undefined) files.push(f);
+      return this.#o.stages.registry.reload(files, onRead);
     }
-    return schemas.size === 0 ? [] : this.#o.registry.reload(schemas, onRead);
+    return schemas.size === 0 ? [] : this.#o.stages.registry.reload(schemas, onRead);
   }
 
   /** Records the outcomes of a batch, commits the valid ones (all or nothing, or per file) with the source's

@@ -120,8 +120,6 @@ function pipeline(): Pipeline {
   const registry = new SchemaRegistry({ schemaDir: schemas.dir, useDefaults: false });
   const p = new Pipeline({
     store,
-    parser,
-    registry,
     stages: { parser, registry, maxDepth: 64, maxAliasCount: 100, requireSchema: true },
     schemaDir: schemas.dir,
     settings: () => settings,

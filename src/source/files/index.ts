@@ -69,7 +69,8 @@ export class FileTree {
 
   /** `config/db/primary.yaml` → `db/primary`; undefined for anything that is not a config file. */
   nameOf(file: string): string | undefined {
-    if (!isInside(file, this.configDir, true) || this.isSchemaFile(file)) return undefined;
+    if (!isInside(file, this.configDir, true)) return undefined;
+    // The schema dir may lie inside the config dir: nothing in it is a config.
     if (this.schemaDir && isInside(file, this.schemaDir, true)) return undefined;
     return configNameOf(toPosix(path.relative(this.configDir, file)));
   }
@@ -98,7 +99,7 @@ export class FileTree {
   /** Reads the one file behind config `name` (or finds that there is none, or several). */
   async read(name: string, limits: ReadLimits, lookAgainLater: (file: string) => void): Promise<EntryRead> {
     const base = path.join(this.configDir, ...name.split('/'));
-    const candidates = candidatesOf(path.basename(base)).map((f) => path.join(path.dirname(base), f));
+    const candidates = candidatesOf(base);
     const present: string[] = [];
     const statErrors: ConfigError[] = [];
     const listing = this.#listing;
