@@ -16,7 +16,7 @@ export interface CheckedConfig {
   readonly name: string;
   readonly file: string | undefined;
   readonly ok: boolean;
-  /** The validated value (defaults applied); undefined when invalid. Contains secrets: redact before showing. */
+  /** The validated value (with `useDefaults`, defaults filled in); undefined when invalid. Contains secrets: redact before showing. */
   readonly value: unknown;
   readonly secrets: readonly string[];
   readonly errors: readonly ConfigErrorJSON[];
@@ -41,6 +41,10 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
   const registry = new SchemaRegistry({
     schemaDir: tree.schemaDir ?? tree.configDir,
     useDefaults: o.useDefaults,
+    schemaStrict: o.schemaStrict,
+    unknownFormats: o.unknownFormats,
+    maxSchemaBytes: o.maxSchemaBytes,
+    ...(o.formats ? { formats: o.formats } : {}),
     displayPath,
     ...(o.logger ? { logger: o.logger.child({ module: 'validate' }) } : {}),
   });
