@@ -93,6 +93,8 @@ export class SchemaRegistry {
   private gen: Generation = { groups: new Map(), byName: new Map(), instances: new Map(), hasSecrets: false };
   /** The group being compiled: ajv's warnings are about it. */
   private compiling: { group: Group; refusals: string[] } | undefined;
+  /** The instances that check schemas against their meta-schemas: they hold no user schema. */
+  private readonly meta = new Map<Dialect, AnyAjv>();
   /** What was logged already (a message once per schema text). */
   private readonly logged = new Set<string>();
 
@@ -112,7 +114,9 @@ export class SchemaRegistry {
 
   /** The problem with the schema of `name`, if its file is not a valid schema. */
   schemaError(name: string): SchemaError | undefined {
-    return this.gen.byName.get(name)?.error;
+    const group = this.gen.byName.get(name);
+    if (group) this.compiled(group);
+    return group?.error;
   }
 
   /** Absolute path of the schema file for a config name (whether or not it exists). */
@@ -209,7 +213,7 @@ export class SchemaRegistry {
         errors: [new SchemaError('E_NO_SCHEMA', { file }, `no schema for config '${name}' (expected ${this.display(this.fileFor(name))})`)],
       };
     }
-    const validate = group.validate;
+    const validate = this.compiled(group);
     if (group.error || !validate) {
       return { ok: false, errors: [new SchemaError('E_SCHEMA_INVALID', { file }, `its schema is invalid: ${group.error?.message ?? 'unknown'}`)] };
     }
@@ -307,9 +311,11 @@ export class SchemaRegistry {
     for (const group of this.gen.groups.values()) {
       if (group.dialect !== dialect || group.schema === undefined || (variant !== 'plain' && group.error)) continue;
       const schema = variant === 'safe' && typeof group.schema === 'object' ? markSafeIntegers(group.schema) : group.schema;
-      // Checked against its meta-schema here rather than inside addSchema, to say where in the file.
-      if (variant === 'plain' && typeof schema === 'object' && !ajv.validateSchema(schema)) {
-        const errors = ajv.errors ?? [];
+      // Checked against its meta-schema here rather than inside addSchema, to say where in the file; by an
+      // instance that lives on, as compiling a meta-schema costs ~100 ms.
+      const meta = this.metaAjv(dialect);
+      if (variant === 'plain' && typeof schema === 'object' && !meta.validateSchema(schema)) {
+        const errors = meta.errors ?? [];
         const detail = errors
           .slice(0, 3)
           .map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`)
@@ -326,7 +332,25 @@ export class SchemaRegistry {
     return ajv;
   }
 
-  /** Every schema read, grouped by text, added to its dialect's instance, then compiled. */
+  /**
+   * The group's validator, compiled on first use: a change to one schema file rebuilds the instances, and only
+   * the schemas of configs validated again (the changed ones, and those with references) are compiled again.
+   */
+  private compiled(group: Group): ValidateFunction | undefined {
+    if (!group.validate && !group.error) this.compile(group);
+    return group.validate;
+  }
+
+  private metaAjv(dialect: Dialect): AnyAjv {
+    let ajv = this.meta.get(dialect);
+    if (!ajv) {
+      ajv = createAjv(dialect, { strict: false, useDefaults: false, formats: {}, onWarning: () => undefined, onUnsupportedPattern: (p) => new RegExp(p, 'u') });
+      this.meta.set(dialect, ajv);
+    }
+    return ajv;
+  }
+
+  /** Every schema read, grouped by text, added to its dialect's instance; compiled when first used. */
   private build(): Generation {
     const groups = new Map<string, Group>();
     const byName = new Map<string, Group>();
@@ -349,7 +373,6 @@ export class SchemaRegistry {
     try {
       for (const group of groups.values()) this.prepare(group);
       for (const group of groups.values()) if (!group.error) this.instance('plain', group.dialect!);
-      for (const group of groups.values()) if (!group.error) this.compile(group);
       return this.gen;
     } finally {
       this.gen = previous;
