@@ -32,7 +32,7 @@ const CANONICAL: Record<string, { dialect: Dialect; uri: string }> = {
  */
 export function dialectOf(schema: unknown): { dialect: Dialect; uri: string | undefined } | string {
   if (typeof schema !== 'object' || schema === null || !('$schema' in schema)) return { dialect: '2020-12', uri: undefined };
-  const given = (schema as { $schema: unknown }).$schema;
+  const given = (schema).$schema;
   if (typeof given !== 'string') return '`$schema` must be a string';
   const key = given.replace(/^https?:\/\//, '').replace(/#$/, '');
   const known = CANONICAL[key];
@@ -66,6 +66,8 @@ export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
     // Spec semantics unless strict is asked for: ajv's strict mode is a linter for schema authors. What it would
     // have said is still heard (log mode) for the debug log, except unknown keywords, which the spec ignores.
     ...(o.strict ? { strict: true } : { strict: false, strictTypes: 'log', strictTuples: 'log', strictRequired: 'log' }),
+    // ajv ties this one to strict mode, but it is about data: YAML's .inf and .nan (and JSON's 1e400) are no number.
+    strictNumbers: true,
     useDefaults: o.useDefaults,
     code: { regExp },
     logger: { log: () => undefined, warn: (...a: unknown[]) => o.onWarning(a.map(String).join(' ')), error: () => undefined },
@@ -73,7 +75,7 @@ export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
   let ajv: AnyAjv;
   switch (dialect) {
     case 'draft-04':
-      ajv = new Ajv04(options) as unknown as Ajv;
+      ajv = new Ajv04(options);
       break;
     case 'draft-07':
       ajv = new Ajv(options);

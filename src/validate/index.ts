@@ -404,7 +404,7 @@ export class SchemaRegistry {
     }
     if (typeof schema === 'object' && dialect.uri !== undefined) (schema as AnySchemaObject).$schema = dialect.uri;
     group.dialect = dialect.dialect;
-    group.schema = schema as AnySchemaObject | boolean;
+    group.schema = schema;
   }
 
   private compile(group: Group): void {
@@ -537,7 +537,7 @@ function hasUnsafeInteger(value: unknown): boolean {
     if (typeof node === 'number') {
       if (Number.isInteger(node) && !Number.isSafeInteger(node)) return true;
     } else if (Array.isArray(node)) stack.push(...(node as unknown[]));
-    else if (typeof node === 'object' && node !== null) stack.push(...Object.values(node));
+    else if (typeof node === 'object' && node !== null) stack.push(...Object.values(node as Record<string, unknown>));
   }
   return false;
 }
@@ -606,7 +606,7 @@ function markSafeIntegers(schema: AnySchemaObject): AnySchemaObject {
       if (obj.type === 'integer' || (Array.isArray(obj.type) && obj.type.includes('integer'))) obj[SAFE_INTEGER_KEYWORD] = true;
       for (const [k, v] of Object.entries(obj)) {
         if (DATA_KEYWORDS.has(k) || typeof v !== 'object' || v === null) continue;
-        if (SCHEMA_MAPS.has(k) && !Array.isArray(v)) stack.push(...Object.values(v));
+        if (SCHEMA_MAPS.has(k) && !Array.isArray(v)) stack.push(...Object.values(v as Record<string, unknown>));
         else stack.push(v);
       }
     }

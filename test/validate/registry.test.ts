@@ -40,6 +40,11 @@ describe('spec semantics by default, strict mode on request', () => {
     expect(messages(check(r.reg, 'lax', 'a: s\n'))).toEqual(["x.yaml:1:1: /: must have required property 'undeclared'"]);
   });
 
+  it('non-strict still takes no infinity or NaN for a number (YAML .inf, .nan; JSON 1e400)', async () => {
+    await using r = await registry({ s: { properties: { n: { type: 'number' }, i: { type: 'integer' } } } });
+    for (const text of ['n: .inf\n', 'n: -.inf\n', 'n: .nan\n', 'i: .inf\n', 'n: 1e400\n']) expect(check(r.reg, 's', text).ok, text).toBe(false);
+  });
+
   it('schemaStrict refuses it, saying where in the schema file', async () => {
     await using r = await registry({ lax }, { schemaStrict: true });
     const err = r.reg.schemaError('lax');
