@@ -93,6 +93,8 @@ export class SchemaRegistry {
   private gen: Generation = { groups: new Map(), byName: new Map(), instances: new Map(), hasSecrets: false };
   /** The group being compiled: ajv's warnings are about it. */
   private compiling: { group: Group; refusals: string[] } | undefined;
+  /** Groups being compiled (explaining a missing $ref compiles the schema it names, which may lead back). */
+  private readonly inProgress = new Set<Group>();
   /** The instances that check schemas against their meta-schemas: they hold no user schema. */
   private readonly meta = new Map<Dialect, AnyAjv>();
   /** What was logged already (a message once per schema text). */
@@ -337,7 +339,7 @@ export class SchemaRegistry {
    * the schemas of configs validated again (the changed ones, and those with references) are compiled again.
    */
   private compiled(group: Group): ValidateFunction | undefined {
-    if (!group.validate && !group.error) this.compile(group);
+    if (!group.validate && !group.error && !this.inProgress.has(group)) this.compile(group);
     return group.validate;
   }
 
@@ -409,7 +411,9 @@ export class SchemaRegistry {
 
   private compile(group: Group): void {
     const ajv = this.instance('plain', group.dialect!);
+    const outer = this.compiling; // compiling another group's schema to explain a missing $ref
     this.compiling = { group, refusals: [] };
+    this.inProgress.add(group);
     try {
       const validate = ajv.getSchema(group.key);
       if (!validate) throw new Error('not added');
@@ -422,7 +426,8 @@ export class SchemaRegistry {
     } catch (err) {
       group.error = this.schemaProblem(group, err);
     } finally {
-      this.compiling = undefined;
+      this.compiling = outer;
+      this.inProgress.delete(group);
     }
   }
 
@@ -446,10 +451,13 @@ export class SchemaRegistry {
       const id = typeof other.schema === 'object' ? normalizeId(other.schema.$id) : undefined;
       if (!urls.includes(resource) && id !== resource) continue;
       const shown = this.display(other.files[0]!);
+      if (other !== group && other.dialect === group.dialect) this.compiled(other); // its own error, if it has one
       if (other.error) return `$ref ${JSON.stringify(ref)} names ${shown}, which is invalid`;
       if (other.dialect !== group.dialect) {
         return `$ref ${JSON.stringify(ref)} names ${shown}, a ${other.dialect} schema, from a ${group.dialect} one: a $ref cannot cross drafts (give both the same $schema)`;
       }
+      const at = ref.includes('#') ? ` at ${JSON.stringify(ref.slice(ref.indexOf('#')))}` : '';
+      return `$ref ${JSON.stringify(ref)} cannot be resolved: ${shown} has nothing${at}`;
     }
     if (resource.startsWith('file:')) {
       return `$ref ${JSON.stringify(ref)} cannot be resolved: there is no schema file ${this.display(decodeURIComponent(new URL(resource).pathname))}`;

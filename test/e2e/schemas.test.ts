@@ -86,3 +86,22 @@ it('a ReDoS pattern, a throwing validator and a schema fixed after a failure: th
   expect(checked.stdout).toMatch(/loop\.yaml: its schema .*could not validate it: the validator threw RangeError/);
   expect(checked.stdout).toMatch(/evil\.yaml:1:4: \/a: must match pattern/);
 });
+
+it('strict mode and defaults are opt-ins of the CLI and of hotconf.yaml', async () => {
+  await using w = await world();
+  // lint-worthy (no `type: object` beside `properties`) but valid JSON Schema, with a default
+  await w.schema('lax', { properties: { level: { type: 'string', default: 'info' } } });
+  await w.config('lax.yaml', 'other: 1\n');
+  const dirs = ['--config-dir', w.configDir, '--schema-dir', w.schemaDir];
+  expect(await hotconf(['check', ...dirs])).toMatchObject({ code: 0 });
+  const strict = await hotconf(['check', ...dirs, '--strict-schemas']);
+  expect(strict.code).toBe(1);
+  expect(strict.stdout).toMatch(/its schema is invalid: .*lax\.schema\.json.*strict mode: missing type "object" for keyword "properties"/);
+  const settings = await w.tmp.write('hotconf.yaml', 'schemaStrict: true\n');
+  expect(await hotconf(['check', '--config', settings, ...dirs])).toMatchObject({ code: 1 });
+
+  expect(JSON.parse((await hotconf(['get', 'lax', '--json', ...dirs])).stdout)).toEqual({ other: 1 });
+  expect(JSON.parse((await hotconf(['get', 'lax', '--json', '--use-defaults', ...dirs])).stdout)).toEqual({ other: 1, level: 'info' });
+  const withDefaults = await w.tmp.write('defaults.yaml', 'useDefaults: true\n');
+  expect(JSON.parse((await hotconf(['get', 'lax', '--json', '--config', withDefaults, ...dirs])).stdout)).toEqual({ other: 1, level: 'info' });
+});

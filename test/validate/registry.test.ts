@@ -157,6 +157,15 @@ describe('references between schema files', () => {
     );
   });
 
+  it('two schemas that refer to each other, one of them broken, are both explained', async () => {
+    await using r = await registry({
+      a: { $id: 'https://example.com/a', properties: { b: { $ref: 'https://example.com/b' } } },
+      b: { $id: 'https://example.com/b', properties: { a: { $ref: 'https://example.com/a' }, x: { $ref: '#/$defs/none' } } },
+    });
+    expect(r.reg.schemaError('a')?.message).toMatch(/names .*b\.schema\.json, which is invalid|has nothing at "#\/\$defs\/none"/);
+    expect(r.reg.schemaError('b')?.message).toMatch(/has nothing at "#\/\$defs\/none"/);
+  });
+
   it('a relative $ref to a missing file names the file', async () => {
     await using r = await registry({ a: { $ref: 'nothere.schema.json' } });
     expect(r.reg.schemaError('a')?.message).toMatch(/there is no schema file .*nothere\.schema\.json/);
@@ -225,8 +234,9 @@ describe('bugs found while measuring', () => {
   it('a schema with an $id that failed to compile compiles once fixed, and a schema using it gets the real message', async () => {
     const broken = { $id: 'https://example.com/shared', type: 'object', properties: { n: { $ref: '#/$defs/missing' } } };
     await using r = await registry({ shared: broken, user: { $ref: 'https://example.com/shared' } });
-    expect(r.reg.schemaError('shared')?.message).toMatch(/missing/);
+    // asked first about the user: the message is about the schema it uses, whatever the order
     expect(r.reg.schemaError('user')?.message).toMatch(/names .*shared\.schema\.json, which is invalid/);
+    expect(r.reg.schemaError('shared')?.message).toMatch(/missing/);
     await r.tmp.write('shared.schema.json', JSON.stringify({ ...broken, properties: { n: { type: 'integer' } } }));
     expect(await r.reg.reload(r.files)).toEqual(['shared', 'user']);
     expect(r.reg.schemaError('shared')).toBeUndefined();
