@@ -491,6 +491,7 @@ export class SchemaRegistry {
     }
     const key = `${group?.key ?? ''}\0${message}`;
     if (this.logged.has(key)) return;
+    if (this.logged.size >= 10_000) this.logged.clear(); // bounded: at worst a message is logged again
     this.logged.add(key);
     const schema = group ? this.display(group.files[0]!) : undefined;
     if (unknownFormat) this.options.logger?.info({ schema, ajv: message.replace(' ignored in schema at path', ' at') }, 'unknown format ignored (an annotation)');

@@ -83,12 +83,21 @@ function isObject(x: unknown): x is Record<string, unknown> {
 
 /** Unanchored match with the linear-time engine; a pattern it cannot run is taken to match (over-marking is safe). */
 function patternMatches(pattern: string, key: string): boolean {
-  try {
-    return RE2JS.compile(pattern).matcher(key).find();
-  } catch {
-    return true;
+  let re = PATTERNS.get(pattern);
+  if (re === undefined) {
+    try {
+      re = RE2JS.compile(pattern);
+    } catch {
+      re = null;
+    }
+    if (PATTERNS.size >= 1000) PATTERNS.clear();
+    PATTERNS.set(pattern, re);
   }
+  return re === null || re.matcher(key).find();
 }
+
+/** Compiled patternProperties patterns (null: RE2 cannot run it); bounded. */
+const PATTERNS = new Map<string, ReturnType<typeof RE2JS.compile> | null>();
 
 export function resolveUri(ref: string, base: string): string | undefined {
   try {
