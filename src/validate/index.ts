@@ -79,6 +79,8 @@ interface Generation {
   readonly byName: Map<string, Group>;
   readonly instances: Map<string, AnyAjv>;
   readonly hasSecrets: boolean;
+  /** `$ref` targets the secret walk resolved (by base and reference), null for none. */
+  readonly refs: Map<string, { schema: unknown; base: string } | null>;
 }
 
 /**
@@ -90,7 +92,7 @@ export class SchemaRegistry {
   private readonly options: SchemaRegistryOptions;
   /** The text of every schema file read, by config name (a read error is `\0` + its detail). */
   private readonly sources = new Map<string, { readonly file: string; readonly text: string }>();
-  private gen: Generation = { groups: new Map(), byName: new Map(), instances: new Map(), hasSecrets: false };
+  private gen: Generation = { groups: new Map(), byName: new Map(), instances: new Map(), hasSecrets: false, refs: new Map() };
   /** The group being compiled: ajv's warnings are about it. */
   private compiling: { group: Group; refusals: string[] } | undefined;
   /** Groups being compiled (explaining a missing $ref compiles the schema it names, which may lead back). */
@@ -262,17 +264,23 @@ export class SchemaRegistry {
     const root = group.schema;
     if (!ajv || typeof root !== 'object') return [];
     const base = typeof root.$id === 'string' ? (resolveUri(root.$id, group.key) ?? group.key) : group.key;
+    const refs = this.gen.refs;
     return findSecrets(root, value, base, (ref, b) => {
-      const abs = resolveUri(ref, b);
-      if (abs === undefined) return undefined;
-      try {
-        const v = ajv.getSchema(abs);
-        if (!v) return undefined;
-        const env = (v as { schemaEnv?: { baseId?: string } }).schemaEnv;
-        return { schema: v.schema, base: env?.baseId || abs };
-      } catch {
-        return undefined;
+      const key = `${b}\0${ref}`;
+      let target = refs.get(key);
+      if (target === undefined) {
+        target = null;
+        const abs = resolveUri(ref, b);
+        try {
+          const v = abs === undefined ? undefined : ajv.getSchema(abs);
+          const env = (v as { schemaEnv?: { baseId?: string } } | undefined)?.schemaEnv;
+          if (v) target = { schema: v.schema, base: env?.baseId || abs! };
+        } catch {
+          // unresolvable: nothing to mark through it
+        }
+        refs.set(key, target);
       }
+      return target ?? undefined;
     });
   }
 
@@ -371,7 +379,7 @@ export class SchemaRegistry {
       hasSecrets ||= mentionsSecret(text);
     }
     const previous = this.gen;
-    this.gen = { groups, byName, instances: new Map(), hasSecrets };
+    this.gen = { groups, byName, instances: new Map(), hasSecrets, refs: new Map() };
     try {
       for (const group of groups.values()) this.prepare(group);
       for (const group of groups.values()) if (!group.error) this.instance('plain', group.dialect!);

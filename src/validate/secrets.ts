@@ -19,63 +19,73 @@ export function mentionsSecret(text: string): boolean {
 /** The JSON pointers of the secret values of `data` under `schema` (whose base URI is `base`), sorted. */
 export function findSecrets(schema: unknown, data: unknown, base: string, resolve: RefResolver): string[] {
   const out = new Set<string>();
-  const seen = new Map<object, Set<string>>();
-  const walk = (s: unknown, d: unknown, ptr: string, b: string, depth: number): void => {
-    if (typeof s !== 'object' || s === null || Array.isArray(s) || depth > 1000 || out.has(ptr)) return;
-    let at = seen.get(s);
-    if (!at) seen.set(s, (at = new Set()));
-    if (at.has(ptr)) return;
-    at.add(ptr);
+  // `here`: the subschemas already applied to this data node; a `$ref` loop (or a diamond of them) that
+  // consumes no data ends there. Each child node starts its own set.
+  const walk = (s: unknown, d: unknown, ptr: string, b: string, here: Set<object>): void => {
+    if (typeof s !== 'object' || s === null || Array.isArray(s) || here.has(s) || out.has(ptr)) return;
+    here.add(s);
     const o = s as Record<string, unknown>;
     if (o.writeOnly === true || o[SECRET_KEYWORD] === true) {
       out.add(ptr);
       return;
     }
     if (typeof o.$id === 'string' && !o.$id.startsWith('#')) b = resolveUri(o.$id, b) ?? b;
-    const sub = (x: unknown) => walk(x, d, ptr, b, depth + 1);
-    for (const k of ['$ref', '$dynamicRef', '$recursiveRef']) {
+    for (const k of REF_KEYWORDS) {
       const ref = o[k];
       if (typeof ref !== 'string') continue;
       const target = resolve(ref, b);
-      if (target) walk(target.schema, d, ptr, target.base, depth + 1);
+      if (target) walk(target.schema, d, ptr, target.base, here);
     }
-    for (const k of ['allOf', 'anyOf', 'oneOf']) if (Array.isArray(o[k])) (o[k] as unknown[]).forEach(sub);
-    for (const k of ['not', 'if', 'then', 'else']) sub(o[k]);
-    for (const k of ['dependentSchemas', 'dependencies']) if (isObject(o[k])) Object.values(o[k]).forEach(sub);
+    for (const k of LIST_KEYWORDS) {
+      const list = o[k];
+      if (Array.isArray(list)) for (const x of list) walk(x, d, ptr, b, here);
+    }
+    for (const k of IN_PLACE_KEYWORDS) if (o[k] !== undefined) walk(o[k], d, ptr, b, here);
+    for (const k of MAP_KEYWORDS) if (isObject(o[k])) for (const x of Object.values(o[k])) walk(x, d, ptr, b, here);
     if (isObject(d)) {
-      const props = isObject(o.properties) ? o.properties : {};
-      const patterns = isObject(o.patternProperties) ? Object.entries(o.patternProperties) : [];
-      for (const [key, v] of Object.entries(d)) {
+      const props = isObject(o.properties) ? o.properties : undefined;
+      const patterns = isObject(o.patternProperties) ? Object.entries(o.patternProperties) : undefined;
+      const { additionalProperties: additional, unevaluatedProperties: unevaluated } = o;
+      if (!props && !patterns && additional === undefined && unevaluated === undefined) return;
+      for (const key of Object.keys(d)) {
         const child = `${ptr}/${escapePointer(key)}`;
+        const v = d[key];
         let matched = false;
-        if (Object.hasOwn(props, key)) {
-          walk(props[key], v, child, b, depth + 1);
+        if (props && Object.hasOwn(props, key)) {
+          walk(props[key], v, child, b, new Set());
           matched = true;
         }
-        for (const [p, ps] of patterns) {
+        for (const [p, ps] of patterns ?? []) {
           if (!patternMatches(p, key)) continue;
-          walk(ps, v, child, b, depth + 1);
+          walk(ps, v, child, b, new Set());
           matched = true;
         }
-        if (!matched) walk(o.additionalProperties, v, child, b, depth + 1);
-        walk(o.unevaluatedProperties, v, child, b, depth + 1);
+        if (!matched && additional !== undefined) walk(additional, v, child, b, new Set());
+        if (unevaluated !== undefined) walk(unevaluated, v, child, b, new Set());
       }
     } else if (Array.isArray(d)) {
       const prefix = Array.isArray(o.prefixItems) ? o.prefixItems : Array.isArray(o.items) ? o.items : [];
-      d.forEach((v, i) => {
+      const rest = Array.isArray(o.items) ? o.additionalItems : o.items;
+      const { contains, unevaluatedItems } = o;
+      if (prefix.length === 0 && rest === undefined && contains === undefined && unevaluatedItems === undefined) return;
+      for (let i = 0; i < d.length; i++) {
         const child = `${ptr}/${i}`;
-        if (i < prefix.length) walk(prefix[i], v, child, b, depth + 1);
-        else if (Array.isArray(o.items)) walk(o.additionalItems, v, child, b, depth + 1);
-        else walk(o.items, v, child, b, depth + 1);
+        const v: unknown = d[i];
+        walk(i < prefix.length ? prefix[i] : rest, v, child, b, new Set());
         // every item `contains` may have matched, not only the first one ajv stopped at
-        walk(o.contains, v, child, b, depth + 1);
-        walk(o.unevaluatedItems, v, child, b, depth + 1);
-      });
+        if (contains !== undefined) walk(contains, v, child, b, new Set());
+        if (unevaluatedItems !== undefined) walk(unevaluatedItems, v, child, b, new Set());
+      }
     }
   };
-  walk(schema, data, '', base, 0);
+  walk(schema, data, '', base, new Set());
   return [...out].sort();
 }
+
+const REF_KEYWORDS = ['$ref', '$dynamicRef', '$recursiveRef'];
+const LIST_KEYWORDS = ['allOf', 'anyOf', 'oneOf'];
+const IN_PLACE_KEYWORDS = ['not', 'if', 'then', 'else'];
+const MAP_KEYWORDS = ['dependentSchemas', 'dependencies'];
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
