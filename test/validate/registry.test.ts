@@ -1,6 +1,7 @@
 // The schema registry's semantics (issue 13): every draft by `$schema`, non-strict unless asked, formats,
 // references across files in any order, defaults only on request, and the bugs found while measuring.
 import { describe, expect, it } from 'vitest';
+import { validateOnce } from '../../src/check.js';
 import { parseConfig } from '../../src/load/index.js';
 import { REDACTED, redact, SchemaRegistry, type SchemaRegistryOptions } from '../../src/validate/index.js';
 import { tempDir } from '../helpers.js';
@@ -118,6 +119,20 @@ describe('formats', () => {
     await using r = await registry({ s: { properties: { v: { format: 'semver' }, e: { format: 'even' } } } }, { formats, unknownFormats: 'refuse' });
     expect(check(r.reg, 's', 'v: 1.2.3\ne: ab\n').ok).toBe(true);
     expect(messages(check(r.reg, 's', "v: '1.2'\ne: abc\n"))).toEqual(['x.yaml:1:4: /v: must match format "semver"', 'x.yaml:2:4: /e: must match format "even"']);
+  });
+});
+
+describe('validateOnce takes the schema options too', () => {
+  it('formats, unknownFormats and useDefaults', async () => {
+    await using tmp = await tempDir();
+    const schema = await tmp.write('s.schema.json', JSON.stringify({ properties: { v: { format: 'semver' }, n: { default: 1 } } }));
+    const file = await tmp.write('s.yaml', "v: '1.2'\n");
+    expect(await validateOnce(file, schema)).toMatchObject({ ok: true, value: { v: '1.2' } });
+    const refused = await validateOnce(file, schema, { unknownFormats: 'refuse' });
+    expect(!refused.ok && refused.errors[0]!.message).toMatch(/unknown format "semver"/);
+    const formats = { semver: /^\d+\.\d+\.\d+$/ };
+    expect(await validateOnce(file, schema, { formats })).toMatchObject({ ok: false });
+    expect(await validateOnce(file, schema, { value: { v: '1.2.3' }, formats, useDefaults: true })).toMatchObject({ ok: true, value: { v: '1.2.3', n: 1 } });
   });
 });
 
