@@ -184,6 +184,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
         ...(settings.http.listen === undefined ? {} : { listen: settings.http.listen }),
         allowAllInterfaces: settings.http.allowAllInterfaces ?? false,
         allowSecrets: settings.http.allowSecrets ?? false,
+        ...pickDefined(settings.http, ['allowedHosts', 'maxConnections', 'maxLongPolls', 'maxClients'] as const),
         ...(token === undefined ? {} : { token }),
         logger,
         metrics,
@@ -221,6 +222,11 @@ export function checkToken(token: string, where: string): string {
     throw new Error(`${where} is too short (${token.length} characters; at least ${MIN_TOKEN_CHARS}, e.g. head -c 24 /dev/urandom | base64)`);
   }
   return token;
+}
+
+/** The keys of `o` that are set (exactOptionalPropertyTypes: an absent option is left out, not undefined). */
+function pickDefined<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }
 
 function publisherOptions(settings: DaemonSettings, logger: Logger, metrics: HotconfMetrics | undefined) {

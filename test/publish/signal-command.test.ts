@@ -120,7 +120,8 @@ describe('command', () => {
     await until(() => n(hot) === 2, 'n=2');
     await pub.idle();
 
-    expect((await readFile(record, 'utf8')).trim().split('\n')).toEqual([`1 app  ${out}`, `${hot.version} app  ${out}`]);
+    // HOTCONF_CHANGED/HOTCONF_REMOVED are JSON arrays (issue 18 point 15: a comma-joined list was ambiguous).
+    expect((await readFile(record, 'utf8')).trim().split('\n')).toEqual([`1 ["app"] [] ${out}`, `${hot.version} ["app"] [] ${out}`]);
   });
 
   it('a command that exits 1 is a reported failure with its exit code and stderr logged; commits go on', async () => {
