@@ -45,8 +45,8 @@ export interface HttpOptions {
   /** Most concurrent long-polls (`GET /v1/configs/:name?wait=`); more get 503 with Retry-After. Default 1000
    *  (maxConnections bounds them too). */
   maxLongPolls?: number;
-  /** Most open connections. The ones past it are answered 503 with Retry-After and closed; past it by
-   *  CONNECTION_HEADROOM more, Node closes new connections without an answer (answering costs the descriptor the
+  /** Most open connections. The ones past it are answered 503 with Retry-After and closed; past it by a quarter
+   *  more (at most 64), Node closes new connections without an answer (answering costs the descriptor the
    *  limit protects). Each is a file descriptor, which the daemon needs to read configs. Default 1024, or half the
    *  process's open-file limit when that is lower. */
   maxConnections?: number;
@@ -90,8 +90,9 @@ const DEFAULTS = {
   maxConnections: 1024,
   requestTimeoutMs: 30_000,
 };
-/** Connections past maxConnections that are still answered (503) rather than dropped by Node. */
-const CONNECTION_HEADROOM = 64;
+/** Connections past maxConnections that are still answered (503) rather than dropped by Node: a quarter of the
+ *  limit, at most 64, so that the sockets stay well under the open-file limit the default is derived from. */
+const connectionHeadroom = (maxConnections: number) => Math.max(1, Math.min(64, Math.floor(maxConnections / 4)));
 /** What a client over a limit is told to wait before trying again, in seconds. */
 const RETRY_AFTER_S = '5';
 /** Requests carry no body worth more (POST /v1/reload takes none). */
@@ -143,7 +144,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     },
   });
 
-  const connections = new ConnectionLimit(app.server, { maxConnections, headroom: CONNECTION_HEADROOM });
+  const connections = new ConnectionLimit(app.server, { maxConnections, headroom: connectionHeadroom(maxConnections) });
   const refuse = (reply: FastifyReply, r: Refusal) => sendError(reply, r.status, r.code, r.message);
   // Before the token: a connection over the limit, a foreign Host or a cross-site write is refused whoever sends it.
   app.addHook('onRequest', async (req, reply) => {
