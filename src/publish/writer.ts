@@ -94,9 +94,11 @@ export async function resolveGroup(o: ResolvedPublish): Promise<ResolvedPublish>
   return { ...o, gid };
 }
 
-/** Mode (whatever the umask) and group of a file or directory we made. */
+/** Mode (whatever the umask) and group of a file or directory we made. chown only when the group differs: a file
+ *  usually gets it already (hotconf runs with that group, or the directory is setgid, as a Kubernetes fsGroup
+ *  volume is), and the systemd unit's SystemCallFilter=~@privileged refuses chown(2) outright (EPERM). */
 async function own(file: string, mode: number, o: ResolvedPublish): Promise<void> {
-  if (o.gid !== undefined) await chown(file, -1, o.gid);
+  if (o.gid !== undefined && (await stat(file)).gid !== o.gid) await chown(file, -1, o.gid);
   await chmod(file, mode);
 }
 
@@ -201,7 +203,7 @@ async function writeDurable(file: string, text: string, o: ResolvedPublish): Pro
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(4).toString('hex')}`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
-    if (o.gid !== undefined) await fh.chown(-1, o.gid);
+    if (o.gid !== undefined && (await fh.stat()).gid !== o.gid) await fh.chown(-1, o.gid);
     await fh.chmod(o.mode);
     await fh.writeFile(text);
     await fh.sync();
