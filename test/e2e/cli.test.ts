@@ -1,10 +1,10 @@
 // The real CLI as a child process: check, get, usage errors, and `run` as an SRE drives it.
-import { rename, symlink, writeFile } from 'node:fs/promises';
+import { readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { world, type World } from '../hotconf/fixtures.js';
 import { tempDir, until } from '../helpers.js';
-import { hotconf, startHotconf } from './cli-helpers.js';
+import { hotconf, ROOT, startHotconf } from './cli-helpers.js';
 
 const dirs = (w: World) => ['--config-dir', w.configDir, '--schema-dir', w.schemaDir];
 
@@ -237,7 +237,9 @@ describe('hotconf run', () => {
   });
 
   it('npm start’s command serves the embedded default config', async () => {
-    await using d = startHotconf(['run']);
+    const start = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    expect(start).toBe('node dist/cli/main.js run --config hotconf.yaml');
+    await using d = startHotconf(['run', '--config', 'hotconf.yaml']);
     const ready = await d.line((l) => l.msg === 'hotconf ready', 'ready');
     expect(ready).toMatchObject({ configs: 3, errors: 0 });
     d.signal('SIGINT');
