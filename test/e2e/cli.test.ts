@@ -152,7 +152,11 @@ describe('hotconf run', () => {
     await w.config('svc.yaml', 'port: x\n');
     await using d = startHotconf(['run', ...dirs(w)]);
     expect(await d.exited).toBe(1);
-    expect(d.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('svc.yaml:1:7: /port: must be integer'))).toBe(true);
+    // One event says it, at error level, with the problem's file:line:col once; then the fatal line.
+    const refused = d.lines.filter((l) => JSON.stringify(l).includes('svc.yaml:1:7: /port: must be integer'));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ level: 50, msg: 'invalid config refused; last good value stays live' });
+    expect(d.lines.at(-1)).toMatchObject({ level: 60, errors: 1 });
   });
 
   it('SIGHUP rescans and picks up a change no watcher event announced', async () => {
