@@ -1,10 +1,11 @@
 // The real CLI as a child process: check, get, usage errors, and `run` as an SRE drives it.
+import { spawn } from 'node:child_process';
 import { readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { world, type World } from '../hotconf/fixtures.js';
 import { tempDir, until } from '../helpers.js';
-import { hotconf, ROOT, startHotconf } from './cli-helpers.js';
+import { BIN, hotconf, ROOT, startHotconf } from './cli-helpers.js';
 
 const dirs = (w: World) => ['--config-dir', w.configDir, '--schema-dir', w.schemaDir];
 
@@ -77,6 +78,30 @@ describe('hotconf check', () => {
     expect(r.stderr).toMatch(/not a directory: \/nonexistent\/hotconf/);
   });
 
+  it('without flags: ./hotconf.yaml, else ./config + ./schemas of the current directory, else exit 2 naming both', async () => {
+    await using w = await goodWorld();
+    await w.config('svc.yaml', 'port: 70000\n');
+    const fromDirs = await hotconf(['check'], { cwd: w.tmp.dir });
+    expect(fromDirs.stdout.split('\n')[0]).toBe('checking ./config against the schemas in ./schemas');
+    expect(fromDirs.stdout).toMatch(/^2 config\(s\) checked, 1 invalid$/m);
+    expect(fromDirs.code).toBe(1);
+    expect((await hotconf(['get', 'db/primary.port'], { cwd: w.tmp.dir })).stdout).toBe('5432\n');
+
+    await w.tmp.write('good/svc.yaml', 'port: 80\n');
+    await w.tmp.write('hotconf.yaml', 'configDir: good\nschemaDir: schemas\n');
+    const fromFile = await hotconf(['check'], { cwd: w.tmp.dir });
+    expect(fromFile.stdout.split('\n')[0]).toBe('checking ./good against the schemas in ./schemas (from ./hotconf.yaml)');
+    expect(fromFile.stdout).toMatch(/^1 config\(s\) checked, 0 invalid$/m);
+    expect(fromFile.code).toBe(0);
+
+    await using empty = await tempDir();
+    for (const args of [['check'], ['get', 'app'], ['run']]) {
+      const none = await hotconf(args, { cwd: empty.dir });
+      expect(none.code, args.join(' ')).toBe(2);
+      expect(none.stderr).toContain(`no configs to use in ${empty.dir}: looked for ./hotconf.yaml, then the directories ./config and ./schemas`);
+    }
+  });
+
   it('honours HOTCONF_* environment variables, below flags', async () => {
     await using w = await goodWorld();
     await using other = await tempDir();
@@ -119,6 +144,22 @@ describe('usage', () => {
       const h = await hotconf([...cmd, '--help']);
       expect(h.code).toBe(0);
       expect(h.stdout).toMatch(/Usage: hotconf/);
+    }
+  });
+
+  it('`hotconf --help | head -1` exits 0 without an EPIPE stack, every time', async () => {
+    for (let i = 0; i < 5; i++) {
+      const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
+        const child = spawn('/bin/sh', ['-c', `{ "${process.execPath}" "${BIN}" --help; echo "hotconf exited $?" >&2; } | head -1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, out, err }));
+      });
+      expect(r.out).toBe('Usage: hotconf [options] [command]\n');
+      expect(r.err).toBe('hotconf exited 0\n');
     }
   });
 
