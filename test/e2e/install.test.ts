@@ -57,7 +57,7 @@ it('the packed tarball installs offline without a compiler; the README example a
   await mkdir(tmp.file('pack'));
   const packed = await run(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.file('pack')], ROOT, env);
   if (packed.code !== 0) ctx.skip(`npm pack failed, nothing to install: ${packed.err.trim().split('\n').at(-1)}`);
-  const [{ filename, files }] = JSON.parse(packed.out) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const { filename, files } = (JSON.parse(packed.out) as Array<{ filename: string; files: Array<{ path: string }> }>)[0]!;
   const tarball = tmp.file(path.join('pack', filename));
   const shipped = files.map((f) => f.path);
   expect(shipped).toContain('LICENSE');
@@ -100,7 +100,7 @@ it('the packed tarball installs offline without a compiler; the README example a
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   try {
-    await until(() => err.includes('hotconf ready') || child.exitCode !== null, 'the example to load its config', 30_000);
+    await until(() => err.includes('hotconf ready') || child.exitCode !== null, 'the example to load its config', { timeoutMs: 30_000 });
     const yaml = await readFile(path.join(app, 'config', 'app.yaml'), 'utf8');
     await writeFile(path.join(app, 'config', 'app.yaml'), yaml.replace('port: 8080', 'port: 9090'));
     expect(await exited, err).toBe(0);
