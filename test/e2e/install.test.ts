@@ -3,11 +3,14 @@
 // (`--offline`). Then the README's library example, compiled by the real tsc with `tsc --init`'s defaults, runs
 // there, and `npx hotconf check` checks the project's own ./config: a broken one exits 1 and names the directory.
 import { spawn } from 'node:child_process';
-import { access, constants, cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { access, constants, cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { tempDir, until } from '../helpers.js';
 import { childEnv, ROOT } from './cli-helpers.js';
+
+const { DgramSocket } = createRequire(import.meta.url)('node-unix-socket') as typeof import('node-unix-socket');
 
 interface Run {
   code: number | null;
@@ -93,6 +96,7 @@ it('the packed tarball installs offline without a compiler; the README example a
   expect((await run(process.execPath, [tsc, '--init'], app, bare)).code).toBe(0);
   const compiled = await run(process.execPath, [tsc, '-p', '.'], app, bare);
   expect(compiled.code, compiled.out).toBe(0);
+  const yaml = await readFile(path.join(app, 'config', 'app.yaml'), 'utf8');
   const child = spawn(process.execPath, ['quickstart.js'], { cwd: app, env: bare, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -101,8 +105,7 @@ it('the packed tarball installs offline without a compiler; the README example a
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   try {
     await until(() => err.includes('hotconf ready') || child.exitCode !== null, 'the example to load its config', { timeoutMs: 30_000 });
-    const yaml = await readFile(path.join(app, 'config', 'app.yaml'), 'utf8');
-    await writeFile(path.join(app, 'config', 'app.yaml'), yaml.replace('port: 8080', 'port: 9090'));
+      await writeFile(path.join(app, 'config', 'app.yaml'), yaml.replace('port: 8080', 'port: 9090'));
     expect(await exited, err).toBe(0);
   } finally {
     child.kill();
@@ -120,4 +123,36 @@ it('the packed tarball installs offline without a compiler; the README example a
   expect(bad.out).toMatch(/^checking \.\/config against the schemas in \.\/schemas$/m);
   expect(bad.out).toMatch(/config\/app\.yaml:\d+:\d+: \/server\/port: must be <= 65535/);
   expect(bad.out).toMatch(/, 1 invalid$/m);
+  await writeFile(path.join(app, 'config', 'app.yaml'), yaml);
+
+  // 6. sd_notify from that install: READY=1 reaches a real AF_UNIX datagram socket (the prebuilt binary works);
+  //    without the platform's binary (`--omit=optional`, an unlisted platform) the daemon says so in one line.
+  const cli = path.join(app, 'node_modules', 'hotconf', 'dist', 'cli', 'main.js');
+  const notify = tmp.file('notify.sock');
+  const received: string[] = [];
+  const socket = new DgramSocket();
+  socket.on('data', (buf: Buffer) => received.push(buf.toString()));
+  socket.bind(notify);
+  try {
+    const daemon = spawn(process.execPath, [cli, 'run', '--no-pretty'], { cwd: app, env: { ...bare, NOTIFY_SOCKET: notify }, stdio: 'ignore' });
+    await until(() => received.some((m) => m.split('\n').includes('READY=1')), 'READY=1 from the installed daemon', { timeoutMs: 30_000 });
+    daemon.kill('SIGTERM');
+    expect(await new Promise((resolve) => daemon.on('close', resolve))).toBe(0);
+  } finally {
+    socket.close();
+  }
+  const binaries = (await readdir(path.join(app, 'node_modules'))).filter((d) => d.startsWith('node-unix-socket-'));
+  expect(binaries).not.toEqual([]);
+  for (const d of binaries) await rm(path.join(app, 'node_modules', d), { recursive: true });
+  const lines: Array<Record<string, unknown>> = [];
+  const daemon = spawn(process.execPath, [cli, 'run', '--no-pretty'], { cwd: app, env: { ...bare, NOTIFY_SOCKET: notify }, stdio: ['ignore', 'pipe', 'inherit'] });
+  daemon.stdout.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)));
+  await until(() => lines.some((l) => l.msg === 'hotconf running'), 'the daemon running without sd_notify', { timeoutMs: 30_000 });
+  daemon.kill('SIGTERM');
+  await new Promise((resolve) => daemon.on('close', resolve));
+  const missing = lines.filter((l) => l.module === 'sd_notify');
+  expect(missing).toHaveLength(1);
+  expect(missing[0]).toMatchObject({ level: 50, socket: notify });
+  expect(String(missing[0]!.msg)).toMatch(/^sd_notify disabled: node-unix-socket has no binary for this platform/);
+  expect(lines.find((l) => l.msg === 'hotconf running')).toMatchObject({ systemd: false });
 });
