@@ -5,9 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { world } from '../hotconf/fixtures.js';
 import { sleep, tempDir, until } from '../helpers.js';
 import { startHotconf } from './cli-helpers.js';
+import type { UnixDgramSocket } from 'unix-dgram';
 
 const require = createRequire(import.meta.url);
-const { DgramSocket } = require('node-unix-socket') as typeof import('node-unix-socket');
+const { createSocket } = require('unix-dgram') as typeof import('unix-dgram');
 
 interface Received {
   at: number;
@@ -18,8 +19,7 @@ async function notifySocket() {
   const tmp = await tempDir();
   const path = tmp.file('notify.sock');
   const messages: Received[] = [];
-  const socket = new DgramSocket();
-  socket.on('data', (buf: Buffer) => {
+  const socket: UnixDgramSocket = createSocket('unix_dgram', (buf) => {
     const fields = Object.fromEntries(buf.toString().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     messages.push({ at: performance.now(), fields });
   });
