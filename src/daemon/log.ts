@@ -57,8 +57,7 @@ export function prettyMessage(log: Record<string, unknown>): string {
 
 /** Drops empty fields (`removed: []`) from a JSON line's object: every field a line has says something. */
 function dropEmpty(object: Record<string, unknown>): Record<string, unknown> {
-  for (const key of Object.keys(object)) if (isEmpty(object[key])) delete object[key];
-  return object;
+  return Object.values(object).some(isEmpty) ? Object.fromEntries(Object.entries(object).filter(([, v]) => !isEmpty(v))) : object;
 }
 
 /** pino's output stream: formats each line (pretty or JSON as it is) and prefixes each line with `<N>` for journald. */

@@ -264,6 +264,18 @@ describe('hotconf run', () => {
     await using d = startHotconf(['run', '--pretty', ...dirs(w)]);
     await d.line((l) => typeof l.raw === 'string' && l.raw.includes('hotconf running'), 'a pretty "running" line');
     expect(d.lines.every((l) => typeof l.raw === 'string')).toBe(true);
+    // One event, one line: a refusal is its line plus one indented line per problem; a commit is one line.
+    const before = d.lines.length;
+    await w.configAtomic('svc.yaml', 'port: 70000\n');
+    await d.line((l) => String(l.raw).includes('svc.yaml:1:7: /port: must be <= 65535'), 'the problem, indented');
+    await w.configAtomic('svc.yaml', 'port: 81\n');
+    await d.line((l) => String(l.raw).includes('config committed version=2'), 'the commit');
+    const raw = d.lines.slice(before).map((l) => String(l.raw));
+    expect(raw).toHaveLength(4);
+    expect(raw[0]).toMatch(/^\[[\d:.]+\] ERROR: batch rejected; last good config stays live held=svc policy=all-or-nothing version=1$/);
+    expect(raw[1]).toMatch(/^ {4}\S*\/config\/svc\.yaml:1:7: \/port: must be <= 65535$/);
+    expect(raw[2]).toMatch(/^\[[\d:.]+\] INFO: config committed version=2 changed=svc ms=[\d.]+ latencyMs=[\d.]+$/);
+    expect(raw[3]).toMatch(/^\[[\d:.]+\] INFO: config valid again names=svc version=2$/);
     d.signal('SIGTERM');
     expect(await d.exited).toBe(0);
   });
