@@ -11,7 +11,7 @@ import { stringify as toYaml } from 'yaml';
 import { daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
-import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, type OptionKey } from '../options.js';
+import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, UNKNOWN_FORMATS, type OptionKey } from '../options.js';
 
 // A reader that goes away (`hotconf --help | head -1`) is not an error of ours: stop quietly, no stack trace.
 for (const stream of [process.stdout, process.stderr]) {
@@ -46,7 +46,10 @@ function dirOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)').env('HOTCONF_CONFIG'))
     .option('--config-dir <dir>', 'directory of config files (default: ./hotconf.yaml\'s, else ./config)')
-    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: ./hotconf.yaml\'s, else ./schemas)');
+    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: ./hotconf.yaml\'s, else ./schemas)')
+    .option('--strict-schemas', "compile schemas in ajv's strict mode: its lint findings refuse the schema")
+    .option('--use-defaults', 'fill schema defaults into each valid config (after validation)')
+    .addOption(new Option('--unknown-formats <what>', `what an unknown schema format does ${byDefault('unknownFormats')}`).choices(UNKNOWN_FORMATS));
 }
 
 const isDir = (dir: string) => stat(dir).then((s) => s.isDirectory(), () => false);
@@ -85,6 +88,9 @@ function flagLayer(flags: DirFlags): SettingsLayer {
   const layer: SettingsLayer = {};
   if (flags.configDir !== undefined) layer.configDir = flags.configDir;
   if (flags.schemaDir !== undefined) layer.schemaDir = flags.schemaDir;
+  if (flags.strictSchemas === true) layer.schemaStrict = true;
+  if (flags.useDefaults === true) layer.useDefaults = true;
+  if (flags.unknownFormats !== undefined) layer.unknownFormats = flags.unknownFormats as NonNullable<SettingsLayer['unknownFormats']>;
   if (flags.batchPolicy !== undefined) layer.batchPolicy = flags.batchPolicy as NonNullable<SettingsLayer['batchPolicy']>;
   if (flags.debounceMs !== undefined) layer.debounceMs = flags.debounceMs as number;
   if (flags.startWithValid === true) layer.startWithValid = true;
