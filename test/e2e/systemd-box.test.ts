@@ -49,7 +49,9 @@ describe.skipIf(!available)('systemd/hotconf.service under systemd', () => {
 
   beforeAll(async () => {
     pack = await tempDir('hotconf-box-');
-    // npm pack builds (prepare); installing it once on the host fills ~/.npm, which the box (no network) reads.
+    // Built first (whether or not `npm pack` runs a build of its own); installing the tarball once on the host
+    // fills ~/.npm, which the box (no network) installs from.
+    await ok(run('npm', ['run', 'build']), 'npm run build');
     await ok(run('npm', ['pack', '--pack-destination', pack.dir]), 'npm pack');
     const tgz = path.join(pack.dir, (await readdir(pack.dir)).find((f) => f.endsWith('.tgz'))!);
     await ok(run('npm', ['install', '-g', '--prefix', pack.file('global'), '--no-audit', '--no-fund', tgz]), 'npm install (host cache)');
