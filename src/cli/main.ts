@@ -10,6 +10,7 @@ import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
+import { reloadAndWait } from '../daemon/reload.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
 import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, UNKNOWN_FORMATS, type OptionKey } from '../options.js';
 
@@ -361,6 +362,26 @@ dirOptions(program.command('watch').description('print each committed change as 
       line(out);
     }
     await hot.close();
+  });
+
+program
+  .command('reload')
+  .description("send SIGHUP to a running daemon and wait for that reload's outcome: exit 0 applied, 1 refused (systemd's ExecReload=)")
+  .requiredOption('--pid <pid>', "the daemon's process id ($MAINPID in a unit)", wholeNumber)
+  .option('--timeout-ms <ms>', 'give up waiting after this long (default: 25000 ms, under the unit\'s TimeoutStartSec=30s)', wholeNumber)
+  .action(async (flags: { pid: number; timeoutMs?: number }) => {
+    const wait = await reloadAndWait(flags.pid, { timeoutMs: flags.timeoutMs ?? 25_000 });
+    if (!wait.done) {
+      process.stderr.write(`hotconf: ${wait.message}\n`);
+      process.exitCode = EXIT.CANNOT_RUN;
+      return;
+    }
+    const { outcome } = wait;
+    for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);
+    const summary = `process ${outcome.pid}: version ${outcome.version}, ${outcome.durationMs} ms`;
+    if (outcome.ok) process.stdout.write(`hotconf: reloaded (${summary})\n`);
+    else process.stderr.write(`hotconf: reload failed (${summary}): ${outcome.problems.length} problem(s) above; what was refused keeps its last good value\n`);
+    process.exitCode = outcome.ok ? EXIT.OK : EXIT.INVALID;
   });
 
 etcdOptions(dirOptions(program.command('push').description('validate a config directory, then write it into etcd in one guarded transaction')))
