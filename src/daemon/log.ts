@@ -3,8 +3,12 @@
 // When the output is journald's stream ($JOURNAL_STREAM names it), each line starts with the `<N>` syslog
 // priority journald reads (SyslogLevelPrefix=, on by default), so `journalctl -p err` finds the errors.
 import { fstatSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { prettyFactory } from 'pino-pretty';
+
+// pino-pretty (31 modules) is loaded only when a terminal gets pretty lines: JSON output never needs it.
+const require = createRequire(import.meta.url);
+const prettyFactory: typeof import('pino-pretty').prettyFactory = (options) => (require('pino-pretty') as typeof import('pino-pretty')).prettyFactory(options);
 
 /** pino's level (10 trace … 60 fatal) as a syslog priority: fatal 2 (crit), error 3, warn 4, info 6, debug/trace 7. */
 export function syslogPriority(level: number): number {
