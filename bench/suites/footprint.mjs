@@ -23,6 +23,8 @@ const median = (xs) => {
   return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
 };
 const MiB = (kib) => kib / 1024;
+/** V8's young generation capped at 1 MiB per semi-space (default: up to 16): the manifests' NODE_OPTIONS. */
+const SEMI_FLAG = '--max-semi-space-size=1';
 const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOTCONF_') && k !== 'NOTIFY_SOCKET'));
 
 function rssKiB(pid) {
@@ -58,8 +60,8 @@ console.log(JSON.stringify({ ms, rss0: rss0 / 1024, rss: process.memoryUsage().r
  * A long-running child (bare idle Node or `hotconf run`): waits for `readyWhen(line)` on stdout (or a fixed
  * pause for bare Node), then 1 s of idle, and reads VmRSS. `commits` counts "config committed" lines.
  */
-async function daemon(args, { ready = (l) => l.msg === 'hotconf running', idleMs = 1000 } = {}) {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
+async function daemon(args, { ready = (l) => l.msg === 'hotconf running', idleMs = 1000, env = {} } = {}) {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), ...env } });
   const state = { ready: false, commits: 0, exited: false, stderr: '' };
   let buf = '';
   child.stdout.on('data', (d) => {
@@ -119,17 +121,21 @@ function fixture(dir) {
   return { configDir, schemaDir };
 }
 
-/** `n` atomic saves of config/app.json, each waited for until committed (5 s each at most). */
+/** `n` atomic saves of config/app.json, each waited for until committed (5 s each at most); the latencies
+ *  (rename → its "config committed" line read here, so pipe and polling included: for comparing modes only). */
 async function changes(d, configDir, n) {
   const file = path.join(configDir, 'app.json');
   const tmp = path.join(configDir, '.app.json.tmp');
+  const latencies = [];
   for (let i = 1; i <= n; i++) {
     const before = d.state.commits;
     writeFileSync(tmp, JSON.stringify({ v: i, pad: 'x'.repeat(200) }));
-    renameSync(tmp, file);
     const t0 = performance.now();
-    while (d.state.commits === before && performance.now() - t0 < 5000) await sleep(1);
+    renameSync(tmp, file);
+    while (d.state.commits === before && performance.now() - t0 < 5000) await new Promise((r) => setImmediate(r));
+    latencies.push(performance.now() - t0);
   }
+  return latencies;
 }
 
 /** Idle RSS after start and after `n` changes, per mode; bare Node idle measured in between, same run. */
@@ -146,18 +152,22 @@ async function benchRss({ dir, n, log, etcdUrl }) {
     ['http', (f) => ['run', '--config-dir', f.configDir, '--schema-dir', f.schemaDir, '--http', '127.0.0.1:0']],
   ];
   if (etcdUrl) modes.push(['etcd', (f) => ['run', '--etcd', etcdUrl, '--etcd-prefix', '/footprint/', '--schema-dir', f.schemaDir]]);
-  for (const [mode, argsOf] of modes) {
+  // The same modes with V8's young generation capped (the flag the shipped manifests set), side by side.
+  for (const [mode, argsOf] of [...modes]) modes.push([`${mode}+semi`, argsOf, { NODE_OPTIONS: SEMI_FLAG }]);
+  for (const [mode, argsOf, env] of modes) {
     await measureBare();
     const f = fixture(path.join(dir, mode));
-    const d = await daemon([BIN, ...argsOf(f), '--no-pretty', '--log-level', 'info', '--debounce-ms', '0']);
+    const d = await daemon([BIN, ...argsOf(f), '--no-pretty', '--log-level', 'info', '--debounce-ms', '0'], { env });
     const afterStart = await d.rss();
     let afterChanges = NaN;
-    if (mode !== 'etcd') {
-      await changes(d, f.configDir, n);
+    let lat;
+    if (!mode.startsWith('etcd')) {
+      const l = (await changes(d, f.configDir, n)).sort((a, b) => a - b);
+      lat = { p50: l[Math.floor(l.length / 2)], p99: l[Math.ceil(l.length * 0.99) - 1] };
       await sleep(1000);
       afterChanges = await d.rss();
     }
-    out[mode] = { startMs: d.startMs, afterStartKiB: afterStart, afterChangesKiB: afterChanges, commits: d.state.commits };
+    out[mode] = { startMs: d.startMs, afterStartKiB: afterStart, afterChangesKiB: afterChanges, commits: d.state.commits, latency: lat };
     log(`${mode}: ${r1(MiB(afterStart))} MiB after start, ${r1(MiB(afterChanges))} after ${n} changes (${d.state.commits} commits)`);
     await d.stop();
   }
@@ -237,6 +247,9 @@ function table(raw) {
   rssRow('`hotconf run` idle RSS, files, no HTTP', 'files', 55);
   rssRow('`hotconf run --http` idle RSS', 'http', 62);
   rssRow('fleet instance (`run --etcd`) RSS', 'etcd', 70);
+  rssRow(`\`hotconf run\` idle RSS, files, no HTTP, \`NODE_OPTIONS=${SEMI_FLAG}\``, 'files+semi', 55);
+  rssRow(`\`hotconf run --http\` idle RSS, \`NODE_OPTIONS=${SEMI_FLAG}\``, 'http+semi', 62);
+  rssRow(`fleet instance (\`run --etcd\`) RSS, \`NODE_OPTIONS=${SEMI_FLAG}\``, 'etcd+semi', 70);
   const lat = latest('latency');
   const byLabel = (l) => lat?.changeLatency?.find((c) => c.label === l);
   const floor = byLabel('fs.watch (floor)');
@@ -252,11 +265,15 @@ function table(raw) {
     const ratio = at(10_000).latZero.p50 / at(10).latZero.p50;
     rows.push(['change latency 10,000 vs 10 files, `debounceMs: 0` (p50)', `${r2(at(10).latZero.p50)} ms (10 files)`, `${r2(at(10_000).latZero.p50)} ms`, `${r2(ratio)}×`, '≤ 1.5×', verdict(ratio, 1.5)]);
   }
+  const lats = ['files', 'files+semi', 'http', 'http+semi']
+    .filter((m) => raw.rss[m]?.latency)
+    .map((m) => `${m} ${r2(raw.rss[m].latency.p50)} / ${r2(raw.rss[m].latency.p99)}`);
   const n = raw.reps;
   const notes = [
     `Import: a fresh \`node --input-type=module\` process times \`await import('hotconf')\` (performance.now) and reads process.memoryUsage().rss before and 50 ms after; the bare column is the same probe importing nothing. Medians of ${n}, interleaved.`,
     `check: spawn → exit of \`node dist/cli/main.js check --config hotconf.yaml\` (the embedded config: 3 configs, 4 schemas) against \`node -e 0\`, medians of ${n}, interleaved.`,
     'RSS: VmRSS from /proc 1 s after the daemon logged "hotconf running" (then again 1 s after 1,000 atomic saves of a ~230-byte JSON config, each waited for until committed; debounceMs 0, log level info to stdout) against an idle `node -e "setInterval(()=>{},1e6)"` measured between the modes; the fleet row runs against a real etcd (one instance, empty prefix).',
+    `The cost of ${SEMI_FLAG} (more, smaller scavenges): change latency during the 1,000 changes, p50 / p99 ms, as this suite sees it (rename → the commit's log line read from the child's stdout): ${lats.join('; ')}.`,
     lat ? `Latency row: from the latency suite's run of ${lat.machine?.date?.slice(0, 16)} (bench/results/latency.json), fs.watch and hotconf debounceMs 0 in one run.` : 'Latency row: no bench/results/latency.json yet.',
     sc ? `Scale rows: from the scale suite's run of ${latest('scale').machine?.date?.slice(0, 16)} (bench/results/scale.json).` : 'Scale rows: no bench/results/scale.json yet.',
     `Load average (1/5/15 min) at the start ${raw.loadBefore.join(' / ')}, at the end ${raw.loadAfter.join(' / ')}, on ${os.availableParallelism()} cores.`,
