@@ -180,7 +180,8 @@ interface Slot {
  * schema per document, each config name having its own schema file); a group with ids sends one document per
  * round, and groups whose ids collide (with each other or with the schemas they need) go to different batches.
  */
-function plan(groups: readonly Group[], byKey: ReadonlyMap<string, Group>): Slot[][] {
+function plan(groups: readonly Group[], byKey: ReadonlyMap<string, Group>, isolate = false): Slot[][] {
+  if (isolate) return groups.flatMap((group) => group.docs.map((_, doc) => [{ group, doc }]));
   const batches: Array<{ slots: Slot[]; ids: Set<string>; present: Set<string> }> = [];
   const shared: Slot[] = [];
   const rounds: Group[][] = [];
@@ -213,7 +214,12 @@ function plan(groups: readonly Group[], byKey: ReadonlyMap<string, Group>): Slot
 }
 
 /** hotconf's verdict on every document of every group, by group key. */
-export async function runHotconf(api: HotconfApi, groups: readonly Group[], byKey: ReadonlyMap<string, Group>): Promise<Map<string, Outcome[]>> {
+export async function runHotconf(
+  api: HotconfApi,
+  groups: readonly Group[],
+  byKey: ReadonlyMap<string, Group>,
+  isolate = false,
+): Promise<Map<string, Outcome[]>> {
   const results = new Map<string, Outcome[]>(groups.map((g) => [g.key, []]));
   const root = await mkdtemp(path.join(os.tmpdir(), 'hotconf-conformance-'));
   let n = 0;
@@ -237,7 +243,7 @@ export async function runHotconf(api: HotconfApi, groups: readonly Group[], byKe
     }
   };
   try {
-    for (const slots of plan(groups, byKey)) await judge(slots);
+    for (const slots of plan(groups, byKey, isolate)) await judge(slots);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -415,16 +421,21 @@ export interface Comparison {
   readonly skipped: ReadonlyArray<{ readonly group: Group; readonly reason: string }>;
   /** Groups whose schema plain ajv does not compile (hotconf must refuse them too). */
   readonly plainCompileErrors: ReadonlyArray<{ readonly group: Group; readonly error: string }>;
+  /** Wall time of each side, for the report. */
+  readonly ms: { readonly plain: number; readonly hotconf: number };
 }
 
 /** Runs every group through both and pairs the outcomes. */
 export async function compare(
   api: HotconfApi,
   groups: readonly Group[],
-  options: { skipMissingRef?: RegExp; live?: boolean } = {},
+  /** live: one running instance (runHotconfLive); isolate: one checkConfigs per document, nothing beside it. */
+  options: { skipMissingRef?: RegExp; live?: boolean; isolate?: boolean } = {},
 ): Promise<Comparison> {
   const byKey = new Map(groups.map((g) => [g.key, g]));
+  const t0 = performance.now();
   const plain = new Map(groups.map((g) => [g.key, runPlain(g, byKey)]));
+  const t1 = performance.now();
   const skipped: Array<{ group: Group; reason: string }> = [];
   const kept = groups.filter((g) => {
     const missing = plain.get(g.key)!.missingRef;
@@ -434,7 +445,8 @@ export async function compare(
     }
     return true;
   });
-  const hotconf = await (options.live ? runHotconfLive : runHotconf)(api, kept, byKey);
+  const hotconf = options.live ? await runHotconfLive(api, kept, byKey) : await runHotconf(api, kept, byKey, options.isolate);
+  const ms = { plain: Math.round(t1 - t0), hotconf: Math.round(performance.now() - t1) };
   const rows: Row[] = [];
   const plainCompileErrors: Array<{ group: Group; error: string }> = [];
   for (const group of kept) {
@@ -447,7 +459,7 @@ export async function compare(
       rows.push({ group, doc, hotconf: h, plain: a, difference });
     });
   }
-  return { rows, skipped, plainCompileErrors };
+  return { rows, skipped, plainCompileErrors, ms };
 }
 
 /** A row where hotconf and plain ajv disagree without a documented reason, as one line for a test failure. */
