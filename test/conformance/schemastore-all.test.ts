@@ -20,7 +20,7 @@ function draftOf(meta: unknown): Draft | undefined {
 
 describe.skipIf(!mirror)('all SchemaStore schemas (script, not CI)', () => {
   it('counts the schemas that compile, hotconf and plain non-strict ajv', async () => {
-    const git = (...args: string[]) => execFileSync('git', ['--git-dir', mirror!, ...args], { maxBuffer: 1 << 30 }).toString();
+    const git = (...args: string[]) => execFileSync('git', ['--git-dir', mirror!, ...args], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
     const files = git('ls-tree', '--name-only', 'HEAD', 'src/schemas/json/').split('\n').filter((f) => f.endsWith('.json'));
     const groups: Group[] = [];
     const unreadable: string[] = [];
