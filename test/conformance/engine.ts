@@ -106,8 +106,14 @@ export interface PlainResult {
 }
 
 /** Plain ajv's verdict on every document of `group` (`byKey` resolves `needs`). */
+// One instance per draft, emptied before each group (removeSchema() keeps meta-schemas and formats): creating
+// one per group cost more than compiling most of the suite's schemas.
+const plainInstances = new Map<Draft, Ajv>();
+
 export function runPlain(group: Group, byKey: ReadonlyMap<string, Group>): PlainResult {
-  const ajv = plainAjv(group.draft);
+  let ajv = plainInstances.get(group.draft);
+  if (!ajv) plainInstances.set(group.draft, (ajv = plainAjv(group.draft)));
+  ajv.removeSchema();
   let validate: ValidateFunction;
   try {
     for (const key of group.needs ?? []) ajv.addSchema(byKey.get(key)!.schema);
