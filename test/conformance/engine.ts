@@ -290,7 +290,16 @@ export async function runHotconfLive(api: HotconfApi, groups: readonly Group[], 
           await writeFile(file, g.docs[r]!.text);
           written.set(g.key, file);
         }
-        await hc.reload();
+        // A wedged instance must fail this run's documents, not hang the test.
+        let timer: NodeJS.Timeout | undefined;
+        const answered = await Promise.race([
+          hc.reload().then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 60_000))),
+        ]).finally(() => clearTimeout(timer));
+        if (!answered) {
+          for (const g of groups) for (let i = r; i < g.docs.length; i++) results.get(g.key)![i] = { verdict: 'crashed', detail: 'reload() did not answer within 60 s' };
+          break;
+        }
         const states = new Map(hc.status().configs.map((c) => [c.name, c]));
         for (const g of round) {
           const c = states.get(g.key);
