@@ -185,6 +185,10 @@ function parseTree(
   };
   const tooDeep = (offset?: number) => fail('E_DEPTH', offset, `nesting is too deep (limit ${maxDepth})`);
 
+  const twice = secondYamlDirective(text);
+  // Not fail(): the LineCounter only knows lines once yaml has parsed.
+  if (twice !== undefined) throw new ParseError('E_PARSE', { file: displayPath, ...lineColAt(text, twice) }, 'the %YAML directive is given twice');
+
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, {
@@ -233,6 +237,26 @@ function parseTree(
   }
   checkPlain(value, fail);
   return { value, locate: (pointer, opts) => locateInTree(doc, aliasTargets, lines, pointer, opts?.key === true) };
+}
+
+/**
+ * Offset of a second `%YAML` directive before the document starts (YAML 1.2, 6.8.1: at most one per
+ * document; yaml lets it pass), or undefined. Only the directive lines at the top are looked at.
+ */
+function secondYamlDirective(text: string): number | undefined {
+  let seen = false;
+  for (let at = 0; at < text.length; ) {
+    const end = text.indexOf('\n', at) === -1 ? text.length : text.indexOf('\n', at) + 1;
+    const line = text.slice(at, end);
+    if (/^%YAML[ \t]/.test(line)) {
+      if (seen) return at;
+      seen = true;
+    } else if (!/^(%|#|[ \t]*\r?\n?$)/.test(line)) {
+      return undefined; // the document (or its `---`) starts
+    }
+    at = end;
+  }
+  return undefined;
 }
 
 /** Bytes -> text: strips a UTF-8 BOM, refuses invalid UTF-8 and C0 control characters other than \t \n \r. */

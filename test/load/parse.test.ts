@@ -202,6 +202,13 @@ describe('directives and documents (README "Config files")', () => {
     expect(yaml('%YAML 1.2\n---\na: yes\n').value).toEqual({ a: 'yes' });
   });
 
+  test('a %YAML directive given twice is E_PARSE at the second (yaml-test-suite SF5V)', () => {
+    const err = failure(() => yaml('%YAML 1.2\n# again:\n%YAML 1.2\n---\na: 1\n'));
+    expect(err).toMatchObject({ code: 'E_PARSE', line: 3, col: 1 });
+    expect(err.detail).toBe('the %YAML directive is given twice');
+    expect(yaml('%YAML 1.2\n%TAG !e! tag:example.com,2000:\n---\na: "%YAML 1.2"\n').value).toEqual({ a: '%YAML 1.2' });
+  });
+
   test('a second document is E_PARSE where it starts', () => {
     const err = failure(() => yaml('a: 1\n---\nb: 2\n'));
     expect(err).toMatchObject({ code: 'E_PARSE', line: 2, col: 1 });
