@@ -498,6 +498,8 @@ export interface Tally {
   /** Documents hotconf judged at all (the schema compiled). */
   readonly hotconfCompiled: number;
   readonly plainCompiled: number;
+  /** Disagreements explained by a deliberate difference, by its name. */
+  readonly differences: Readonly<Record<string, number>>;
 }
 
 const right = (o: Outcome, expected: boolean | undefined) => expected !== undefined && o.verdict === (expected ? 'valid' : 'invalid');
@@ -510,6 +512,9 @@ export function tally(rows: readonly Row[]): Tally {
     agree: rows.filter((r) => r.hotconf.verdict === r.plain.verdict || r.difference !== undefined).length,
     hotconfCompiled: rows.filter((r) => r.hotconf.verdict !== 'schema-error').length,
     plainCompiled: rows.filter((r) => r.plain.verdict !== 'schema-error').length,
+    differences: Object.fromEntries(
+      DIFFERENCES.map((d): [string, number] => [d.name, rows.filter((r) => r.difference === d.name).length]).filter(([, n]) => n !== 0),
+    ),
   };
 }
 
@@ -535,7 +540,8 @@ export function formatTable(suite: string, tallies: ReadonlyArray<readonly [stri
     const pct = (n: number) => `${((100 * n) / Math.max(t.total, 1)).toFixed(0)}%`.padStart(4);
     lines.push(
       `  ${key.padEnd(width)}  hotconf ${String(t.hotconf).padStart(5)}/${t.total} ${pct(t.hotconf)}   plain ajv ${String(t.plain).padStart(5)}/${t.total} ${pct(t.plain)}` +
-        `   agree ${String(t.agree).padStart(5)}   compiled hotconf ${t.hotconfCompiled} ajv ${t.plainCompiled}`,
+        `   agree ${String(t.agree).padStart(5)}   compiled hotconf ${t.hotconfCompiled} ajv ${t.plainCompiled}` +
+        Object.entries(t.differences).map(([k, n]) => `   ${k} ${n}`).join(''),
     );
   }
   return lines.join('\n');

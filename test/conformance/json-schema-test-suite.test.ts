@@ -4,7 +4,8 @@
 // (the engine's DIFFERENCES list the deliberate exceptions); how many verdicts match the suite's is counted
 // for the report (HOTCONF_CONFORMANCE_REPORT=1, or bench/conformance.mjs).
 //
-// Run: drafts 4, 6, 7, 2019-09, 2020-12, required tests and optional/format. Left out: groups whose schema
+// Run: drafts 4, 6, 7, 2019-09, 2020-12, required tests, optional/format, and optional/bignum (where the
+// safe-integer rule is a deliberate difference, reported on its own row). Left out: groups whose schema
 // `$ref`s a remote (http://localhost:1234/…, which the suite expects a test runner to serve).
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,7 +27,7 @@ interface SuiteGroup {
 
 interface SuiteFile {
   readonly file: string;
-  readonly kind: 'required' | 'format' | 'other-format';
+  readonly kind: 'required' | 'format' | 'other-format' | 'bignum';
   readonly groups: Group[];
 }
 
@@ -35,6 +36,7 @@ async function loadDraft(draft: Draft): Promise<SuiteFile[]> {
   const files = [
     ...(await readdir(dir)).filter((f) => f.endsWith('.json')).sort(),
     ...(await readdir(path.join(dir, 'optional/format'))).filter((f) => f.endsWith('.json')).sort().map((f) => `optional/format/${f}`),
+    'optional/bignum.json',
   ];
   const out: SuiteFile[] = [];
   for (const file of files) {
@@ -52,7 +54,8 @@ async function loadDraft(draft: Draft): Promise<SuiteFile[]> {
         docs: g.tests.map((t) => ({ label: t.description, text: JSON.stringify(t.data), ext: '.json', expected: t.valid })),
       };
     });
-    out.push({ file, kind: format === undefined ? 'required' : AJV_FORMATS.has(format) ? 'format' : 'other-format', groups });
+    const kind = file === 'optional/bignum.json' ? 'bignum' : format === undefined ? 'required' : AJV_FORMATS.has(format) ? 'format' : 'other-format';
+    out.push({ file, kind, groups });
   }
   return out;
 }
@@ -74,7 +77,7 @@ for (const draft of DRAFTS) {
         files.flatMap((f) => f.groups),
         { skipMissingRef: /^https?:\/\/localhost:1234\// },
       );
-      for (const kind of ['required', 'format', 'other-format'] as const) {
+      for (const kind of ['required', 'format', 'other-format', 'bignum'] as const) {
         const groups = new Set(files.filter((f) => f.kind === kind).flatMap((f) => f.groups));
         tallies.push([`${draft}${kind === 'required' ? '' : ` ${kind}`}`, tally(result.rows.filter((r) => groups.has(r.group)))]);
       }
@@ -87,6 +90,11 @@ for (const draft of DRAFTS) {
       for (const s of result.skipped) expect(s.reason).toMatch(/^\$ref to remote http:\/\/localhost:1234\//);
       // The suite's remote-ref groups are a small share; a bug that made every schema "miss a ref" must not pass.
       expect(result.skipped.length).toBeLessThan(files.flatMap((f) => f.groups).length / 5);
+    });
+
+    it('the deliberate differences are real: each explains some of the suite (bignum, __proto__ and friends)', () => {
+      const used = new Set(result.rows.map((r) => r.difference).filter((d) => d !== undefined));
+      expect([...used].sort()).toEqual(['forbidden-key', 'safe-integer']);
     });
 
     // One test per suite file, so that one failing file does not hide another; its failure lists every test.
