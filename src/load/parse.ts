@@ -246,7 +246,8 @@ function parseTree(
 function secondYamlDirective(text: string): number | undefined {
   let seen = false;
   for (let at = 0; at < text.length; ) {
-    const end = text.indexOf('\n', at) === -1 ? text.length : text.indexOf('\n', at) + 1;
+    const newline = text.indexOf('\n', at);
+    const end = newline === -1 ? text.length : newline + 1;
     const line = text.slice(at, end);
     if (/^%YAML[ \t]/.test(line)) {
       if (seen) return at;
