@@ -67,6 +67,9 @@ export interface HttpOptions {
    *  close() leaves them open), so that counts from elsewhere (publish, notify) land in the same place. Not with
    *  `registry`. Default: the server makes its own HotconfMetrics (on `registry`) and closes them with itself. */
   metrics?: HotconfMetrics;
+  /** Fields added to GET /v1/status besides hot.status()'s, read on each request (the daemon adds `notify`: the
+   *  publish step and each notify target's last result). Default none. */
+  status?: () => Record<string, unknown>;
 }
 
 export interface HttpServer extends AsyncDisposable {
@@ -291,7 +294,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     return undefined;
   });
 
-  app.get('/v1/status', () => hot.status());
+  app.get('/v1/status', () => ({ ...hot.status(), ...options.status?.() }));
 
   app.post('/v1/reload', async (_req, reply) => {
     const result = await hot.reload();
