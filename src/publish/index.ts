@@ -20,22 +20,22 @@ export type { PublishOptions } from './writer.js';
 
 export type NotifyKind = 'publish' | 'webhook' | 'signal' | 'command';
 
-/** Where one target (or the publish step) stands, as GET /v1/status shows it under `notify`. */
+/** Where one target (or the publish step) stands, as GET /v1/status shows it under `notify` (null: not known yet). */
 export interface NotifyTargetStatus {
   readonly kind: NotifyKind;
   /** The webhook URL (no credentials, no query), the signal and pid (file), the command's program, the dir. */
   readonly target: string;
-  /** The version of the last final result (after retries); undefined before the first. */
-  readonly version: number | undefined;
+  /** The version of the last final result (after retries); null before the first. */
+  readonly version: number | null;
   /** `ok`, or `failed` (the reason says why: `HTTP 500: <the start of the answer>`, `connect ECONNREFUSED …`). */
-  readonly result: 'ok' | 'failed' | undefined;
+  readonly result: 'ok' | 'failed' | null;
   /** When that result came, ISO 8601. */
-  readonly at: string | undefined;
-  readonly reason: string | undefined;
+  readonly at: string | null;
+  readonly reason: string | null;
   /** The last version the target acknowledged (published, for `publish`). */
-  readonly lastOkVersion: number | undefined;
-  /** The version being delivered now (retrying, or waiting out the start-up grace); undefined when idle. */
-  readonly delivering: number | undefined;
+  readonly lastOkVersion: number | null;
+  /** The version being delivered now (retrying, or waiting out the start-up grace); null when idle. */
+  readonly delivering: number | null;
 }
 
 export interface PublisherOptions {
@@ -166,19 +166,19 @@ class Runner implements Publisher {
   }
 
   status(): NotifyTargetStatus[] {
-    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
     const out: NotifyTargetStatus[] = [];
     const p = this.#publishLast;
     if (this.#publish) {
       out.push({
         kind: 'publish',
         target: this.#publish.dir,
-        version: p?.version,
-        result: p === undefined ? undefined : p.ok ? 'ok' : 'failed',
+        version: p?.version ?? null,
+        result: p === undefined ? null : p.ok ? 'ok' : 'failed',
         at: iso(p?.at),
-        reason: p?.reason,
-        lastOkVersion: this.#published?.version,
-        delivering: undefined,
+        reason: p?.reason ?? null,
+        lastOkVersion: this.#published?.version ?? null,
+        delivering: null,
       });
     }
     for (const lane of this.#lanes) {
@@ -186,12 +186,12 @@ class Runner implements Publisher {
       out.push({
         kind: lane.target.kind,
         target: describeTarget(lane.target),
-        version: last?.version,
-        result: last === undefined ? undefined : last.outcome === 'ok' ? 'ok' : 'failed',
+        version: last?.version ?? null,
+        result: last === undefined ? null : last.outcome === 'ok' ? 'ok' : 'failed',
         at: iso(last?.at),
-        reason: last?.reason,
-        lastOkVersion: lane.lastOkVersion,
-        delivering: lane.delivering,
+        reason: last?.reason ?? null,
+        lastOkVersion: lane.lastOkVersion ?? null,
+        delivering: lane.delivering ?? null,
       });
     }
     return out;

@@ -66,7 +66,7 @@ describe('notify results', () => {
     expect(logged.length).toBeLessThan(600);
 
     const [status] = pub.status();
-    expect(status).toMatchObject({ kind: 'webhook', target: app.url, version: 1, result: 'failed', lastOkVersion: undefined, delivering: undefined });
+    expect(status).toMatchObject({ kind: 'webhook', target: app.url, version: 1, result: 'failed', lastOkVersion: null, delivering: null });
     expect(status!.reason).toBe(`HTTP 500: ${logged}`);
     expect(Date.parse(status!.at!)).toBeGreaterThan(Date.now() - 60_000);
   });
@@ -93,7 +93,7 @@ describe('notify results', () => {
     await until(() => n(hot) === 2, 'n=2');
     await pub.idle();
     expect(ok.requests.map((r) => r.version)).toEqual([hot.version]);
-    expect(pub.status()).toMatchObject([{ kind: 'webhook', target: ok.url, version: hot.version, result: 'ok', reason: undefined, lastOkVersion: hot.version }]);
+    expect(pub.status()).toMatchObject([{ kind: 'webhook', target: ok.url, version: hot.version, result: 'ok', reason: null, lastOkVersion: hot.version }]);
   });
 
   it('an application that listens late is waited for quietly in the start-up grace and gets the current version as soon as it listens', async () => {
@@ -109,7 +109,7 @@ describe('notify results', () => {
     });
     const quiet = () => log.lines.filter((l) => String(l.msg).includes('not listening yet'));
     await until(() => quiet().length >= 3, 'several quiet looks at the closed port');
-    expect(pub.status()).toMatchObject([{ kind: 'webhook', result: undefined, delivering: 1 }]);
+    expect(pub.status()).toMatchObject([{ kind: 'webhook', result: null, delivering: 1 }]);
     // A version committed meanwhile: the application must get that one, not the one it missed.
     await w.configAtomic('app.yaml', 'port: 1\nn: 2\n');
     await until(() => n(hot) === 2, 'n=2');
@@ -125,7 +125,7 @@ describe('notify results', () => {
     expect(rec.of('webhook')[0]!.at - listenedAt).toBeLessThan(10_000);
     expect(quiet().every((l) => l.level === 20)).toBe(true);
     expect(log.lines.filter((l) => (l.level as number) >= 40)).toEqual([]);
-    expect(pub.status()).toMatchObject([{ result: 'ok', version: hot.version, lastOkVersion: hot.version, delivering: undefined }]);
+    expect(pub.status()).toMatchObject([{ result: 'ok', version: hot.version, lastOkVersion: hot.version, delivering: null }]);
   });
 
   it('past the start-up grace a refused connection is a failure like any other: retried `retries` times, then logged as an error', async () => {
