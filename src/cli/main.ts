@@ -3,15 +3,24 @@
 // `watch` (committed changes as NDJSON) and `push` (a validated directory into etcd, in one guarded transaction).
 // Usage errors exit 2, invalid config 1, cannot-run 3.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { describeEtcdError, etcdClient, EtcdError, normalizePrefix } from '../source/etcd/client.js';
 import { pushEntries, type PushResult } from '../source/etcd/push.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
+import { reloadAndWait } from '../daemon/reload.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
-import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, type OptionKey } from '../options.js';
+import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, UNKNOWN_FORMATS, type OptionKey } from '../options.js';
+
+// A reader that goes away (`hotconf --help | head -1`) is not an error of ours: stop quietly, no stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);
+  });
+}
 
 const pkg = JSON.parse(await readFile(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -37,14 +46,52 @@ interface DirFlags {
 function dirOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)').env('HOTCONF_CONFIG'))
-    .option('--config-dir <dir>', 'directory of config files (default: the embedded config/)')
-    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: the embedded schemas/)');
+    .option('--config-dir <dir>', 'directory of config files (default: ./hotconf.yaml\'s, else ./config)')
+    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: ./hotconf.yaml\'s, else ./schemas)')
+    .option('--strict-schemas', "compile schemas in ajv's strict mode: its lint findings refuse the schema")
+    .option('--use-defaults', 'fill schema defaults into each valid config (after validation)')
+    .addOption(new Option('--unknown-formats <what>', `what an unknown schema format does ${byDefault('unknownFormats')}`).choices(UNKNOWN_FORMATS));
+}
+
+const isDir = (dir: string) => stat(dir).then((s) => s.isDirectory(), () => false);
+
+/** `./config` when inside the current directory, else the absolute path: how the CLI names a directory. */
+function shown(dir: string): string {
+  const rel = path.relative(process.cwd(), path.resolve(dir));
+  return escapeControl(rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(dir) : `./${rel}`);
+}
+
+/**
+ * Where the configs are when no flag or variable says: ./hotconf.yaml, else ./config + ./schemas, else a usage
+ * error (exit 2) naming what was looked for. Never the package's own demo (only `npm start` in the repository
+ * serves that, by passing its hotconf.yaml), so `npx hotconf check` in a project checks that project.
+ */
+async function findConfig(flags: DirFlags, { etcdIsASource = true } = {}): Promise<void> {
+  const env = process.env;
+  const etcd = etcdIsASource ? (flags.etcd ?? (env.HOTCONF_ETCD || undefined)) : undefined;
+  const told = flags.config ?? flags.configDir ?? etcd ?? (env.HOTCONF_CONFIG_DIR || undefined);
+  if (told !== undefined) return;
+  if (await stat('hotconf.yaml').then((s) => s.isFile(), () => false)) {
+    flags.config = 'hotconf.yaml';
+  } else if ((await isDir('config')) && (flags.schemaDir !== undefined || env.HOTCONF_SCHEMA_DIR || (await isDir('schemas')))) {
+    flags.configDir = 'config';
+    flags.schemaDir ??= env.HOTCONF_SCHEMA_DIR ? undefined : 'schemas';
+  } else {
+    process.stderr.write(
+      `hotconf: no configs to use in ${process.cwd()}: looked for ./hotconf.yaml, then the directories ./config and ./schemas.\n` +
+        'Pass --config hotconf.yaml, or --config-dir DIR --schema-dir DIR (or $HOTCONF_CONFIG / $HOTCONF_CONFIG_DIR).\n',
+    );
+    process.exit(EXIT.USAGE);
+  }
 }
 
 function flagLayer(flags: DirFlags): SettingsLayer {
   const layer: SettingsLayer = {};
   if (flags.configDir !== undefined) layer.configDir = flags.configDir;
   if (flags.schemaDir !== undefined) layer.schemaDir = flags.schemaDir;
+  if (flags.strictSchemas === true) layer.schemaStrict = true;
+  if (flags.useDefaults === true) layer.useDefaults = true;
+  if (flags.unknownFormats !== undefined) layer.unknownFormats = flags.unknownFormats as NonNullable<SettingsLayer['unknownFormats']>;
   if (flags.batchPolicy !== undefined) layer.batchPolicy = flags.batchPolicy as NonNullable<SettingsLayer['batchPolicy']>;
   if (flags.debounceMs !== undefined) layer.debounceMs = flags.debounceMs as number;
   if (flags.startWithValid === true) layer.startWithValid = true;
@@ -86,6 +133,7 @@ function etcdOptions(cmd: Command): Command {
 
 /** Settings for the one-shot commands; problems with them are reported and exit 3. */
 async function oneShotSettings(flags: DirFlags) {
+  await findConfig(flags);
   try {
     return await loadSettings({ settingsFile: flags.config, flags: flagLayer(flags) });
   } catch (err) {
@@ -125,6 +173,7 @@ etcdOptions(dirOptions(program.command('run').description('run the daemon: keep 
   .option('--publish-dir <dir>', 'publish every committed version into this directory, atomically')
   .option('--notify-webhook <url>', 'POST each committed version to this URL')
   .action(async (flags: DirFlags) => {
+    await findConfig(flags);
     process.exitCode = await runDaemon({ settingsFile: flags.config, flags: flagLayer(flags) });
   });
 
@@ -141,10 +190,18 @@ dirOptions(program.command('check').description('validate every config (or the g
       process.exitCode = EXIT.CANNOT_RUN;
       return;
     }
+    const where = {
+      ...(flags.config === undefined ? {} : { settingsFile: shown(flags.config) }),
+      ...(settings.configDir === undefined ? {} : { configDir: shown(settings.configDir) }),
+      ...(settings.etcd === undefined ? {} : { etcd: `${settings.etcd.endpoints.join(',')} ${settings.etcd.prefix}` }),
+      schemaDir: shown(settings.schemaDir),
+    };
     if (flags.json) {
       const configs = report.configs.map(({ name, file, ok, errors }) => ({ name, file, ok, errors }));
-      process.stdout.write(`${JSON.stringify({ ok: report.ok, configs, errors: report.errors }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ok: report.ok, ...where, configs, errors: report.errors }, null, 2)}\n`);
     } else {
+      const source = where.configDir ?? `etcd ${where.etcd ?? ''}`;
+      process.stdout.write(`checking ${source} against the schemas in ${where.schemaDir}${where.settingsFile ? ` (from ${where.settingsFile})` : ''}\n`);
       // Escaped again here: a message may quote a name, and names are anyone's to choose (a newline would forge a line).
       for (const e of report.errors) process.stdout.write(`${escapeControl(e.message)}\n`);
       const bad = report.configs.filter((c) => !c.ok).length;
@@ -173,7 +230,8 @@ dirOptions(program.command('get').description('print the validated value of a co
       .filter((c) => target === c.name || target.startsWith(`${c.name}.`))
       .sort((a, b) => b.name.length - a.name.length)[0];
     if (!match) {
-      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${report.configs.map((c) => escapeControl(c.name)).join(', ')})\n`);
+      const dir = settings.configDir === undefined ? '' : ` in ${shown(settings.configDir)}`;
+      process.stderr.write(`hotconf: no config named '${escapeControl(target.split('.')[0] ?? '')}'${dir} (known: ${report.configs.map((c) => escapeControl(c.name)).join(', ')})\n`);
       process.exitCode = EXIT.INVALID;
       return;
     }
@@ -338,6 +396,26 @@ dirOptions(program.command('watch').description('print each committed change as 
     await hot.close();
   });
 
+program
+  .command('reload')
+  .description("send SIGHUP to a running daemon and wait for that reload's outcome: exit 0 applied, 1 refused (systemd's ExecReload=)")
+  .requiredOption('--pid <pid>', "the daemon's process id ($MAINPID in a unit)", wholeNumber)
+  .option('--timeout-ms <ms>', 'give up waiting after this long (default: 25000 ms, under the unit\'s TimeoutStartSec=30s)', wholeNumber)
+  .action(async (flags: { pid: number; timeoutMs?: number }) => {
+    const wait = await reloadAndWait(flags.pid, { timeoutMs: flags.timeoutMs ?? 25_000 });
+    if (!wait.done) {
+      process.stderr.write(`hotconf: ${wait.message}\n`);
+      process.exitCode = EXIT.CANNOT_RUN;
+      return;
+    }
+    const { outcome } = wait;
+    for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);
+    const summary = `process ${outcome.pid}: version ${outcome.version}, ${outcome.durationMs} ms`;
+    if (outcome.ok) process.stdout.write(`hotconf: reloaded (${summary})\n`);
+    else process.stderr.write(`hotconf: reload failed (${summary}): ${outcome.problems.length} problem(s) above; what was refused keeps its last good value\n`);
+    process.exitCode = outcome.ok ? EXIT.OK : EXIT.INVALID;
+  });
+
 etcdOptions(dirOptions(program.command('push').description('validate a config directory, then write it into etcd in one guarded transaction')))
   .option('--prune', 'delete the keys under the prefix that the directory does not have')
   .option('--dry-run', 'print what would change, write nothing')
@@ -348,6 +426,7 @@ etcdOptions(dirOptions(program.command('push').description('validate a config di
 
 /** `hotconf push`: every file valid first (else exit 1, nothing written), then one transaction or a clear failure. */
 async function push(flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?: boolean }): Promise<number> {
+  await findConfig(flags, { etcdIsASource: false }); // push reads a directory and writes etcd
   let settings;
   try {
     settings = await loadSettings({ settingsFile: flags.config, flags: flagLayer(flags) }, { keepConfigDir: true });

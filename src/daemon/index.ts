@@ -4,17 +4,19 @@
 // with a watchdog that only pings while a probe batch still makes it through the pipeline.
 import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
 import type { EtcdOptions } from '../source/etcd/client.js';
-import { createHotconf, type BatchResult, type Hotconf, type HotconfOptions } from '../hotconf.js';
+import { createHotconf, type Hotconf, type HotconfOptions } from '../hotconf.js';
 import { startHttpServer, type HttpServer } from '../http/index.js';
 import { HotconfMetrics } from '../metrics/index.js';
 import { isInside } from '../names.js';
 import { startPublisher, type Publisher } from '../publish/index.js';
+import { daemonLogger } from './log.js';
 import { SystemdNotifier } from './notify.js';
+import { monotonicUs, runtimeDirOf, writeReloadOutcome, type ReloadOutcome } from './reload.js';
 import {
   diffSettings,
   environmentLayer,
@@ -27,6 +29,7 @@ import {
   type SettingsLayer,
 } from './settings.js';
 
+export { daemonLogger } from './log.js';
 export { SettingsError } from './settings.js';
 /** For the CLI, which shows names and messages but may not import names.ts itself. */
 export { escapeControl } from '../names.js';
@@ -88,19 +91,6 @@ export async function hotconfOptionsOf(settings: DaemonSettings, env: NodeJS.Pro
   return { ...rest, ...(etcd ? { etcd: await etcdOptionsOf(etcd, env) } : { configDir: configDir! }) };
 }
 
-/** A logger for the daemon: JSON lines on stdout (journald), pretty on a terminal. Secrets are redacted. */
-export function daemonLogger(settings: Pick<DaemonSettings, 'log'>, fd: 1 | 2 = 1): Logger {
-  const pretty = settings.log.pretty ?? (fd === 1 ? process.stdout : process.stderr).isTTY;
-  const options = {
-    name: 'hotconf',
-    level: settings.log.level,
-    // hotconf never logs config values; this guards the fields that could carry credentials anyway.
-    redact: { paths: ['req.headers.authorization', '*.password', '*.token', '*.secret'], censor: '[REDACTED]' },
-  };
-  if (pretty) return pino(options, pino.transport({ target: 'pino-pretty', options: { destination: fd } }));
-  return pino(options, pino.destination({ dest: fd, sync: true }));
-}
-
 /** Runs the daemon until SIGTERM/SIGINT; resolves with the process exit code. */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   // Signals that arrive while starting up are held, not fatal (SIGHUP and SIGINT would otherwise kill the
@@ -142,7 +132,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   }
   const logger = daemonLogger(settings);
   const source = settings.etcd ? { etcd: settings.etcd.endpoints, prefix: settings.etcd.prefix } : { configDir: settings.configDir };
-  logger.info({ pid: process.pid, ...source, schemaDir: settings.schemaDir }, 'hotconf starting');
+  logger.info({ ...source, schemaDir: settings.schemaDir }, 'hotconf starting'); // pino adds the pid
   const settingsFile = options.settingsFile === undefined ? undefined : path.resolve(options.settingsFile);
   const configDir = settings.configDir === undefined ? undefined : path.resolve(settings.configDir);
   if (settingsFile && configDir && isInside(settingsFile, configDir)) {
@@ -161,7 +151,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
     hot = await createHotconf({ ...(await hotconfOptionsOf(settings, options.env ?? process.env)), logger });
   } catch (err) {
     if (err instanceof InitialLoadError) {
-      for (const e of err.errors) logger.error(e.toJSON(), e.message);
+      // The pipeline has logged the refusal with each problem; this says what it means for the process.
       logger.fatal({ errors: err.errors.length }, 'initial config is invalid; not starting (the previous process, if any, keeps serving)');
       await notifier.status(`initial config invalid: ${err.errors.length} error(s)`);
       return EXIT.INVALID;
@@ -246,9 +236,15 @@ function publisherOptions(settings: DaemonSettings, logger: Logger, metrics: Hot
   };
 }
 
+/** A config error's fields for a log line whose message is the error's message (said once, not twice). */
+function errorFields(e: ConfigError): Omit<ReturnType<ConfigError['toJSON']>, 'message'> {
+  const { message: _message, ...fields } = e.toJSON();
+  return fields;
+}
+
 function reportSettingsError(logger: Logger, err: unknown): void {
   if (err instanceof SettingsError) {
-    for (const e of err.errors) logger.error(e.toJSON(), e.message);
+    for (const e of err.errors) logger.error(errorFields(e), e.message);
     logger.fatal('invalid hotconf settings');
   } else {
     logger.fatal({ err }, 'cannot read hotconf settings');
@@ -260,6 +256,8 @@ class Daemon {
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
   private watchdogTimer: NodeJS.Timeout | undefined;
+  /** Where each reload's outcome is recorded for `hotconf reload` (systemd's RuntimeDirectory=). */
+  private readonly runtimeDir: string | undefined;
   private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
 
   constructor(
@@ -272,13 +270,15 @@ class Daemon {
     private readonly metrics: HotconfMetrics | undefined,
     private readonly server: HttpServer | undefined,
     public publisher: Publisher | undefined,
-  ) {}
+  ) {
+    this.runtimeDir = runtimeDirOf(options.env ?? process.env);
+  }
 
   async run(early: EarlySignals): Promise<number> {
     const { hot, notifier, logger } = this;
     let exit!: (code: number) => void;
     const exited = new Promise<number>((resolve) => (exit = resolve));
-    hot.onBatch((result) => this.onBatch(result));
+    hot.onBatch(() => this.onBatch());
     this.on('SIGHUP', () => this.reload('SIGHUP'));
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       this.on(signal, () => {
@@ -299,9 +299,11 @@ class Daemon {
         if (curr.mtimeMs !== prev.mtimeMs || curr.ino !== prev.ino || curr.size !== prev.size) this.reload('settings file changed');
       });
     }
+    // Before READY=1: from then on systemd runs ExecReload=, whose `hotconf reload` looks for this file first.
+    await this.recordOutcome({ reason: 'start', startedAt: monotonicUs(), problems: [] });
     await notifier.ready(this.statusText());
     this.startWatchdog();
-    logger.info({ version: hot.version, pid: process.pid, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
+    logger.info({ version: hot.version, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
     early.release();
     if (early.stop) process.emit(early.stop, early.stop);
     else if (early.reload) process.emit('SIGHUP', 'SIGHUP');
@@ -318,12 +320,9 @@ class Daemon {
     return `version ${st.version}, ${st.configs.length} configs, ${st.errors} errors`;
   }
 
-  private onBatch(result: BatchResult): void {
+  private onBatch(): void {
+    // The pipeline logs the batch itself, as one event (a refusal at error level, with each problem's file:line:col).
     this.notifier.status(this.statusText()).catch(() => undefined); // send() never rejects; belt and braces
-    if (!result.committed && result.errors.length > 0) {
-      // one line per problem too, so that `journalctl -u hotconf | grep yaml:` finds them
-      for (const e of result.errors) this.logger.error(e, e.message);
-    }
   }
 
   /**
@@ -339,56 +338,83 @@ class Daemon {
     this.reloading = (async () => {
       do {
         this.reloadAgain = false;
+        const startedAt = monotonicUs();
         await this.notifier.reloading();
-        await this.reloadSettings();
+        const problems = await this.reloadSettings();
         const started = performance.now();
         const result = await this.hot.reload().catch((err: unknown) => {
           if (!this.stopping) this.logger.error({ err }, 'reload failed');
+          problems.push(`reload failed: ${err instanceof Error ? err.message : String(err)}`);
           return undefined;
         });
         if (result) {
           this.logger.info({ reason, version: result.version, errors: result.errors.length, ms: Math.round(performance.now() - started) }, 'reloaded');
+          problems.push(...result.errors.map((e) => e.message));
         }
         await this.notifier.ready(this.statusText());
+        // After READY=1, so that systemd is out of its reloading state when `hotconf reload` returns.
+        await this.recordOutcome({ reason, startedAt, problems });
       } while (this.reloadAgain && !this.stopping);
     })().finally(() => {
       this.reloading = undefined;
     });
   }
 
-  /** Applies what may change while running; a change that needs a restart applies nothing and says so. */
-  private async reloadSettings(): Promise<void> {
+  /**
+   * Records the outcome where `hotconf reload` waits for it. It fails when hotconf.yaml was not applied or any
+   * config is invalid after the rescan (the last good values stay live either way). A failed write is logged:
+   * the reload itself happened, only its report is missing (and `hotconf reload` times out saying so).
+   */
+  private async recordOutcome({ reason, startedAt, problems }: { reason: string; startedAt: bigint; problems: string[] }): Promise<void> {
+    if (this.runtimeDir === undefined) return;
+    const outcome: ReloadOutcome = {
+      pid: process.pid,
+      reason,
+      startedAtUs: startedAt.toString(),
+      durationMs: Math.round(Number(monotonicUs() - startedAt) / 1000),
+      ok: problems.length === 0,
+      version: this.hot.version,
+      // bounded: a thousand broken files must not make a thousand-line reply
+      problems: problems.length > 20 ? [...problems.slice(0, 20), `… and ${problems.length - 20} more`] : problems,
+    };
+    await writeReloadOutcome(this.runtimeDir, outcome).catch((err: unknown) => this.logger.error({ err, dir: this.runtimeDir }, 'cannot record the reload outcome'));
+  }
+
+  /** Applies what may change while running; a change that needs a restart applies nothing and says so.
+   *  Resolves with what kept the new settings from applying (empty when they applied or did not change). */
+  private async reloadSettings(): Promise<string[]> {
     let next: DaemonSettings;
     try {
       next = await loadSettings(this.options);
     } catch (err) {
       if (err instanceof SettingsError) {
-        for (const e of err.errors) this.logger.error(e instanceof ConfigError ? e.toJSON() : {}, e.message);
+        for (const e of err.errors) this.logger.error(e instanceof ConfigError ? errorFields(e) : {}, e.message);
         this.logger.error('hotconf settings are invalid; keeping the current ones');
-      } else {
-        this.logger.error({ err }, 'cannot read hotconf settings; keeping the current ones');
+        return [...err.errors.map((e) => e.message), 'hotconf settings are invalid; keeping the current ones'];
       }
-      return;
+      this.logger.error({ err }, 'cannot read hotconf settings; keeping the current ones');
+      return [`cannot read hotconf settings; keeping the current ones: ${err instanceof Error ? err.message : String(err)}`];
     }
     const { hot, restart } = diffSettings(this.settings, next);
     if (restart.length > 0) {
       this.logger.warn({ restart, hot }, 'settings change needs a restart; nothing of it was applied');
-      return;
+      return [`settings change needs a restart; nothing of it was applied: ${restart.join(', ')}`];
     }
-    if (hot.length === 0) return;
+    if (hot.length === 0) return [];
     if (hot.some((key) => key.startsWith('notify.'))) {
       try {
         if (this.publisher) this.publisher.setNotify(next.notify);
         else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.metrics));
       } catch (err) {
         this.logger.error({ err }, 'new notify settings refused; keeping the current ones');
-        return;
+        return [`new notify settings refused; keeping the current ones: ${err instanceof Error ? err.message : String(err)}`];
       }
     }
     this.logger.level = next.log.level;
     this.hot.update(runtimeOptionsOf(next));
     this.settings = next;
     this.logger.info({ changed: hot }, 'settings applied');
+    return [];
   }
 
   /**

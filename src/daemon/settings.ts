@@ -30,6 +30,10 @@ export const LIBRARY_SETTINGS = [
   'verifyIntervalMs',
   'maxFileBytes',
   'keepOnDelete',
+  'useDefaults',
+  'schemaStrict',
+  'unknownFormats',
+  'maxSchemaBytes',
 ] as const satisfies readonly OptionKey[];
 type LibrarySetting = (typeof LIBRARY_SETTINGS)[number];
 

@@ -189,15 +189,24 @@ export class Pipeline {
     const change = holdBack ? undefined : store.commit({ set, remove, ...(sourceRevision === undefined ? {} : { sourceRevision }) });
     const ms = round(performance.now() - started);
     if (change) {
+      // One line per commit; no empty fields (`removed` only when something was removed).
       this.#log.info(
-        { version: change.version, changed: change.changed, removed: change.removed, sourceRevision, ms, latencyMs: round(performance.now() - batch.firstHintAt) },
+        {
+          version: change.version,
+          changed: change.changed,
+          ...(change.removed.length > 0 ? { removed: change.removed } : {}),
+          ...(sourceRevision === undefined ? {} : { sourceRevision }),
+          ms,
+          latencyMs: round(performance.now() - batch.firstHintAt),
+        },
         'config committed',
       );
     }
     if (recovered.length > 0) this.#log.info({ names: recovered, version: store.version }, 'config valid again');
     if (errors.length > 0) {
-      this.#log.warn(
-        { errors: errors.map((e) => e.toJSON()), held: holdBack ? [...this.#retry] : [], policy, version: store.version },
+      // One event for the refusal, at error level (`journalctl -p err` lists it), each problem's message once.
+      this.#log.error(
+        { errors: errors.map((e) => e.toJSON()), ...(holdBack ? { held: [...this.#retry] } : {}), policy, version: store.version },
         holdBack ? 'batch rejected; last good config stays live' : 'invalid config refused; last good value stays live',
       );
     }
