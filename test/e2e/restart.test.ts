@@ -117,6 +117,7 @@ it('clients holding ids from a stopped daemon end on the current value of every 
   const late = sseClient(base);
   const early = sseClient(base);
   let earlyRunning: Promise<void> | undefined;
+  let earlyOn = true;
   let watcher: Daemon | undefined;
   try {
     await a.line((l) => l.msg === 'http listening', 'daemon A listening');
@@ -124,7 +125,7 @@ it('clients holding ids from a stopped daemon end on the current value of every 
     const lateStream = late.connect();
     // The early client reconnects on its own as soon as the stream ends, as EventSource does (every 200 ms here).
     earlyRunning = (async () => {
-      while (a !== undefined || b !== undefined) {
+      while (earlyOn) {
         await early.connect().catch(() => undefined);
         await sleep(200);
       }
@@ -186,6 +187,7 @@ it('clients holding ids from a stopped daemon end on the current value of every 
     if (a) await stop(a);
     if (b) await stop(b);
     a = b = undefined;
+    earlyOn = false;
     early.disconnect();
     await earlyRunning;
     watcher?.signal('SIGINT');
