@@ -72,10 +72,12 @@ describe('resolveOptions', () => {
       maxDepth: 64,
       maxAliasCount: 100,
       concurrency: 16,
+      maxErrorsPerConfig: 20,
       useDefaults: true,
       keepOnDelete: false,
       startWithValid: false,
       usePolling: false,
+      followExternalLinks: false,
     });
   });
 

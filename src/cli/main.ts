@@ -38,7 +38,8 @@ function dirOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)').env('HOTCONF_CONFIG'))
     .option('--config-dir <dir>', 'directory of config files (default: the embedded config/)')
-    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: the embedded schemas/)');
+    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: the embedded schemas/)')
+    .option('--follow-external-links', 'follow symlinks whose target is outside the config dir (default: refused)');
 }
 
 function flagLayer(flags: DirFlags): SettingsLayer {
@@ -48,6 +49,7 @@ function flagLayer(flags: DirFlags): SettingsLayer {
   if (flags.batchPolicy !== undefined) layer.batchPolicy = flags.batchPolicy as NonNullable<SettingsLayer['batchPolicy']>;
   if (flags.debounceMs !== undefined) layer.debounceMs = flags.debounceMs as number;
   if (flags.startWithValid === true) layer.startWithValid = true;
+  if (flags.followExternalLinks === true) layer.followExternalLinks = true;
   if (flags.logLevel !== undefined) layer.log = { level: flags.logLevel as string };
   if (flags.pretty !== undefined) layer.log = { ...layer.log, pretty: flags.pretty as boolean };
   if (flags.http !== undefined || flags.httpTokenFile !== undefined || flags.allowAllInterfaces === true) {

@@ -294,10 +294,7 @@ class Daemon {
 
   private onBatch(result: BatchResult): void {
     this.notifier.status(this.statusText()).catch(() => undefined); // send() never rejects; belt and braces
-    if (!result.committed && result.errors.length > 0) {
-      // one line per problem too, so that `journalctl -u hotconf | grep yaml:` finds them
-      for (const e of result.errors) this.logger.error(e, e.message);
-    }
+    // A refusal is one log event: the pipeline's, with each config's errors capped (maxErrorsPerConfig).
   }
 
   /**

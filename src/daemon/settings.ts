@@ -30,6 +30,8 @@ export const LIBRARY_SETTINGS = [
   'verifyIntervalMs',
   'maxFileBytes',
   'keepOnDelete',
+  'maxErrorsPerConfig',
+  'followExternalLinks',
 ] as const satisfies readonly OptionKey[];
 type LibrarySetting = (typeof LIBRARY_SETTINGS)[number];
 
