@@ -9,7 +9,7 @@ import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
 import type { EtcdOptions } from '../source/etcd/client.js';
-import { createHotconf, type BatchResult, type Hotconf, type HotconfOptions } from '../hotconf.js';
+import { createHotconf, type Hotconf, type HotconfOptions } from '../hotconf.js';
 import { startHttpServer, type HttpServer } from '../http/index.js';
 import { HotconfMetrics } from '../metrics/index.js';
 import { isInside } from '../names.js';
@@ -252,7 +252,7 @@ class Daemon {
     const { hot, notifier, logger } = this;
     let exit!: (code: number) => void;
     const exited = new Promise<number>((resolve) => (exit = resolve));
-    hot.onBatch((result) => this.onBatch(result));
+    hot.onBatch(() => this.onBatch());
     this.on('SIGHUP', () => this.reload('SIGHUP'));
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       this.on(signal, () => {
@@ -292,7 +292,7 @@ class Daemon {
     return `version ${st.version}, ${st.configs.length} configs, ${st.errors} errors`;
   }
 
-  private onBatch(result: BatchResult): void {
+  private onBatch(): void {
     this.notifier.status(this.statusText()).catch(() => undefined); // send() never rejects; belt and braces
     // A refusal is one log event: the pipeline's, with each config's errors capped (maxErrorsPerConfig).
   }

@@ -251,12 +251,12 @@ describe('10. config names that cannot be published', { timeout: 60_000 }, () =>
     const pub = w.tmp.file('publish');
     await using d = startHotconf(['run', '--config-dir', w.configDir, '--schema-dir', w.schemaDir, '--http', '127.0.0.1:0', '--no-pretty', '--batch-policy', 'per-file', '--publish-dir', pub]);
     const url = await apiUrl(d);
-    await until(async () => JSON.parse(await readFile(path.join(pub, 'app.json'), 'utf8')).port === 1, 'app published');
+    await until(async () => (JSON.parse(await readFile(path.join(pub, 'app.json'), 'utf8')) as { port: number }).port === 1, 'app published');
     await writeFile(path.join(w.configDir, 'a\\b.yaml'), 'port: 5\n');
     await until(async () => (await statusOf(url)).configs.find((c) => c.name === 'a\\b')?.state === 'error', 'a\\b refused');
     expect((await statusOf(url)).configs.find((c) => c.name === 'a\\b')!.errors[0]!.code).toBe('E_NAME');
     await w.config('app.yaml', 'port: 2\n');
-    await until(async () => JSON.parse(await readFile(path.join(pub, 'app.json'), 'utf8')).port === 2, 'the next version published');
+    await until(async () => (JSON.parse(await readFile(path.join(pub, 'app.json'), 'utf8')) as { port: number }).port === 2, 'the next version published');
     const check = await hotconf(['check', '--config-dir', w.configDir, '--schema-dir', w.schemaDir]);
     expect(check.code).toBe(1);
     expect(check.stdout).toContain('cannot be used');
