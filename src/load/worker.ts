@@ -6,6 +6,7 @@
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { HotconfError, ParseError, ReadError, type HotconfErrorCode } from '../errors.js';
 import type { ConfigFormat } from '../names.js';
+import { locateInJson } from './json-locate.js';
 import { parseConfig, type ParsedConfig, type ParseOptions, type Position } from './parse.js';
 
 export interface ConfigParserOptions {
@@ -222,6 +223,12 @@ export class ConfigParser implements AsyncDisposable {
   }
 }
 
+/** The text of JSON bytes that already parsed (valid UTF-8), without its BOM, as the parser saw it. */
+function jsonText(bytes: Uint8Array): string {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf).toString('utf8');
+}
+
 /** A document larger than this (bytes) retires the worker once its errors are located (see ConfigParser.retire). */
 const RETIRE_AFTER_LOCATE_BYTES = 256 * 1024;
 
@@ -323,6 +330,14 @@ function serve(port: MessagePort): void {
         const state = inProgress.get(req.id);
         if (!state) throw new Error(`unknown parse ${req.id}`);
         sendNext(req.id, state.pieces, state.ahead);
+        return;
+      }
+      // JSON that parsed is located by a scan of its text: the position tree of a large document costs hundreds
+      // of MiB (json-locate.ts). YAML needs its tree.
+      if (req.op === 'locate' && req.format === 'json') {
+        const text = jsonText(req.bytes);
+        const positions = (req.requests ?? []).map((r) => locateInJson(text, r.pointer, r.key === true));
+        port.postMessage({ id: req.id, kind: 'positions', positions, ...(bytes ? { bytes } : {}) } satisfies Reply, bytes ? movable(bytes) : []);
         return;
       }
       const parsed = parseConfig(Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength), req.format, req.displayPath, req.options);

@@ -127,9 +127,9 @@ export class SchemaRegistry {
   /**
    * Re-reads the given schema files (absolute paths; missing ones are dropped). Returns the config names whose
    * schema text changed, appeared or disappeared: those configs must be validated again. `onRead` hears the
-   * identity of each version read, or undefined for a file that could not be read.
+   * identity of each version read, or undefined for a file that could not be read (and why).
    */
-  async reload(files: Iterable<string>, onRead?: (file: string, identity: FileIdentity | undefined) => void): Promise<string[]> {
+  async reload(files: Iterable<string>, onRead?: (file: string, identity: FileIdentity | undefined, error?: ReadError) => void): Promise<string[]> {
     const byName = new Map<string, string>();
     for (const file of files) {
       const name = this.nameOfFile(file);
@@ -144,7 +144,7 @@ export class SchemaRegistry {
         text = bytes.toString('utf8');
       } catch (err) {
         if (!(err instanceof ReadError)) throw err;
-        onRead?.(file, undefined);
+        onRead?.(file, undefined, err);
         if (err.code !== 'E_NOT_FOUND') text = `\0${err.detail}`;
       }
       return { name, file, text };

@@ -236,9 +236,19 @@ export class FileTree {
 
   /** A schema file as the pipeline read it: what was read is remembered by the identity of that version; one
    *  that could not be read, by a stat. */
-  schemaRead(file: string, identity: FileIdentity | undefined): void {
-    if (identity) this.#known.set(file, keyOf(identity));
-    else this.#statting.push(this.#remember(file));
+  schemaRead(file: string, identity: FileIdentity | undefined, error?: ConfigError, lookAgainLater?: (file: string, delayMs?: number) => void): void {
+    if (identity) {
+      this.#known.set(file, keyOf(identity));
+      this.#transient.delete(file);
+    } else if (error && isTransient(error) && lookAgainLater) {
+      // Its configs see the failure as a broken schema for now; read again until it reads.
+      const tries = (this.#transient.get(file) ?? 0) + 1;
+      this.#transient.set(file, tries);
+      this.#known.set(file, 'transient');
+      lookAgainLater(file, Math.min(TRANSIENT_FIRST_MS * 2 ** (tries - 1), TRANSIENT_MAX_MS));
+    } else {
+      this.#statting.push(this.#remember(file));
+    }
   }
 
   /** After a batch: the files it read whose identity moved since (their event may be lost). */
@@ -336,8 +346,8 @@ export class FilesSource implements Source<FilesSourceStatus> {
     return this.#tree.read(name, limits, (file, delayMs) => (delayMs === undefined ? this.#lookAgainLater(file) : this.#retryLater(file, delayMs)));
   }
 
-  schemaRead(file: string, identity: FileIdentity | undefined): void {
-    this.#tree.schemaRead(file, identity);
+  schemaRead(file: string, identity: FileIdentity | undefined, error?: ConfigError): void {
+    this.#tree.schemaRead(file, identity, error, (f, delayMs) => this.#retryLater(f, delayMs ?? TRANSIENT_FIRST_MS));
   }
 
   async settled(): Promise<void> {
