@@ -146,7 +146,7 @@ export class ConfigParser implements AsyncDisposable {
       if (requests.length === 0) return [];
       const reply = await this.send({ op: 'locate', id: this.nextId++, bytes: held, ...base, requests: [...requests] });
       if (reply.bytes) held = reply.bytes;
-      if (held.byteLength > RETIRE_AFTER_LOCATE_BYTES) this.retire();
+      this.retire();
       return reply.kind === 'positions' ? reply.positions : requests.map(() => undefined);
     };
     return {
@@ -198,9 +198,10 @@ export class ConfigParser implements AsyncDisposable {
   }
 
   /**
-   * Lets the idle worker go after it located errors in a large document: the position tree of 1 MiB of JSON took
-   * ~480 MiB of the worker's heap, which V8 keeps once grown (measured: RSS 180 → 661 MiB, still 656 MiB a second
-   * later). The next large parse starts a fresh worker (tens of ms). A busy worker is kept.
+   * Lets the idle worker go once it located the errors of a refused document: what a large parse grew its heap
+   * to, V8 keeps (a YAML position tree of 1 MiB took ~480 MiB: RSS 180 → 661 MiB, still 656 MiB a second later).
+   * Only refused documents are located, so the next large parse rarely pays a fresh worker (tens of ms). A busy
+   * worker is kept.
    */
   private retire(): void {
     const worker = this.worker;
@@ -228,9 +229,6 @@ function jsonText(bytes: Uint8Array): string {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf).toString('utf8');
 }
-
-/** A document larger than this (bytes) retires the worker once its errors are located (see ConfigParser.retire). */
-const RETIRE_AFTER_LOCATE_BYTES = 256 * 1024;
 
 /** The ArrayBuffer behind `bytes` when they are all of it (then it can be moved instead of copied). */
 function movable(bytes: Uint8Array): ArrayBuffer[] {
