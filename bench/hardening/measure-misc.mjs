@@ -1,6 +1,5 @@
 // Issue 18 (RELIABILITY.md section 6): points 2, 3, 8, 9 and 10 against the daemon and CLI built in DIST (run as root: prlimit --pid).
 // usage: node bench/hardening/measure-misc.mjs dist   (FOLLOW=0 for a build without --follow-external-links)
-// usage: node measure-misc.mjs DIST — points 2, 3, 8, 9, 10 of issue 18 against the daemon/CLI in DIST.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile, rename, readFile, symlink } from 'node:fs/promises';
 import { openSync } from 'node:fs';
