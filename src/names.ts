@@ -79,11 +79,41 @@ export function isInside(p: string, dir: string, orSame = false): boolean {
   return p.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep);
 }
 
-/** Paths in messages: relative to the working directory when inside it (`config/app.yaml`), else absolute. */
+/**
+ * Paths in messages: relative to the working directory when inside it (`config/app.yaml`), else absolute, with
+ * control characters escaped (escapeControl): a file name is anyone's to choose, and a newline in one must not
+ * forge a line of `hotconf check` output, nor an escape sequence reach the terminal.
+ */
 export function displayPath(file: string): string {
+  return escapeControl(relativeForDisplay(file));
+}
+
+function relativeForDisplay(file: string): string {
   const cwd = process.cwd();
   // Under systemd the working directory is `/`: `etc/hotconf/app.yaml` would only confuse.
   if (cwd === path.parse(cwd).root) return file;
   const rel = path.relative(cwd, file);
   return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+}
+
+/**
+ * A name or path as it may be shown on a terminal or in a line-oriented report: C0 and C1 control characters,
+ * DEL, and the Unicode line separators and bidirectional overrides (which can reorder what a reader sees) are
+ * written as `\n`, `\t`, `\r`, `\e` or `\xHH`/`\uHHHH`. Plain text is returned as it is (the same string).
+ * A backslash stays (it separates Windows paths): a name can then look escaped, but cannot break a line.
+ */
+export function escapeControl(text: string): string {
+  return UNSAFE.test(text) ? text.replace(UNSAFE_ALL, escapeOne) : text;
+}
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+// eslint-disable-next-line no-control-regex
+const UNSAFE_ALL = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\x1b': '\\e' };
+
+function escapeOne(c: string): string {
+  const named = NAMED[c];
+  if (named !== undefined) return named;
+  const code = c.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
 }

@@ -1,4 +1,4 @@
-// Issue 18 (RELIABILITY.md section 6), point 1. usage: node bench/hardening/measure-errors.mjs dist BYTES — a config {"list":[1,1,…]} of BYTES against items: {type: string},
+// Issue 18 (RELIABILITY.md section 7), point 1. usage: node bench/hardening/measure-errors.mjs dist BYTES — a config {"list":[1,1,…]} of BYTES against items: {type: string},
 // written over a valid one in a running daemon; prints peak RSS, log bytes, /v1/status bytes, /healthz max latency.
 import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile, rename, readFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// Issue 18 (RELIABILITY.md section 6): points 2, 3, 8, 9 and 10 against the daemon and CLI built in DIST (run as root: prlimit --pid).
+// Issue 18 (RELIABILITY.md section 7): points 2, 3, 8, 9 and 10 against the daemon and CLI built in DIST (run as root: prlimit --pid).
 // usage: node bench/hardening/measure-misc.mjs dist   (FOLLOW=0 for a build without --follow-external-links)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile, rename, readFile, symlink } from 'node:fs/promises';

@@ -8,7 +8,7 @@ import { describeEtcdError, etcdClient, EtcdError, normalizePrefix } from '../so
 import { pushEntries, type PushResult } from '../source/etcd/push.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { daemonLogger, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
+import { daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
 import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, type OptionKey } from '../options.js';
@@ -147,7 +147,8 @@ dirOptions(program.command('check').description('validate every config (or the g
       const configs = report.configs.map(({ name, file, ok, errors }) => ({ name, file, ok, errors }));
       process.stdout.write(`${JSON.stringify({ ok: report.ok, configs, errors: report.errors }, null, 2)}\n`);
     } else {
-      for (const e of report.errors) process.stdout.write(`${e.message}\n`);
+      // Escaped again here: a message may quote a name, and names are anyone's to choose (a newline would forge a line).
+      for (const e of report.errors) process.stdout.write(`${escapeControl(e.message)}\n`);
       const bad = report.configs.filter((c) => !c.ok).length;
       process.stdout.write(`${report.configs.length} config(s) checked, ${bad} invalid\n`);
     }
@@ -174,12 +175,12 @@ dirOptions(program.command('get').description('print the validated value of a co
       .filter((c) => target === c.name || target.startsWith(`${c.name}.`))
       .sort((a, b) => b.name.length - a.name.length)[0];
     if (!match) {
-      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${report.configs.map((c) => c.name).join(', ')})\n`);
+      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${report.configs.map((c) => escapeControl(c.name)).join(', ')})\n`);
       process.exitCode = EXIT.INVALID;
       return;
     }
     if (!match.ok) {
-      for (const e of match.errors) process.stderr.write(`${e.message}\n`);
+      for (const e of match.errors) process.stderr.write(`${escapeControl(e.message)}\n`);
       process.exitCode = EXIT.INVALID;
       return;
     }
@@ -190,7 +191,7 @@ dirOptions(program.command('get').description('print the validated value of a co
 function printPath(name: string, value: unknown, target: string, json: boolean | undefined): number {
   for (const key of target === name ? [] : target.slice(name.length + 1).split('.')) {
     if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) {
-      process.stderr.write(`hotconf: ${name} has no '${target.slice(name.length + 1)}'\n`);
+      process.stderr.write(`hotconf: ${escapeControl(name)} has no '${escapeControl(target.slice(name.length + 1))}'\n`);
       return EXIT.INVALID;
     }
     value = (value as Record<string, unknown>)[key];
@@ -222,7 +223,7 @@ async function getFromSidecar(url: string, target: string, flags: { json?: boole
     const names = ((await list.json()) as { configs: Array<{ name: string }> }).configs.map((c) => c.name);
     const name = names.filter((n) => target === n || target.startsWith(`${n}.`)).sort((a, b) => b.length - a.length)[0];
     if (name === undefined) {
-      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${names.join(', ')})\n`);
+      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${names.map(escapeControl).join(', ')})\n`);
       return EXIT.INVALID;
     }
     const res = await fetch(`${base}/v1/configs/${name.split('/').map(encodeURIComponent).join('/')}${flags.showSecrets ? '?secrets=true' : ''}`, {
@@ -275,7 +276,7 @@ dirOptions(program.command('watch').description('print each committed change as 
       hot = await createHotconf({ ...(await hotconfOptionsOf(settings)), logger: daemonLogger({ log: { level: 'warn' } }, 2), signal: ac.signal });
     } catch (err) {
       if (err instanceof InitialLoadError) {
-        for (const e of err.errors) process.stderr.write(`${e.message}\n`);
+        for (const e of err.errors) process.stderr.write(`${escapeControl(e.message)}\n`);
         process.exitCode = EXIT.INVALID;
         return;
       }
@@ -340,7 +341,7 @@ async function push(flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?
     return EXIT.CANNOT_RUN;
   }
   if (!report.ok) {
-    for (const e of report.errors) process.stderr.write(`${e.message}\n`);
+    for (const e of report.errors) process.stderr.write(`${escapeControl(e.message)}\n`);
     process.stderr.write(`hotconf: ${report.configs.filter((c) => !c.ok).length} of ${report.configs.length} config(s) invalid; nothing was written to etcd\n`);
     return EXIT.INVALID;
   }
@@ -373,8 +374,8 @@ async function push(flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?
       `${JSON.stringify({ prefix, dryRun: flags.dryRun === true, revision: result.revision ?? null, readAt: plan.revision, put: [...plan.put.keys()], removed: plan.remove, unchanged: plan.unchanged }, null, 2)}\n`,
     );
   } else {
-    for (const key of plan.put.keys()) process.stdout.write(`${plan.guard.has(key) ? '~' : '+'} ${key}\n`);
-    for (const key of plan.remove) process.stdout.write(`- ${key}\n`);
+    for (const key of plan.put.keys()) process.stdout.write(`${plan.guard.has(key) ? '~' : '+'} ${escapeControl(key)}\n`);
+    for (const key of plan.remove) process.stdout.write(`- ${escapeControl(key)}\n`);
     const changes = plan.put.size + plan.remove.length;
     if (flags.dryRun) process.stdout.write(`dry run: ${changes} change(s), ${plan.unchanged.length} unchanged, at revision ${plan.revision}; nothing written\n`);
     else if (result.revision === undefined) process.stdout.write(`nothing to push: ${prefix} already holds these ${plan.unchanged.length} config(s) (revision ${plan.revision})\n`);

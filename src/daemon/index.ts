@@ -28,6 +28,8 @@ import {
 } from './settings.js';
 
 export { SettingsError } from './settings.js';
+/** For the CLI, which shows names and messages but may not import names.ts itself. */
+export { escapeControl } from '../names.js';
 export type { DaemonSettings, SettingsLayer } from './settings.js';
 
 /** Exit codes of every hotconf command (documented in the README). */
@@ -182,6 +184,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
         ...(settings.http.listen === undefined ? {} : { listen: settings.http.listen }),
         allowAllInterfaces: settings.http.allowAllInterfaces ?? false,
         allowSecrets: settings.http.allowSecrets ?? false,
+        ...pickDefined(settings.http, ['allowedHosts', 'maxConnections', 'maxLongPolls', 'maxClients'] as const),
         ...(token === undefined ? {} : { token }),
         logger,
         metrics,
@@ -201,14 +204,29 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   return daemon.run(early);
 }
 
-/** The bearer token: $HOTCONF_HTTP_TOKEN, else `http.tokenFile`. Never logged. */
+/** Shortest bearer token accepted, wherever it comes from: 16 characters of base64 are 96 bits. */
+export const MIN_TOKEN_CHARS = 16;
+
+/** The bearer token: $HOTCONF_HTTP_TOKEN, else `http.tokenFile`; one rule for both (checkToken). Never logged. */
 async function readToken(settings: DaemonSettings, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  if (env.HOTCONF_HTTP_TOKEN) return env.HOTCONF_HTTP_TOKEN.trim();
+  if (env.HOTCONF_HTTP_TOKEN) return checkToken(env.HOTCONF_HTTP_TOKEN.trim(), '$HOTCONF_HTTP_TOKEN');
   const file = settings.http?.tokenFile;
   if (file === undefined) return undefined;
-  const token = (await readFile(file, 'utf8')).trim();
-  if (token.length < 16) throw new Error(`the token in ${file} is too short (${token.length} characters; at least 16)`);
+  return checkToken((await readFile(file, 'utf8')).trim(), `the token in ${file}`);
+}
+
+/** At least MIN_TOKEN_CHARS visible ASCII characters (no spaces): what a bearer header can carry, hard to guess. */
+export function checkToken(token: string, where: string): string {
+  if (!/^[\x21-\x7e]*$/.test(token)) throw new Error(`${where} must be visible ASCII characters only (no spaces or control characters)`);
+  if (token.length < MIN_TOKEN_CHARS) {
+    throw new Error(`${where} is too short (${token.length} characters; at least ${MIN_TOKEN_CHARS}, e.g. head -c 24 /dev/urandom | base64)`);
+  }
   return token;
+}
+
+/** The keys of `o` that are set (exactOptionalPropertyTypes: an absent option is left out, not undefined). */
+function pickDefined<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }
 
 function publisherOptions(settings: DaemonSettings, logger: Logger, metrics: HotconfMetrics | undefined) {

@@ -44,7 +44,16 @@ export interface DaemonSettings extends Required<Pick<HotconfOptions, LibrarySet
   log: { level: string; pretty?: boolean };
   watchdog: { stallMs: number };
   /** The sidecar HTTP API; off when absent. */
-  http?: { listen?: string; allowAllInterfaces?: boolean; tokenFile?: string; allowSecrets?: boolean };
+  http?: {
+    listen?: string;
+    allowAllInterfaces?: boolean;
+    tokenFile?: string;
+    allowSecrets?: boolean;
+    allowedHosts?: string[];
+    maxConnections?: number;
+    maxLongPolls?: number;
+    maxClients?: number;
+  };
   /** Publish every version into a directory; off when absent. */
   publish?: PublishOptions;
   /** Notify the application after each commit. */

@@ -49,6 +49,7 @@ export class Feed {
   readonly #unsubscribe: Unsubscribe;
   /** The version of the last event: what a new client is told it is at. */
   #version: number;
+  #waiting = 0;
   closed = false;
 
   constructor(hot: Hotconf, metrics: HotconfMetrics, opts: FeedOptions, log: Logger) {
@@ -64,6 +65,11 @@ export class Feed {
 
   get clients(): number {
     return this.#clients.size;
+  }
+
+  /** Long-polls waiting now. */
+  get longPolls(): number {
+    return this.#waiting;
   }
 
   /** Starts an event stream on a hijacked response: the preamble, then the replay or a hello, then live events. */
@@ -103,6 +109,7 @@ export class Feed {
       const finish = (outcome: WaitOutcome): void => {
         if (done) return;
         done = true;
+        this.#waiting--;
         this.#metrics.longPolls.dec();
         clearTimeout(timer);
         res.off('close', onClose);
@@ -114,6 +121,7 @@ export class Feed {
       const timer = setTimeout(() => finish('timeout'), ms);
       res.on('close', onClose);
       waiters.add(finish);
+      this.#waiting++;
       this.#metrics.longPolls.inc();
     });
   }

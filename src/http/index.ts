@@ -15,6 +15,7 @@ import { isConfigName } from '../names.js';
 import type { ConfigEntry } from '../store/index.js';
 import { redact } from '../validate/index.js';
 import { CLOSE_GRACE_MS, Feed } from './feed.js';
+import { ConnectionLimit, crossSiteRefusal, HostGuard, openFileLimit, type Refusal } from './guard.js';
 import { clearStaleSocket, parseListen, removeSocket } from './listen.js';
 
 export { parseListen, type ListenTarget } from './listen.js';
@@ -39,8 +40,20 @@ export interface HttpOptions {
   clientBufferBytes?: number;
   /** Longest long-poll `?wait=` honoured, in seconds; longer waits are shortened to it. Default 300. */
   maxWaitSeconds?: number;
-  /** Most concurrent SSE clients; more get 503. Default 10000. */
+  /** Most concurrent SSE clients; more get 503 with Retry-After. Default 10000 (maxConnections bounds them too). */
   maxClients?: number;
+  /** Most concurrent long-polls (`GET /v1/configs/:name?wait=`); more get 503 with Retry-After. Default 1000
+   *  (maxConnections bounds them too). */
+  maxLongPolls?: number;
+  /** Most open connections. The ones past it are answered 503 with Retry-After and closed; past it by a quarter
+   *  more (at most 64), Node closes new connections without an answer (answering costs the descriptor the
+   *  limit protects). Each is a file descriptor, which the daemon needs to read configs. Default 1024, or half the
+   *  process's open-file limit when that is lower. */
+  maxConnections?: number;
+  /** Host names accepted in the `Host` header besides `localhost`, IP addresses and the listen host: exact names,
+   *  `.example.com` for a domain and its subdomains, `*` for any. Others get 421 (the DNS-rebinding guard). Names
+   *  listed here (not `*`) are also origins allowed to POST. Default none. */
+  allowedHosts?: string[];
   /** Longest a client may take to send its whole request (headers and body), in ms; a slower one (slow-loris)
    *  gets 408 and its connection is closed. Bounds receiving a request only: SSE streams and long-polls are
    *  answers and may last. Default 30000. */
@@ -73,8 +86,15 @@ const DEFAULTS = {
   clientBufferBytes: 1_048_576,
   maxWaitSeconds: 300,
   maxClients: 10_000,
+  maxLongPolls: 1000,
+  maxConnections: 1024,
   requestTimeoutMs: 30_000,
 };
+/** Connections past maxConnections that are still answered (503) rather than dropped by Node: a quarter of the
+ *  limit, at most 64, so that the sockets stay well under the open-file limit the default is derived from. */
+const connectionHeadroom = (maxConnections: number) => Math.max(1, Math.min(64, Math.floor(maxConnections / 4)));
+/** What a client over a limit is told to wait before trying again, in seconds. */
+const RETRY_AFTER_S = '5';
 /** Requests carry no body worth more (POST /v1/reload takes none). */
 const BODY_LIMIT_BYTES = 16_384;
 /** Routes that answer without a token: probes must work before anyone can be given one. */
@@ -84,6 +104,9 @@ const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
 export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): Promise<HttpServer> {
   const opts = resolveOptions(options);
   const target = parseListen(opts.listen, options.allowAllInterfaces ?? false);
+  const fdLimit = options.maxConnections === undefined ? await openFileLimit() : undefined;
+  const maxConnections = options.maxConnections ?? Math.max(1, Math.min(DEFAULTS.maxConnections, Math.floor((fdLimit ?? Infinity) / 2)));
+  const hosts = new HostGuard(options.allowedHosts ?? [], 'host' in target ? target.host : undefined);
   const log = (options.logger ?? pino({ name: 'hotconf', level: 'info' }, pino.destination(2))).child({ module: 'http' });
   const tokenDigest = options.token === undefined ? undefined : sha256(options.token);
   const secretsAllowed = tokenDigest !== undefined && options.allowSecrets === true;
@@ -121,6 +144,25 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     },
   });
 
+  const connections = new ConnectionLimit(app.server, { maxConnections, headroom: connectionHeadroom(maxConnections) });
+  const refuse = (reply: FastifyReply, r: Refusal) => sendError(reply, r.status, r.code, r.message);
+  // Before the token: a connection over the limit, a foreign Host or a cross-site write is refused whoever sends it.
+  app.addHook('onRequest', async (req, reply) => {
+    if (connections.isOver(req.raw.socket)) {
+      reply.header('Retry-After', RETRY_AFTER_S).header('Connection', 'close');
+      return sendError(reply, 503, 'E_TOO_MANY_CONNECTIONS', `too many connections (${maxConnections}); retry later`);
+    }
+    const misdirected = hosts.check(req.headers.host);
+    if (misdirected !== undefined) {
+      req.log.info({ method: req.method, url: req.routeOptions.url ?? 'unknown', ip: req.ip, host: req.headers.host?.slice(0, 100) }, 'request for another host refused');
+      return refuse(reply, misdirected);
+    }
+    const crossSite = crossSiteRefusal(req.method, req.headers, hosts);
+    if (crossSite !== undefined) {
+      req.log.info({ method: req.method, url: req.routeOptions.url ?? 'unknown', ip: req.ip, origin: req.headers.origin?.slice(0, 100) }, 'cross-site request refused');
+      return refuse(reply, crossSite);
+    }
+  });
   app.addHook('onRequest', async (req, reply) => {
     if (tokenDigest === undefined || PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) return;
     if (isAuthorized(req.headers.authorization, tokenDigest)) return;
@@ -194,6 +236,10 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
 
     let timedOut = false;
     if (waitMs > 0 && upToDate(entry)) {
+      if (feed.longPolls >= opts.maxLongPolls) {
+        reply.header('Retry-After', RETRY_AFTER_S);
+        return sendError(reply, 503, 'E_TOO_MANY_CLIENTS', `too many long-polls (${opts.maxLongPolls}); retry later`);
+      }
       const outcome = await feed.wait(name, waitMs, reply.raw);
       if (outcome === 'disconnected') {
         // Nobody to answer: the client is gone, and so must the half-closed socket be.
@@ -225,7 +271,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   app.get<{ Querystring: Record<string, string | string[] | undefined> }>('/v1/events', { exposeHeadRoute: false }, (req, reply) => {
     if (feed.closed) return sendError(reply, 503, 'E_CLOSED', 'the server is shutting down');
     if (feed.clients >= opts.maxClients) {
-      reply.header('Retry-After', '5');
+      reply.header('Retry-After', RETRY_AFTER_S);
       return sendError(reply, 503, 'E_TOO_MANY_CLIENTS', `too many event stream clients (${opts.maxClients})`);
     }
     const lastEventId = single(req.headers['last-event-id']) ?? single(req.query.lastEventId);
@@ -261,7 +307,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     await app.close();
     throw err;
   }
-  log.info({ url, auth: tokenDigest !== undefined, secrets: secretsAllowed }, 'http listening');
+  log.info({ url, auth: tokenDigest !== undefined, secrets: secretsAllowed, maxConnections }, 'http listening');
 
   // Connections that have not carried a request yet. Node closes idle keep-alive connections on close, but
   // not these (clients such as undici open one ahead of need), and they would hold close() until they give up.
@@ -308,6 +354,7 @@ interface ResolvedOptions {
   clientBufferBytes: number;
   maxWaitSeconds: number;
   maxClients: number;
+  maxLongPolls: number;
   requestTimeoutMs: number;
 }
 
@@ -323,10 +370,15 @@ function resolveOptions(o: HttpOptions): ResolvedOptions {
     clientBufferBytes: o.clientBufferBytes ?? DEFAULTS.clientBufferBytes,
     maxWaitSeconds: o.maxWaitSeconds ?? DEFAULTS.maxWaitSeconds,
     maxClients: o.maxClients ?? DEFAULTS.maxClients,
+    maxLongPolls: o.maxLongPolls ?? DEFAULTS.maxLongPolls,
     requestTimeoutMs: o.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
   };
-  for (const k of ['historySize', 'heartbeatMs', 'clientBufferBytes', 'maxClients', 'requestTimeoutMs'] as const) {
+  for (const k of ['historySize', 'heartbeatMs', 'clientBufferBytes', 'maxClients', 'maxLongPolls', 'requestTimeoutMs'] as const) {
     if (!Number.isInteger(resolved[k]) || resolved[k] < 1) fail(`\`${k}\` must be a positive integer`);
+  }
+  if (o.maxConnections !== undefined && !(Number.isInteger(o.maxConnections) && o.maxConnections >= 1)) fail('`maxConnections` must be a positive integer');
+  if (o.allowedHosts !== undefined && !(Array.isArray(o.allowedHosts) && o.allowedHosts.every((h) => typeof h === 'string' && h !== ''))) {
+    fail('`allowedHosts` must be a list of host names');
   }
   if (!(Number.isFinite(resolved.maxWaitSeconds) && resolved.maxWaitSeconds >= 0)) fail('`maxWaitSeconds` must be a number >= 0');
   if (o.token !== undefined && (typeof o.token !== 'string' || !/^[\x21-\x7e]+$/.test(o.token))) {

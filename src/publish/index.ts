@@ -13,7 +13,7 @@ import { isInside } from '../names.js';
 import type { ConfigEntry, Logger, Snapshot, Unsubscribe } from '../store/index.js';
 import { fail } from './errors.js';
 import { checkNotify, deliver, Lane, userAgent, type Notice, type NotifyOptions, type Outcome, type Target } from './notifiers.js';
-import { checkPublish, prepareDir, writeVersion, type PublishOptions } from './writer.js';
+import { checkPublish, prepareDir, resolveGroup, writeVersion, type PublishOptions, type ResolvedPublish } from './writer.js';
 
 export type { CommandOptions, NotifyOptions, SignalOptions, WebhookOptions } from './notifiers.js';
 export type { PublishOptions } from './writer.js';
@@ -52,7 +52,7 @@ export async function startPublisher(
   hot: Pick<Hotconf, 'snapshot' | 'onConfigChange'>,
   options: PublisherOptions,
 ): Promise<Publisher> {
-  const publish = options.publish === undefined ? undefined : checkPublish(options.publish);
+  let publish = options.publish === undefined ? undefined : checkPublish(options.publish);
   const targets = checkNotify(options.notify);
   const closeTimeoutMs = options.closeTimeoutMs ?? 5000;
   if (!(closeTimeoutMs >= 0)) fail('closeTimeoutMs must be a number >= 0');
@@ -63,7 +63,8 @@ export async function startPublisher(
     for (const entry of hot.snapshot().configs.values()) {
       if (path.isAbsolute(entry.path) && isInside(path.resolve(entry.path), path.resolve(publish.dir))) fail(`publish dir ${publish.dir} holds the config ${entry.path}: it would feed itself`);
     }
-    versions = await prepareDir(publish.dir, log);
+    publish = await resolveGroup(publish);
+    versions = await prepareDir(publish, log);
   }
   const publisher = new Runner(hot, { publish, versions, log, ua, closeTimeoutMs, onResult: options.onResult });
   await publisher.start(targets);
@@ -72,7 +73,7 @@ export async function startPublisher(
 
 class Runner implements Publisher {
   readonly #hot: Pick<Hotconf, 'snapshot' | 'onConfigChange'>;
-  readonly #publish: Required<PublishOptions> | undefined;
+  readonly #publish: ResolvedPublish | undefined;
   readonly #log: Logger;
   readonly #ua: string;
   readonly #closeTimeoutMs: number;
@@ -100,7 +101,7 @@ class Runner implements Publisher {
 
   constructor(
     hot: Pick<Hotconf, 'snapshot' | 'onConfigChange'>,
-    o: { publish: Required<PublishOptions> | undefined; versions: string[]; log: Logger; ua: string; closeTimeoutMs: number; onResult: PublisherOptions['onResult'] },
+    o: { publish: ResolvedPublish | undefined; versions: string[]; log: Logger; ua: string; closeTimeoutMs: number; onResult: PublisherOptions['onResult'] },
   ) {
     this.#hot = hot;
     this.#publish = o.publish;

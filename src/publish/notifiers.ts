@@ -37,8 +37,10 @@ export interface SignalOptions {
 }
 
 export interface CommandOptions {
-  /** argv, run without a shell; env adds HOTCONF_VERSION, HOTCONF_CHANGED, HOTCONF_REMOVED (comma-joined) and
-   *  HOTCONF_PUBLISH_DIR (when publishing). */
+  /** argv, run without a shell. Its environment is the daemon's without the variables that carry credentials or
+   *  control (every `HOTCONF_*`, systemd's `NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*`, `CREDENTIALS_DIRECTORY`; see
+   *  {@link notifyEnvironment}), plus HOTCONF_VERSION, HOTCONF_CHANGED and HOTCONF_REMOVED (JSON arrays of names)
+   *  and HOTCONF_PUBLISH_DIR (when publishing). */
   command: string[];
   /** Deadline, in ms; then SIGTERM, then SIGKILL 2 s later. Default 30000. */
   timeoutMs?: number;
@@ -121,7 +123,10 @@ export function checkNotify(n: NotifyOptions | undefined): Target[] {
   if (n?.signal) {
     const { pid, pidFile, signal = 'SIGHUP' } = n.signal;
     if ((pid === undefined) === (pidFile === undefined)) fail('notify.signal needs exactly one of pid and pidFile');
-    if (pid !== undefined && !(Number.isInteger(pid) && pid > 0)) fail('notify.signal.pid must be an integer > 0');
+    if (pid !== undefined) {
+      const why = whyNotSignalable(pid);
+      if (why !== undefined) fail(`notify.signal.pid: ${why}`);
+    }
     if (!(signal in osConstants.signals)) fail(`notify.signal.signal: unknown signal ${signal}`);
     targets.push({ kind: 'signal', options: { pid, pidFile: pidFile === undefined ? undefined : path.resolve(pidFile), signal } });
   }
@@ -150,10 +155,11 @@ export function deliver(
       return sendSignal(target.options, log);
     case 'command': {
       const env = {
-        ...process.env,
+        ...notifyEnvironment(process.env),
         HOTCONF_VERSION: String(notice.version),
-        HOTCONF_CHANGED: notice.changed.join(','),
-        HOTCONF_REMOVED: notice.removed.join(','),
+        // JSON arrays: names may hold commas (and any character but `\\` and controls), so a joined list was ambiguous.
+        HOTCONF_CHANGED: JSON.stringify(notice.changed),
+        HOTCONF_REMOVED: JSON.stringify(notice.removed),
         ...(ctx.publishDir === undefined ? {} : { HOTCONF_PUBLISH_DIR: ctx.publishDir }),
       };
       return runCommand(target.options, env, hard, log);
@@ -268,15 +274,41 @@ async function postWebhook(
   }
 }
 
+/**
+ * The environment a notify command inherits: the daemon's, without what carries credentials or lets the child act
+ * as the daemon. Every `HOTCONF_*` variable goes (HOTCONF_HTTP_TOKEN, HOTCONF_ETCD_PASSWORD, and the settings
+ * variables, which name the token, password and key files), and so do systemd's NOTIFY_SOCKET (the child could
+ * report READY or feed the watchdog in hotconf's name), WATCHDOG_USEC/WATCHDOG_PID, LISTEN_FDS/LISTEN_PID/
+ * LISTEN_FDNAMES (socket activation) and CREDENTIALS_DIRECTORY (systemd's LoadCredential= secrets).
+ */
+export function notifyEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(env)) if (!STRIPPED_ENV.test(key)) out[key] = value;
+  return out;
+}
+const STRIPPED_ENV = /^(HOTCONF_.*|NOTIFY_SOCKET|WATCHDOG_(USEC|PID)|LISTEN_(FDS|PID|FDNAMES)|CREDENTIALS_DIRECTORY)$/;
+
+/**
+ * Why `pid` must not be signalled, or undefined when it may be; one rule for `pid:` and a pid file's content.
+ * 0 and negatives are process groups for kill(2), 1 is init (SIGHUP makes systemd reload), and hotconf itself is
+ * not the application. Its parent may be (an application that starts hotconf as its own child), so it is allowed.
+ */
+export function whyNotSignalable(pid: number): string | undefined {
+  if (!Number.isSafeInteger(pid) || pid < 2) return `${pid} is not an application's process id (an integer >= 2: 0 and negatives are process groups, 1 is init)`;
+  if (pid === process.pid) return `${pid} is hotconf itself`;
+  return undefined;
+}
+
 async function sendSignal(o: SignalTarget, log: Logger): Promise<Outcome> {
   let pid = o.pid;
   try {
     if (pid === undefined) {
       const text = (await readFile(o.pidFile!, 'utf8')).trim();
-      if (!/^[1-9]\d{0,9}$/.test(text)) throw new Error(`${o.pidFile}: not a process id: ${JSON.stringify(text.slice(0, 20))}`);
+      if (!/^-?\d{1,10}$/.test(text)) throw new Error(`${o.pidFile}: not a process id: ${JSON.stringify(text.slice(0, 20))}`);
       pid = Number(text);
     }
-    if (pid === process.pid) throw new Error(`refusing to signal hotconf itself (pid ${pid})`);
+    const why = whyNotSignalable(pid);
+    if (why !== undefined) throw new Error(`refusing to signal pid ${pid}${o.pidFile ? ` (from ${o.pidFile})` : ''}: ${why}`);
     try {
       process.kill(pid, o.signal);
     } catch (err) {

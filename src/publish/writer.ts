@@ -3,7 +3,7 @@
 // links `<name> -> ..data/<name>`, so a reader sees one whole version or the previous one, never a mix. At start,
 // what a crash mid-publish left behind is cleared.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { mapLimit } from '../async.js';
@@ -21,6 +21,22 @@ export interface PublishOptions {
   redactSecrets?: boolean;
   /** Published versions kept besides the current one, for readers still holding an old path. Default 1. */
   keepVersions?: number;
+  /** Mode of published files, as an octal string (`'0640'`) or a number (`0o640`); directories get it with `x` added
+   *  where `r` is. Set whatever the umask: the files keep secrets. Owner read and write are required, execute bits
+   *  refused. Default `'0600'` (owner only), or `'0640'` with `group`. */
+  mode?: string | number;
+  /** Group that owns published files and directories (a name from /etc/group or a numeric gid), so that an
+   *  application running as another user in that group reads them (with `mode` `'0640'`, the default then). hotconf
+   *  must be a member of it (or root). Default: none (hotconf's own group, and owner-only files). */
+  group?: string | number;
+}
+
+/** PublishOptions checked, with their defaults; `gid` is resolved by startPublisher (resolveGroup). */
+export interface ResolvedPublish extends Required<Omit<PublishOptions, 'mode' | 'group'>> {
+  mode: number;
+  dirMode: number;
+  group: string | number | undefined;
+  gid: number | undefined;
 }
 
 const DATA = '..data';
@@ -29,7 +45,7 @@ const VERSION_PREFIX = '..v';
 const LINK_TMP_PREFIX = '..link_tmp-';
 const WRITE_CONCURRENCY = 8;
 
-export function checkPublish(o: PublishOptions): Required<PublishOptions> {
+export function checkPublish(o: PublishOptions): ResolvedPublish {
   if (typeof o.dir !== 'string' || o.dir === '') fail('publish.dir (a directory path) is required');
   const dir = path.resolve(o.dir);
   if (dir === path.parse(dir).root) fail(`publish.dir ${dir}: refusing to publish into the root directory`);
@@ -37,23 +53,71 @@ export function checkPublish(o: PublishOptions): Required<PublishOptions> {
   if (format !== 'json' && format !== 'original') fail("publish.format must be 'json' or 'original'");
   const keepVersions = o.keepVersions ?? 1;
   if (!Number.isInteger(keepVersions) || keepVersions < 0) fail('publish.keepVersions must be an integer >= 0');
-  return { dir, format, keepVersions, redactSecrets: o.redactSecrets ?? false };
+  const group = o.group;
+  if (group !== undefined && !(typeof group === 'string' ? /^[A-Za-z_][\w.-]{0,31}\$?$|^\d{1,10}$/.test(group) : Number.isInteger(group) && group >= 0)) {
+    fail('publish.group must be a group name or a numeric gid');
+  }
+  const mode = parseMode(o.mode ?? (group === undefined ? DEFAULT_MODE : DEFAULT_GROUP_MODE));
+  return { dir, format, keepVersions, redactSecrets: o.redactSecrets ?? false, mode, dirMode: dirModeOf(mode), group, gid: undefined };
+}
+
+/** Owner only: published files hold the configs' secrets unless `redactSecrets`. */
+const DEFAULT_MODE = 0o600;
+/** With `group`: the application's group reads, nobody else. */
+const DEFAULT_GROUP_MODE = 0o640;
+
+function parseMode(mode: string | number): number {
+  const m = typeof mode === 'number' ? mode : /^0?[0-7]{3}$/.test(mode) ? parseInt(mode, 8) : NaN;
+  if (!Number.isInteger(m) || m < 0 || m > 0o777) fail(`publish.mode must be an octal file mode such as '0600' or '0640' (got ${JSON.stringify(mode)})`);
+  if ((m & 0o600) !== 0o600) fail(`publish.mode ${octal(m)}: the owner (hotconf) must be able to read and write its files`);
+  if ((m & 0o111) !== 0) fail(`publish.mode ${octal(m)}: published files are data, not programs (no execute bits)`);
+  return m;
+}
+
+/** A directory is entered where its files are read: `x` wherever `r` is. */
+function dirModeOf(mode: number): number {
+  return mode | ((mode & 0o444) >> 2);
+}
+
+function octal(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
+
+/** The gid of `publish.group`: a number as it is, a name looked up in /etc/group (Node has no getgrnam). */
+export async function resolveGroup(o: ResolvedPublish): Promise<ResolvedPublish> {
+  if (o.group === undefined) return o;
+  if (typeof o.group === 'number' || /^\d+$/.test(o.group)) return { ...o, gid: Number(o.group) };
+  const text = await readFile('/etc/group', 'utf8').catch((err: unknown) => fail(`publish.group ${o.group}: cannot read /etc/group: ${describe(err)}`));
+  const line = text.split('\n').find((l) => l.split(':')[0] === o.group);
+  const gid = line === undefined ? NaN : Number(line.split(':')[2]);
+  if (!Number.isInteger(gid)) fail(`publish.group: no group named ${JSON.stringify(o.group)} in /etc/group (give a numeric gid instead)`);
+  return { ...o, gid };
+}
+
+/** Mode (whatever the umask) and group of a file or directory we made. chown only when the group differs: a file
+ *  usually gets it already (hotconf runs with that group, or the directory is setgid, as a Kubernetes fsGroup
+ *  volume is), and the systemd unit's SystemCallFilter=~@privileged refuses chown(2) outright (EPERM). */
+async function own(file: string, mode: number, o: ResolvedPublish): Promise<void> {
+  if (o.gid !== undefined && (await stat(file)).gid !== o.gid) await chown(file, -1, o.gid);
+  await chmod(file, mode);
 }
 
 /** One version, all or nothing: files into a fresh dir, then one rename of `..data`, then the visible links.
  *  `versions` (published version dirs, oldest first; the last one is what `..data` points to) gains the new one
  *  and loses those past `keepVersions`, which are removed. A failed write stops every other write of the version
  *  (nothing is still writing when its directory is removed) and leaves `..data` where it was. */
-export async function writeVersion(snap: Snapshot, o: Required<PublishOptions>, versions: string[], log: Logger): Promise<void> {
+export async function writeVersion(snap: Snapshot, o: ResolvedPublish, versions: string[], log: Logger): Promise<void> {
   const files = [...snap.configs.values()].map((entry) => render(entry, o));
-  await mkdir(o.dir, { recursive: true });
+  await mkdir(o.dir, { recursive: true, mode: o.dirMode });
   const name = `${VERSION_PREFIX}${snap.version}-${randomBytes(4).toString('hex')}`;
   const vdir = path.join(o.dir, name);
-  await mkdir(vdir);
+  // Owner-only from the first moment; opened up to dirMode (and the group) by own() below.
+  await mkdir(vdir, { mode: 0o700 });
   try {
     const dirs = new Set([vdir, ...files.map((f) => path.dirname(path.join(vdir, f.rel)))]);
-    await mapLimit(dirs, WRITE_CONCURRENCY, (d) => mkdir(d, { recursive: true }));
-    await mapLimit(files, WRITE_CONCURRENCY, (f) => writeDurable(path.join(vdir, f.rel), f.text));
+    await mapLimit(dirs, WRITE_CONCURRENCY, (d) => mkdir(d, { recursive: true, mode: 0o700 }));
+    await mapLimit(dirs, WRITE_CONCURRENCY, (d) => own(d, o.dirMode, o));
+    await mapLimit(files, WRITE_CONCURRENCY, (f) => writeDurable(path.join(vdir, f.rel), f.text, o));
     await mapLimit(dirs, WRITE_CONCURRENCY, fsyncDir);
     await rm(path.join(o.dir, DATA_TMP), { force: true });
     await symlink(name, path.join(o.dir, DATA_TMP));
@@ -75,11 +139,14 @@ export async function writeVersion(snap: Snapshot, o: Required<PublishOptions>, 
 /** Creates the dir if missing, refuses a non-directory, and clears what a crash mid-publish left behind. Returns
  *  the version dir `..data` points to (kept: readers may be using it). Older versions of an earlier run cannot be
  *  told from partial ones, so they go too. */
-export async function prepareDir(dir: string, log: Logger): Promise<string[]> {
+export async function prepareDir(o: ResolvedPublish, log: Logger): Promise<string[]> {
+  const dir = o.dir;
   const refuse = (err: unknown) => fail(`publish dir ${dir}: ${describe(err)}`, err);
   const st = await stat(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : refuse(err)));
   if (st && !st.isDirectory()) fail(`publish dir ${dir} is not a directory`);
-  if (!st) await mkdir(dir, { recursive: true }).catch(refuse);
+  // A directory we create gets dirMode and the group; an existing one is the operator's and keeps its own (the
+  // version directories inside carry the protection either way).
+  if (!st) await mkdir(dir, { recursive: true, mode: 0o700 }).then(() => own(dir, o.dirMode, o)).catch(refuse);
   const current = await readlink(path.join(dir, DATA)).catch(() => undefined);
   for (const entry of await readdir(dir)) {
     const ours = entry === DATA_TMP || entry.startsWith(LINK_TMP_PREFIX) || entry.startsWith(VERSION_PREFIX);
@@ -119,7 +186,7 @@ interface Rendered {
   text: string;
 }
 
-function render(entry: ConfigEntry, o: Required<PublishOptions>): Rendered {
+function render(entry: ConfigEntry, o: ResolvedPublish): Rendered {
   const segments = entry.name.split('/');
   if (segments.some((s) => s === '' || s === '.' || s.startsWith('..') || s.includes('\\') || s.includes('\0'))) {
     throw new Error(`config name ${JSON.stringify(entry.name)} cannot be published safely`);
@@ -132,10 +199,12 @@ function render(entry: ConfigEntry, o: Required<PublishOptions>): Rendered {
 }
 
 /** Write temp + fsync + rename: the file is whole or absent, and on disk before `..data` points at it. */
-async function writeDurable(file: string, text: string): Promise<void> {
+async function writeDurable(file: string, text: string, o: ResolvedPublish): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(4).toString('hex')}`);
-  const fh = await open(tmp, 'wx');
+  const fh = await open(tmp, 'wx', 0o600);
   try {
+    if (o.gid !== undefined && (await fh.stat()).gid !== o.gid) await fh.chown(-1, o.gid);
+    await fh.chmod(o.mode);
     await fh.writeFile(text);
     await fh.sync();
   } finally {

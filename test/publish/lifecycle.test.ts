@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { startPublisher } from '../../src/publish/index.js';
 import { until } from '../helpers.js';
-import { start } from '../hotconf/fixtures.js';
+import { start, world } from '../hotconf/fixtures.js';
 import { appWorld, n, readJson, receiver, recorder } from './fixtures.js';
 
 describe('publisher lifecycle', () => {
@@ -107,5 +107,25 @@ describe('publisher lifecycle', () => {
       { ok: true, version: 1 },
       { ok: true, version: hot.version },
     ]);
+  });
+});
+
+describe('publish.mode and publish.group are checked (issue 18 point 12)', () => {
+  it('refuses modes the owner cannot read and write, execute bits, non-octal text and bad group names, saying why', async () => {
+    await using w = await world();
+    await w.schema('app');
+    await w.config('app.yaml', 'port: 1\n');
+    await using hot = await start(w);
+    const dir = w.tmp.file('out');
+    for (const [publish, message] of [
+      [{ dir, mode: '0400' }, /publish\.mode 0400: the owner \(hotconf\) must be able to read and write/],
+      [{ dir, mode: '0700' }, /publish\.mode 0700: published files are data, not programs/],
+      [{ dir, mode: '644x' }, /publish\.mode must be an octal file mode such as '0600'/],
+      [{ dir, mode: 0o1600 }, /publish\.mode must be an octal file mode/],
+      [{ dir, group: 'no such group' }, /publish\.group must be a group name or a numeric gid/],
+      [{ dir, group: 'hotconf-no-such-group' }, /publish\.group: no group named "hotconf-no-such-group" in \/etc\/group/],
+    ] as const) {
+      await expect(startPublisher(hot, { publish })).rejects.toThrow(message);
+    }
   });
 });

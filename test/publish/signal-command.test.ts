@@ -120,7 +120,8 @@ describe('command', () => {
     await until(() => n(hot) === 2, 'n=2');
     await pub.idle();
 
-    expect((await readFile(record, 'utf8')).trim().split('\n')).toEqual([`1 app  ${out}`, `${hot.version} app  ${out}`]);
+    // HOTCONF_CHANGED/HOTCONF_REMOVED are JSON arrays (issue 18 point 15: a comma-joined list was ambiguous).
+    expect((await readFile(record, 'utf8')).trim().split('\n')).toEqual([`1 ["app"] [] ${out}`, `${hot.version} ["app"] [] ${out}`]);
   });
 
   it('a command that exits 1 is a reported failure with its exit code and stderr logged; commits go on', async () => {
@@ -179,3 +180,36 @@ describe('command', () => {
     expect(log.lines.find((l) => l.msg === 'command failed')).toMatchObject({ signal: 'SIGKILL' });
   });
 });
+
+describe('which pids may be signalled (issue 18 point 14)', () => {
+  it('one rule for `pid` and a pid file: 0, negatives (process groups), 1 (init) and hotconf itself are refused', async () => {
+    await using w = await appWorld();
+    await using hot = await start(w);
+    for (const pid of [0, -1, 1, process.pid]) {
+      await expect(pub(hot, { pid })).rejects.toThrow(/notify\.signal\.pid: .*(not an application's process id|is hotconf itself)/);
+    }
+    const pidFile = w.tmp.file('app.pid');
+    const log = await memoryLogger();
+    const rec = recorder();
+    await writeFile(pidFile, '1\n');
+    await using p = await startPublisher(hot, { notify: { signal: { pidFile } }, onResult: rec.onResult, logger: log.logger });
+    await p.idle();
+    for (const [n, text] of [[2, '0'], [3, '-1'], [4, String(process.pid)]] as const) {
+      await writeFile(pidFile, text);
+      await w.configAtomic('app.yaml', `port: 1\nn: ${n}\n`);
+      await until(() => rec.of('signal').length === n, `attempt ${n}`);
+    }
+    const refusals = log.lines.filter((l) => l.msg === 'signal failed').map((l) => String(l.error));
+    expect(refusals).toEqual([
+      expect.stringMatching(/^refusing to signal pid 1 \(from .*\): 1 is not an application's process id/),
+      expect.stringMatching(/^refusing to signal pid 0 \(from .*\): 0 is not an application's process id/),
+      expect.stringMatching(/^refusing to signal pid -1 \(from .*\): -1 is not an application's process id/),
+      expect.stringMatching(new RegExp(`^refusing to signal pid ${process.pid} \\(from .*\\): ${process.pid} is hotconf itself`)),
+    ]);
+    expect(rec.of('signal').map((r) => r.ok)).toEqual([false, false, false, false]);
+  });
+});
+
+function pub(hot: Parameters<typeof startPublisher>[0], signal: { pid: number }) {
+  return startPublisher(hot, { notify: { signal } });
+}

@@ -1,4 +1,4 @@
-// Issue 18, the core's points (RELIABILITY.md section 6): errors capped per config whatever the file holds, a
+// Issue 18, the core's points (RELIABILITY.md section 7): errors capped per config whatever the file holds, a
 // config that never reads stable, transient read errors, links out of configDir, directories past the depth
 // limit, unusable config names. Real files, real links (to /proc), the real daemon as a child process over real
 // HTTP, a real EMFILE (the daemon's own RLIMIT_NOFILE lowered with prlimit while it runs).
