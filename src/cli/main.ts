@@ -3,7 +3,7 @@
 // `watch` (committed changes as NDJSON) and `push` (a validated directory into etcd, in one guarded transaction).
 // Usage errors exit 2, invalid config 1, cannot-run 3.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { describeEtcdError, etcdClient, EtcdError, normalizePrefix } from '../source/etcd/client.js';
 import { pushEntries, type PushResult } from '../source/etcd/push.js';
 import path from 'node:path';
@@ -12,6 +12,14 @@ import { daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loa
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
 import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, type OptionKey } from '../options.js';
+
+// A reader that goes away (`hotconf --help | head -1`) is not an error of ours: stop quietly, no stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);
+  });
+}
 
 const pkg = JSON.parse(await readFile(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -37,9 +45,41 @@ interface DirFlags {
 function dirOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)').env('HOTCONF_CONFIG'))
-    .option('--config-dir <dir>', 'directory of config files (default: the embedded config/)')
-    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: the embedded schemas/)')
+    .option('--config-dir <dir>', 'directory of config files (default: ./hotconf.yaml\'s, else ./config)')
+    .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: ./hotconf.yaml\'s, else ./schemas)')
     .option('--follow-external-links', 'follow symlinks whose target is outside the config dir (default: refused)');
+}
+
+const isDir = (dir: string) => stat(dir).then((s) => s.isDirectory(), () => false);
+
+/** `./config` when inside the current directory, else the absolute path: how the CLI names a directory. */
+function shown(dir: string): string {
+  const rel = path.relative(process.cwd(), path.resolve(dir));
+  return escapeControl(rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(dir) : `./${rel}`);
+}
+
+/**
+ * Where the configs are when no flag or variable says: ./hotconf.yaml, else ./config + ./schemas, else a usage
+ * error (exit 2) naming what was looked for. Never the package's own demo (only `npm start` in the repository
+ * serves that, by passing its hotconf.yaml), so `npx hotconf check` in a project checks that project.
+ */
+async function findConfig(flags: DirFlags, { etcdIsASource = true } = {}): Promise<void> {
+  const env = process.env;
+  const etcd = etcdIsASource ? (flags.etcd ?? (env.HOTCONF_ETCD || undefined)) : undefined;
+  const told = flags.config ?? flags.configDir ?? etcd ?? (env.HOTCONF_CONFIG_DIR || undefined);
+  if (told !== undefined) return;
+  if (await stat('hotconf.yaml').then((s) => s.isFile(), () => false)) {
+    flags.config = 'hotconf.yaml';
+  } else if ((await isDir('config')) && (flags.schemaDir !== undefined || env.HOTCONF_SCHEMA_DIR || (await isDir('schemas')))) {
+    flags.configDir = 'config';
+    flags.schemaDir ??= env.HOTCONF_SCHEMA_DIR ? undefined : 'schemas';
+  } else {
+    process.stderr.write(
+      `hotconf: no configs to use in ${process.cwd()}: looked for ./hotconf.yaml, then the directories ./config and ./schemas.\n` +
+        'Pass --config hotconf.yaml, or --config-dir DIR --schema-dir DIR (or $HOTCONF_CONFIG / $HOTCONF_CONFIG_DIR).\n',
+    );
+    process.exit(EXIT.USAGE);
+  }
 }
 
 function flagLayer(flags: DirFlags): SettingsLayer {
@@ -88,6 +128,7 @@ function etcdOptions(cmd: Command): Command {
 
 /** Settings for the one-shot commands; problems with them are reported and exit 3. */
 async function oneShotSettings(flags: DirFlags) {
+  await findConfig(flags);
   try {
     return await loadSettings({ settingsFile: flags.config, flags: flagLayer(flags) });
   } catch (err) {
@@ -127,6 +168,7 @@ etcdOptions(dirOptions(program.command('run').description('run the daemon: keep 
   .option('--publish-dir <dir>', 'publish every committed version into this directory, atomically')
   .option('--notify-webhook <url>', 'POST each committed version to this URL')
   .action(async (flags: DirFlags) => {
+    await findConfig(flags);
     process.exitCode = await runDaemon({ settingsFile: flags.config, flags: flagLayer(flags) });
   });
 
@@ -143,10 +185,18 @@ dirOptions(program.command('check').description('validate every config (or the g
       process.exitCode = EXIT.CANNOT_RUN;
       return;
     }
+    const where = {
+      ...(flags.config === undefined ? {} : { settingsFile: shown(flags.config) }),
+      ...(settings.configDir === undefined ? {} : { configDir: shown(settings.configDir) }),
+      ...(settings.etcd === undefined ? {} : { etcd: `${settings.etcd.endpoints.join(',')} ${settings.etcd.prefix}` }),
+      schemaDir: shown(settings.schemaDir),
+    };
     if (flags.json) {
       const configs = report.configs.map(({ name, file, ok, errors }) => ({ name, file, ok, errors }));
-      process.stdout.write(`${JSON.stringify({ ok: report.ok, configs, errors: report.errors }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ok: report.ok, ...where, configs, errors: report.errors }, null, 2)}\n`);
     } else {
+      const source = where.configDir ?? `etcd ${where.etcd ?? ''}`;
+      process.stdout.write(`checking ${source} against the schemas in ${where.schemaDir}${where.settingsFile ? ` (from ${where.settingsFile})` : ''}\n`);
       // Escaped again here: a message may quote a name, and names are anyone's to choose (a newline would forge a line).
       for (const e of report.errors) process.stdout.write(`${escapeControl(e.message)}\n`);
       const bad = report.configs.filter((c) => !c.ok).length;
@@ -175,7 +225,8 @@ dirOptions(program.command('get').description('print the validated value of a co
       .filter((c) => target === c.name || target.startsWith(`${c.name}.`))
       .sort((a, b) => b.name.length - a.name.length)[0];
     if (!match) {
-      process.stderr.write(`hotconf: no config named '${target.split('.')[0]}' (known: ${report.configs.map((c) => escapeControl(c.name)).join(', ')})\n`);
+      const dir = settings.configDir === undefined ? '' : ` in ${shown(settings.configDir)}`;
+      process.stderr.write(`hotconf: no config named '${escapeControl(target.split('.')[0] ?? '')}'${dir} (known: ${report.configs.map((c) => escapeControl(c.name)).join(', ')})\n`);
       process.exitCode = EXIT.INVALID;
       return;
     }
@@ -318,6 +369,7 @@ etcdOptions(dirOptions(program.command('push').description('validate a config di
 
 /** `hotconf push`: every file valid first (else exit 1, nothing written), then one transaction or a clear failure. */
 async function push(flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?: boolean }): Promise<number> {
+  await findConfig(flags, { etcdIsASource: false }); // push reads a directory and writes etcd
   let settings;
   try {
     settings = await loadSettings({ settingsFile: flags.config, flags: flagLayer(flags) }, { keepConfigDir: true });

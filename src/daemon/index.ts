@@ -4,7 +4,7 @@
 // with a watchdog that only pings while a probe batch still makes it through the pipeline.
 import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { startHttpServer, type HttpServer } from '../http/index.js';
 import { HotconfMetrics } from '../metrics/index.js';
 import { isInside } from '../names.js';
 import { startPublisher, type Publisher } from '../publish/index.js';
+import { daemonLogger } from './log.js';
 import { SystemdNotifier } from './notify.js';
 import {
   diffSettings,
@@ -27,6 +28,7 @@ import {
   type SettingsLayer,
 } from './settings.js';
 
+export { daemonLogger } from './log.js';
 export { SettingsError } from './settings.js';
 /** For the CLI, which shows names and messages but may not import names.ts itself. */
 export { escapeControl } from '../names.js';
@@ -88,19 +90,6 @@ export async function hotconfOptionsOf(settings: DaemonSettings, env: NodeJS.Pro
   return { ...rest, ...(etcd ? { etcd: await etcdOptionsOf(etcd, env) } : { configDir: configDir! }) };
 }
 
-/** A logger for the daemon: JSON lines on stdout (journald), pretty on a terminal. Secrets are redacted. */
-export function daemonLogger(settings: Pick<DaemonSettings, 'log'>, fd: 1 | 2 = 1): Logger {
-  const pretty = settings.log.pretty ?? (fd === 1 ? process.stdout : process.stderr).isTTY;
-  const options = {
-    name: 'hotconf',
-    level: settings.log.level,
-    // hotconf never logs config values; this guards the fields that could carry credentials anyway.
-    redact: { paths: ['req.headers.authorization', '*.password', '*.token', '*.secret'], censor: '[REDACTED]' },
-  };
-  if (pretty) return pino(options, pino.transport({ target: 'pino-pretty', options: { destination: fd } }));
-  return pino(options, pino.destination({ dest: fd, sync: true }));
-}
-
 /** Runs the daemon until SIGTERM/SIGINT; resolves with the process exit code. */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   // Signals that arrive while starting up are held, not fatal (SIGHUP and SIGINT would otherwise kill the
@@ -142,7 +131,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   }
   const logger = daemonLogger(settings);
   const source = settings.etcd ? { etcd: settings.etcd.endpoints, prefix: settings.etcd.prefix } : { configDir: settings.configDir };
-  logger.info({ pid: process.pid, ...source, schemaDir: settings.schemaDir }, 'hotconf starting');
+  logger.info({ ...source, schemaDir: settings.schemaDir }, 'hotconf starting'); // pino adds the pid
   const settingsFile = options.settingsFile === undefined ? undefined : path.resolve(options.settingsFile);
   const configDir = settings.configDir === undefined ? undefined : path.resolve(settings.configDir);
   if (settingsFile && configDir && isInside(settingsFile, configDir)) {
@@ -161,7 +150,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
     hot = await createHotconf({ ...(await hotconfOptionsOf(settings, options.env ?? process.env)), logger });
   } catch (err) {
     if (err instanceof InitialLoadError) {
-      for (const e of err.errors) logger.error(e.toJSON(), e.message);
+      // The pipeline has logged the refusal with each problem; this says what it means for the process.
       logger.fatal({ errors: err.errors.length }, 'initial config is invalid; not starting (the previous process, if any, keeps serving)');
       await notifier.status(`initial config invalid: ${err.errors.length} error(s)`);
       return EXIT.INVALID;
@@ -238,9 +227,15 @@ function publisherOptions(settings: DaemonSettings, logger: Logger, metrics: Hot
   };
 }
 
+/** A config error's fields for a log line whose message is the error's message (said once, not twice). */
+function errorFields(e: ConfigError): Omit<ReturnType<ConfigError['toJSON']>, 'message'> {
+  const { message: _message, ...fields } = e.toJSON();
+  return fields;
+}
+
 function reportSettingsError(logger: Logger, err: unknown): void {
   if (err instanceof SettingsError) {
-    for (const e of err.errors) logger.error(e.toJSON(), e.message);
+    for (const e of err.errors) logger.error(errorFields(e), e.message);
     logger.fatal('invalid hotconf settings');
   } else {
     logger.fatal({ err }, 'cannot read hotconf settings');
@@ -293,7 +288,7 @@ class Daemon {
     }
     await notifier.ready(this.statusText());
     this.startWatchdog();
-    logger.info({ version: hot.version, pid: process.pid, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
+    logger.info({ version: hot.version, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
     early.release();
     if (early.stop) process.emit(early.stop, early.stop);
     else if (early.reload) process.emit('SIGHUP', 'SIGHUP');
@@ -311,8 +306,9 @@ class Daemon {
   }
 
   private onBatch(): void {
+    // The pipeline logs the batch itself, as one event (a refusal at error level, with each config's errors capped
+    // at maxErrorsPerConfig and each problem's file:line:col).
     this.notifier.status(this.statusText()).catch(() => undefined); // send() never rejects; belt and braces
-    // A refusal is one log event: the pipeline's, with each config's errors capped (maxErrorsPerConfig).
   }
 
   /**
@@ -352,7 +348,7 @@ class Daemon {
       next = await loadSettings(this.options);
     } catch (err) {
       if (err instanceof SettingsError) {
-        for (const e of err.errors) this.logger.error(e instanceof ConfigError ? e.toJSON() : {}, e.message);
+        for (const e of err.errors) this.logger.error(e instanceof ConfigError ? errorFields(e) : {}, e.message);
         this.logger.error('hotconf settings are invalid; keeping the current ones');
       } else {
         this.logger.error({ err }, 'cannot read hotconf settings; keeping the current ones');

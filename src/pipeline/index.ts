@@ -202,15 +202,25 @@ export class Pipeline {
     const change = holdBack ? undefined : store.commit({ set, remove, ...(sourceRevision === undefined ? {} : { sourceRevision }) });
     const ms = round(performance.now() - started);
     if (change) {
+      // One line per commit; no empty fields (`removed` only when something was removed).
       this.#log.info(
-        { version: change.version, changed: change.changed, removed: change.removed, sourceRevision, ms, latencyMs: round(performance.now() - batch.firstHintAt) },
+        {
+          version: change.version,
+          changed: change.changed,
+          ...(change.removed.length > 0 ? { removed: change.removed } : {}),
+          ...(sourceRevision === undefined ? {} : { sourceRevision }),
+          ms,
+          latencyMs: round(performance.now() - batch.firstHintAt),
+        },
         'config committed',
       );
     }
     if (recovered.length > 0) this.#log.info({ names: recovered, version: store.version }, 'config valid again');
     if (errors.length > 0) {
-      this.#log.warn(
-        { errors: errors.map((e) => e.toJSON()), held: holdBack ? [...this.#retry].filter((n) => !heldBy.includes(n)) : [], heldBy, policy, version: store.version },
+      // One event for the refusal, at error level (`journalctl -p err` lists it), each problem's message once, each
+      // config's errors capped; `heldBy` names the configs whose errors hold the others back.
+      this.#log.error(
+        { errors: errors.map((e) => e.toJSON()), ...(holdBack ? { held: [...this.#retry], heldBy } : {}), policy, version: store.version },
         holdBack ? 'batch rejected; last good config stays live' : 'invalid config refused; last good value stays live',
       );
     }

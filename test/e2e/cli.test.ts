@@ -1,10 +1,11 @@
 // The real CLI as a child process: check, get, usage errors, and `run` as an SRE drives it.
-import { rename, symlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { world, type World } from '../hotconf/fixtures.js';
 import { tempDir, until } from '../helpers.js';
-import { hotconf, startHotconf } from './cli-helpers.js';
+import { BIN, hotconf, ROOT, startHotconf } from './cli-helpers.js';
 
 const dirs = (w: World) => ['--config-dir', w.configDir, '--schema-dir', w.schemaDir];
 
@@ -77,6 +78,30 @@ describe('hotconf check', () => {
     expect(r.stderr).toMatch(/not a directory: \/nonexistent\/hotconf/);
   });
 
+  it('without flags: ./hotconf.yaml, else ./config + ./schemas of the current directory, else exit 2 naming both', async () => {
+    await using w = await goodWorld();
+    await w.config('svc.yaml', 'port: 70000\n');
+    const fromDirs = await hotconf(['check'], { cwd: w.tmp.dir });
+    expect(fromDirs.stdout.split('\n')[0]).toBe('checking ./config against the schemas in ./schemas');
+    expect(fromDirs.stdout).toMatch(/^2 config\(s\) checked, 1 invalid$/m);
+    expect(fromDirs.code).toBe(1);
+    expect((await hotconf(['get', 'db/primary.port'], { cwd: w.tmp.dir })).stdout).toBe('5432\n');
+
+    await w.tmp.write('good/svc.yaml', 'port: 80\n');
+    await w.tmp.write('hotconf.yaml', 'configDir: good\nschemaDir: schemas\n');
+    const fromFile = await hotconf(['check'], { cwd: w.tmp.dir });
+    expect(fromFile.stdout.split('\n')[0]).toBe('checking ./good against the schemas in ./schemas (from ./hotconf.yaml)');
+    expect(fromFile.stdout).toMatch(/^1 config\(s\) checked, 0 invalid$/m);
+    expect(fromFile.code).toBe(0);
+
+    await using empty = await tempDir();
+    for (const args of [['check'], ['get', 'app'], ['run']]) {
+      const none = await hotconf(args, { cwd: empty.dir });
+      expect(none.code, args.join(' ')).toBe(2);
+      expect(none.stderr).toContain(`no configs to use in ${empty.dir}: looked for ./hotconf.yaml, then the directories ./config and ./schemas`);
+    }
+  });
+
   it('honours HOTCONF_* environment variables, below flags', async () => {
     await using w = await goodWorld();
     await using other = await tempDir();
@@ -122,6 +147,22 @@ describe('usage', () => {
     }
   });
 
+  it('`hotconf --help | head -1` exits 0 without an EPIPE stack, every time', async () => {
+    for (let i = 0; i < 5; i++) {
+      const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
+        const child = spawn('/bin/sh', ['-c', `{ "${process.execPath}" "${BIN}" --help; echo "hotconf exited $?" >&2; } | head -1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, out, err }));
+      });
+      expect(r.out).toBe('Usage: hotconf [options] [command]\n');
+      expect(r.err).toBe('hotconf exited 0\n');
+    }
+  });
+
   it('unknown flags, unknown commands and bad values exit 2 with a usage message', async () => {
     for (const args of [['--bogus'], ['run', '--bogus'], ['frobnicate'], ['run', '--debounce-ms', 'abc'], ['run', '--batch-policy', 'most'], ['get']]) {
       const r = await hotconf(args);
@@ -152,7 +193,11 @@ describe('hotconf run', () => {
     await w.config('svc.yaml', 'port: x\n');
     await using d = startHotconf(['run', ...dirs(w)]);
     expect(await d.exited).toBe(1);
-    expect(d.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('svc.yaml:1:7: /port: must be integer'))).toBe(true);
+    // One event says it, at error level, with the problem's file:line:col once; then the fatal line.
+    const refused = d.lines.filter((l) => JSON.stringify(l).includes('svc.yaml:1:7: /port: must be integer'));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ level: 50, msg: 'invalid config refused; last good value stays live' });
+    expect(d.lines.at(-1)).toMatchObject({ level: 60, errors: 1 });
   });
 
   it('SIGHUP rescans and picks up a change no watcher event announced', async () => {
@@ -219,6 +264,18 @@ describe('hotconf run', () => {
     await using d = startHotconf(['run', '--pretty', ...dirs(w)]);
     await d.line((l) => typeof l.raw === 'string' && l.raw.includes('hotconf running'), 'a pretty "running" line');
     expect(d.lines.every((l) => typeof l.raw === 'string')).toBe(true);
+    // One event, one line: a refusal is its line plus one indented line per problem; a commit is one line.
+    const before = d.lines.length;
+    await w.configAtomic('svc.yaml', 'port: 70000\n');
+    await d.line((l) => String(l.raw).includes('svc.yaml:1:7: /port: must be <= 65535'), 'the problem, indented');
+    await w.configAtomic('svc.yaml', 'port: 81\n');
+    await d.line((l) => String(l.raw).includes('config committed version=2'), 'the commit');
+    const raw = d.lines.slice(before).map((l) => String(l.raw));
+    expect(raw).toHaveLength(4);
+    expect(raw[0]).toMatch(/^\[[\d:.]+\] ERROR: batch rejected; last good config stays live held=svc policy=all-or-nothing version=1$/);
+    expect(raw[1]).toMatch(/^ {4}\S*\/config\/svc\.yaml:1:7: \/port: must be <= 65535$/);
+    expect(raw[2]).toMatch(/^\[[\d:.]+\] INFO: config committed version=2 changed=svc ms=[\d.]+ latencyMs=[\d.]+$/);
+    expect(raw[3]).toMatch(/^\[[\d:.]+\] INFO: config valid again names=svc version=2$/);
     d.signal('SIGTERM');
     expect(await d.exited).toBe(0);
   });
@@ -237,7 +294,9 @@ describe('hotconf run', () => {
   });
 
   it('npm start’s command serves the embedded default config', async () => {
-    await using d = startHotconf(['run']);
+    const start = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    expect(start).toBe('node dist/cli/main.js run --config hotconf.yaml');
+    await using d = startHotconf(['run', '--config', 'hotconf.yaml']);
     const ready = await d.line((l) => l.msg === 'hotconf ready', 'ready');
     expect(ready).toMatchObject({ configs: 3, errors: 0 });
     d.signal('SIGINT');

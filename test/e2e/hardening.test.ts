@@ -199,7 +199,7 @@ describe('names with control characters (point 11)', () => {
     const res = await hotconf(['check', '--config-dir', w.configDir, '--schema-dir', w.schemaDir]);
     expect(res.code).toBe(1);
     const lines = res.stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(3); // two errors and the summary
+    expect(lines).toHaveLength(4); // the directories checked, two errors and the summary
     expect(res.stdout).not.toContain('\x1b');
     expect(lines.some((l) => l.startsWith('app.yaml:1:1: forged'))).toBe(false);
     expect(res.stdout).toContain('x\\napp.yaml:1:1: forged.yaml:1:4: /n: must be integer');
