@@ -220,7 +220,14 @@ export class Pipeline {
       // One event for the refusal, at error level (`journalctl -p err` lists it), each problem's message once, each
       // config's errors capped; `heldBy` names the configs whose errors hold the others back.
       this.#log.error(
-        { errors: errors.map((e) => e.toJSON()), ...(holdBack ? { held: [...this.#retry], heldBy } : {}), policy, version: store.version },
+        {
+          errors: errors.map((e) => e.toJSON()),
+          ...(holdBack ? { held: [...this.#retry] } : {}),
+          // said only when a config is held back by another's error
+          ...([...this.#retry].some((n) => !heldBy.includes(n)) ? { heldBy } : {}),
+          policy,
+          version: store.version,
+        },
         holdBack ? 'batch rejected; last good config stays live' : 'invalid config refused; last good value stays live',
       );
     }
