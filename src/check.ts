@@ -17,7 +17,7 @@ export interface CheckedConfig {
   readonly name: string;
   readonly file: string | undefined;
   readonly ok: boolean;
-  /** The validated value (defaults applied); undefined when invalid. Contains secrets: redact before showing. */
+  /** The validated value (with `useDefaults`, defaults filled in); undefined when invalid. Contains secrets: redact before showing. */
   readonly value: unknown;
   readonly secrets: readonly string[];
   readonly errors: readonly ConfigErrorJSON[];
@@ -47,6 +47,10 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
   const registry = new SchemaRegistry({
     schemaDir: tree.schemaDir ?? tree.configDir,
     useDefaults: o.useDefaults,
+    schemaStrict: o.schemaStrict,
+    unknownFormats: o.unknownFormats,
+    maxSchemaBytes: o.maxSchemaBytes,
+    ...(o.formats ? { formats: o.formats } : {}),
     displayPath,
     maxErrors: o.maxErrorsPerConfig,
     ...(o.logger ? { logger: o.logger.child({ module: 'validate' }) } : {}),
@@ -98,9 +102,21 @@ export type FileValidation =
 export async function validateOnce(
   file: string,
   schemaFile: string,
-  options: { value?: unknown; useDefaults?: boolean; maxFileBytes?: number; workerThresholdBytes?: number } = {},
+  options: {
+    value?: unknown;
+    maxFileBytes?: number;
+    workerThresholdBytes?: number;
+  } & Pick<HotconfOptions, 'useDefaults' | 'schemaStrict' | 'unknownFormats' | 'maxSchemaBytes' | 'formats'> = {},
 ): Promise<FileValidation> {
-  const registry = new SchemaRegistry({ schemaDir: path.dirname(schemaFile), useDefaults: options.useDefaults ?? false, displayPath });
+  const registry = new SchemaRegistry({
+    schemaDir: path.dirname(schemaFile),
+    useDefaults: options.useDefaults ?? OPTION_DEFAULTS.useDefaults,
+    schemaStrict: options.schemaStrict ?? OPTION_DEFAULTS.schemaStrict,
+    unknownFormats: options.unknownFormats ?? OPTION_DEFAULTS.unknownFormats,
+    maxSchemaBytes: options.maxSchemaBytes ?? OPTION_DEFAULTS.maxSchemaBytes,
+    ...(options.formats ? { formats: options.formats } : {}),
+    displayPath,
+  });
   const name = registry.nameOfFile(schemaFile);
   if (name === undefined) throw new HotconfError('E_OPTIONS', `not a schema file (*${SCHEMA_SUFFIX}): ${schemaFile}`);
   await registry.reload([schemaFile]);

@@ -139,6 +139,10 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
     const registry = new SchemaRegistry({
       schemaDir: schemaDir ?? (o.configDir === undefined ? process.cwd() : path.resolve(o.configDir)),
       useDefaults: o.useDefaults,
+      schemaStrict: o.schemaStrict,
+      unknownFormats: o.unknownFormats,
+      maxSchemaBytes: o.maxSchemaBytes,
+      ...(o.formats ? { formats: o.formats } : {}),
       logger: logger.child({ module: 'validate' }),
       displayPath,
       maxErrors: o.maxErrorsPerConfig,

@@ -11,6 +11,9 @@ import type { Source } from './source/index.js';
 export const BATCH_POLICIES = ['all-or-nothing', 'per-file'] as const;
 export type BatchPolicy = (typeof BATCH_POLICIES)[number];
 
+/** What an unknown `format` does (validate/'s UnknownFormats). */
+export const UNKNOWN_FORMATS = ['ignore', 'refuse'] as const;
+
 export interface HotconfOptions {
   /** Directory of config files (`.yaml`, `.yml`, `.json`), watched recursively. Exactly one of `configDir` and `etcd`. */
   configDir?: string;
@@ -43,8 +46,18 @@ export interface HotconfOptions {
   workerThresholdBytes?: number;
   /** Files read at once during a batch. Default 16. */
   concurrency?: number;
-  /** Fill in schema `default`s. Default true. */
+  /** Fill schema `default`s into a copy of each valid config (after the verdict, which judges what was written).
+   *  The filled value is what the snapshot, HTTP and published files hold. Default false. */
   useDefaults?: boolean;
+  /** Compile schemas in ajv's strict mode (a lint for schema authors): its findings refuse the schema. Default false. */
+  schemaStrict?: boolean;
+  /** An unknown `format` in a schema: `ignore` it (an annotation, logged once) or `refuse` the schema. Default `ignore`. */
+  unknownFormats?: 'ignore' | 'refuse';
+  /** Largest schema file accepted, in bytes. Default 16 MiB (generated schemas exceed 1 MiB). */
+  maxSchemaBytes?: number;
+  /** Formats of your own (`format: "semver"`), checked wherever a schema names them: a RegExp (run by the
+   *  ECMAScript engine) or a function of the string. ajv-formats' formats are always there. */
+  formats?: Readonly<Record<string, RegExp | ((value: string) => boolean)>>;
   /** Keep the last value of a deleted config instead of removing it. Default false. */
   keepOnDelete?: boolean;
   /** Start with the valid configs when some are invalid at start-up, instead of rejecting. Default false. */
@@ -66,7 +79,7 @@ export interface HotconfOptions {
 }
 
 /** The options without a default: where configs and schemas come from, and the host's own objects. */
-export type PassThroughKey = 'configDir' | 'etcd' | 'source' | 'schemaDir' | 'logger' | 'signal';
+export type PassThroughKey = 'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'logger' | 'signal';
 /** The options of the table: every one with a default. */
 export type OptionKey = Exclude<keyof HotconfOptions, PassThroughKey>;
 
@@ -103,12 +116,15 @@ export const OPTION_TABLE = {
   closeTimeoutMs: { default: 5000, unit: 'ms', hot: false, constraint: 'non-negative' },
   workerThresholdBytes: { default: 65_536, unit: 'bytes', hot: false, constraint: 'non-negative-or-infinity' },
   maxFileBytes: { default: 1_048_576, unit: 'bytes', hot: true, constraint: 'positive-integer' },
+  maxSchemaBytes: { default: 16_777_216, unit: 'bytes', hot: false, constraint: 'positive-integer' },
   maxDepth: { default: 64, unit: 'count', hot: false, constraint: 'positive-integer' },
   maxAliasCount: { default: 100, unit: 'count', hot: false, constraint: 'positive-integer' },
   concurrency: { default: 16, unit: 'count', hot: false, constraint: 'positive-integer' },
   maxErrorsPerConfig: { default: 20, unit: 'count', hot: false, constraint: 'positive-integer' },
   requireSchema: { default: true, unit: 'none', hot: false, constraint: 'boolean' },
-  useDefaults: { default: true, unit: 'none', hot: false, constraint: 'boolean' },
+  useDefaults: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
+  schemaStrict: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
+  unknownFormats: { default: 'ignore', unit: 'none', hot: false, constraint: { enum: UNKNOWN_FORMATS } },
   keepOnDelete: { default: false, unit: 'none', hot: true, constraint: 'boolean' },
   startWithValid: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   usePolling: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
@@ -116,7 +132,7 @@ export const OPTION_TABLE = {
 } as const satisfies { readonly [K in OptionKey]: OptionSpec<NonNullable<HotconfOptions[K]>> };
 
 const OPTION_KEYS = Object.keys(OPTION_TABLE) as OptionKey[];
-const PASS_THROUGH_KEYS: readonly PassThroughKey[] = ['configDir', 'etcd', 'source', 'schemaDir', 'logger', 'signal'];
+const PASS_THROUGH_KEYS: readonly PassThroughKey[] = ['configDir', 'etcd', 'source', 'schemaDir', 'formats', 'logger', 'signal'];
 
 /** The options that may change while running. */
 export type HotOptionKey = { [K in OptionKey]: (typeof OPTION_TABLE)[K]['hot'] extends true ? K : never }[OptionKey];
@@ -162,6 +178,12 @@ export function checkOptions(o: HotconfOptions): void {
   if (o.schemaDir !== undefined && typeof o.schemaDir !== 'string') fail('`schemaDir` must be a directory path');
   if (o.schemaDir === undefined && o.requireSchema !== false) {
     fail('`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)');
+  }
+  if (o.formats !== undefined) {
+    if (typeof o.formats !== 'object' || o.formats === null) fail('`formats` must be an object of format name → RegExp or function');
+    for (const [name, f] of Object.entries(o.formats)) {
+      if (!(f instanceof RegExp) && typeof f !== 'function') fail(`\`formats.${name}\` must be a RegExp or a function (value: string) => boolean`);
+    }
   }
   for (const k of OPTION_KEYS) checkValue(k, o[k]);
 }

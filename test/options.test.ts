@@ -35,7 +35,7 @@ function messageOf(fn: () => void): string {
 describe('the table', () => {
   test('has an entry for every option of HotconfOptions but the source, the schemas, the logger and the signal', () => {
     expectTypeOf<keyof typeof OPTION_TABLE>().toEqualTypeOf<OptionKey>();
-    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'source' | 'schemaDir' | 'logger' | 'signal'>();
+    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'logger' | 'signal'>();
   });
 
   test('RuntimeOptions has exactly the keys of HOT_OPTIONS, and they are the six that may change while running', () => {
@@ -69,11 +69,14 @@ describe('resolveOptions', () => {
       closeTimeoutMs: 5000,
       workerThresholdBytes: 65_536,
       maxFileBytes: 1_048_576,
+      maxSchemaBytes: 16_777_216,
       maxDepth: 64,
       maxAliasCount: 100,
       concurrency: 16,
+      useDefaults: false,
+      schemaStrict: false,
+      unknownFormats: 'ignore',
       maxErrorsPerConfig: 20,
-      useDefaults: true,
       keepOnDelete: false,
       startWithValid: false,
       usePolling: false,

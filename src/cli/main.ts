@@ -10,8 +10,9 @@ import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
+import { reloadAndWait } from '../daemon/reload.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
-import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, type OptionKey } from '../options.js';
+import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, UNKNOWN_FORMATS, type OptionKey } from '../options.js';
 
 // A reader that goes away (`hotconf --help | head -1`) is not an error of ours: stop quietly, no stack trace.
 for (const stream of [process.stdout, process.stderr]) {
@@ -47,6 +48,9 @@ function dirOptions(cmd: Command): Command {
     .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)').env('HOTCONF_CONFIG'))
     .option('--config-dir <dir>', 'directory of config files (default: ./hotconf.yaml\'s, else ./config)')
     .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: ./hotconf.yaml\'s, else ./schemas)')
+    .option('--strict-schemas', "compile schemas in ajv's strict mode: its lint findings refuse the schema")
+    .option('--use-defaults', 'fill schema defaults into each valid config (after validation)')
+    .addOption(new Option('--unknown-formats <what>', `what an unknown schema format does ${byDefault('unknownFormats')}`).choices(UNKNOWN_FORMATS))
     .option('--follow-external-links', 'follow symlinks whose target is outside the config dir (default: refused)');
 }
 
@@ -86,6 +90,9 @@ function flagLayer(flags: DirFlags): SettingsLayer {
   const layer: SettingsLayer = {};
   if (flags.configDir !== undefined) layer.configDir = flags.configDir;
   if (flags.schemaDir !== undefined) layer.schemaDir = flags.schemaDir;
+  if (flags.strictSchemas === true) layer.schemaStrict = true;
+  if (flags.useDefaults === true) layer.useDefaults = true;
+  if (flags.unknownFormats !== undefined) layer.unknownFormats = flags.unknownFormats as NonNullable<SettingsLayer['unknownFormats']>;
   if (flags.batchPolicy !== undefined) layer.batchPolicy = flags.batchPolicy as NonNullable<SettingsLayer['batchPolicy']>;
   if (flags.debounceMs !== undefined) layer.debounceMs = flags.debounceMs as number;
   if (flags.startWithValid === true) layer.startWithValid = true;
@@ -357,6 +364,26 @@ dirOptions(program.command('watch').description('print each committed change as 
       line(out);
     }
     await hot.close();
+  });
+
+program
+  .command('reload')
+  .description("send SIGHUP to a running daemon and wait for that reload's outcome: exit 0 applied, 1 refused (systemd's ExecReload=)")
+  .requiredOption('--pid <pid>', "the daemon's process id ($MAINPID in a unit)", wholeNumber)
+  .option('--timeout-ms <ms>', 'give up waiting after this long (default: 25000 ms, under the unit\'s TimeoutStartSec=30s)', wholeNumber)
+  .action(async (flags: { pid: number; timeoutMs?: number }) => {
+    const wait = await reloadAndWait(flags.pid, { timeoutMs: flags.timeoutMs ?? 25_000 });
+    if (!wait.done) {
+      process.stderr.write(`hotconf: ${wait.message}\n`);
+      process.exitCode = EXIT.CANNOT_RUN;
+      return;
+    }
+    const { outcome } = wait;
+    for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);
+    const summary = `process ${outcome.pid}: version ${outcome.version}, ${outcome.durationMs} ms`;
+    if (outcome.ok) process.stdout.write(`hotconf: reloaded (${summary})\n`);
+    else process.stderr.write(`hotconf: reload failed (${summary}): ${outcome.problems.length} problem(s) above; what was refused keeps its last good value\n`);
+    process.exitCode = outcome.ok ? EXIT.OK : EXIT.INVALID;
   });
 
 etcdOptions(dirOptions(program.command('push').description('validate a config directory, then write it into etcd in one guarded transaction')))

@@ -30,6 +30,10 @@ export const LIBRARY_SETTINGS = [
   'verifyIntervalMs',
   'maxFileBytes',
   'keepOnDelete',
+  'useDefaults',
+  'schemaStrict',
+  'unknownFormats',
+  'maxSchemaBytes',
   'maxErrorsPerConfig',
   'followExternalLinks',
 ] as const satisfies readonly OptionKey[];

@@ -1,94 +1,117 @@
 // The third stage: a parsed document meets its JSON Schema. Schemas are found by config name
-// (`schemas/db/primary.schema.json` for `db/primary`), compiled once with ajv and recompiled when their file
-// changes. Every ajv error is mapped back to `file:line:col` of the offending node plus its JSON pointer.
-// Properties marked `writeOnly: true` or `x-hotconf-secret: true` are collected as secret pointers.
-import { Ajv, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import formatsModule from 'ajv-formats';
+// (`schemas/db/primary.schema.json` for `db/primary`); every schema of the directory is added to its draft's
+// ajv instance first and compiled after, so any file can `$ref` any other by `$id` or relative path. A change
+// to any schema file rebuilds the instances (a fixed schema is never shadowed by its broken predecessor).
+// Every ajv error is mapped back to `file:line:col` of the offending node plus its JSON pointer; secrets are
+// found from the schema's structure (secrets.ts).
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { AnySchemaObject, ErrorObject, ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
 import { mapLimit } from '../async.js';
 import { moreErrorsDetail, ReadError, SchemaError } from '../errors.js';
-import { readStable, type FileIdentity, type ParsedConfig, type Position } from '../load/index.js';
+import { parseConfig, readStable, type FileIdentity, type ParsedConfig, type Position } from '../load/index.js';
 import { isInside, SCHEMA_SUFFIX, schemaNameOf, toPosix } from '../names.js';
 import { escapePointer, parsePointer } from '../pointer.js';
-
-const addFormats = formatsModule.default;
+import { createAjv, dialectOf, type AnyAjv, type Dialect, type RegExpLike } from './dialects.js';
+import { findSecrets, mentionsSecret, resolveUri, SECRET_KEYWORD } from './secrets.js';
 
 /** Suffix of schema files in the schema directory (the naming rule's, names.ts). */
-export { SCHEMA_SUFFIX };
-
-/** The keyword hotconf adds to mark a secret; `writeOnly: true` is treated the same. */
-export const SECRET_KEYWORD = 'x-hotconf-secret';
+export { SCHEMA_SUFFIX, SECRET_KEYWORD };
 
 /**
- * Added by hotconf to every subschema that allows integers: an integer beyond ±(2^53 − 1) has already lost
- * digits when it was parsed (`123456789012345678901234567890` reads as 1.2345678901234568e+29), so accepting
- * it would apply a value that is not the one written. JSON Schema's `integer` only asks for no fraction.
+ * Added by hotconf to every subschema that allows integers, in a second pass run only when the data holds an
+ * integer beyond ±(2^53 − 1): such a number has already lost digits when it was parsed
+ * (`123456789012345678901234567890` reads as 1.2345678901234568e+29), so accepting it where the schema takes
+ * an integer would apply a value that is not the one written. The pass can only refuse what ajv accepted.
  */
 const SAFE_INTEGER_KEYWORD = 'x-hotconf-safe-integer';
 const SAFE_INTEGER_DETAIL = 'must be an integer from -(2^53 - 1) to 2^53 - 1 (a larger one has lost digits in parsing)';
 
+/** What `unknownFormats` may say: an unknown `format` is an annotation (ignored), or refuses its schema. */
+export const UNKNOWN_FORMATS = ['ignore', 'refuse'] as const;
+export type UnknownFormats = (typeof UNKNOWN_FORMATS)[number];
+
 export interface SchemaRegistryOptions {
   /** Directory holding `<name>.schema.json` files. Required. */
   schemaDir: string;
-  /** Fill in `default` values from the schema (ajv `useDefaults`). Default true. */
+  /** Fill in `default` values from the schema into a copy of a valid document. Default false. */
   useDefaults?: boolean;
-  /** Largest schema file accepted, in bytes. Default 1 MiB. */
+  /** Compile with ajv's strict mode (a lint for schema authors): its findings refuse the schema. Default false. */
+  schemaStrict?: boolean;
+  /** An unknown `format`: `ignore` (an annotation, logged once) or `refuse` the schema. Default `ignore`. */
+  unknownFormats?: UnknownFormats;
+  /** Formats of your own, checked wherever a schema names them: a RegExp or a function of the string. */
+  formats?: Readonly<Record<string, RegExp | ((value: string) => boolean)>>;
+  /** Largest schema file accepted, in bytes. Default 16 MiB. */
   maxSchemaBytes?: number;
-  /** Logger for ajv's strict-mode warnings. Default: none. */
+  /** Most errors kept per refused document; the rest are counted in one `E_MORE_ERRORS` entry. Default 20. */
+  maxErrors?: number;
+  /** Logger for what the schemas' compilation has to say. Default: none. */
   logger?: Logger;
   /** Turns an absolute path into the name shown in messages. Default: the path as given. */
   displayPath?: (file: string) => string;
-  /** Most errors kept per refused document; the rest are counted in one `E_MORE_ERRORS` entry. Default 20. */
-  maxErrors?: number;
 }
-
-/**
- * A document with more values than this is validated first by a validator that stops at its first error, and
- * refused with that error alone: ajv's allErrors mode makes one error object per failing value, and 524,000
- * failing values of a 1 MiB file took 512 ms of one thread and 80 MiB (measured, ajv 8). Below it, every error
- * is collected (and then capped): at most a few tens of ms.
- */
-export const ALL_ERRORS_MAX_VALUES = 10_000;
 
 export type ValidationResult =
   | { readonly ok: true; readonly value: unknown; readonly secrets: readonly string[] }
   | { readonly ok: false; readonly errors: readonly SchemaError[] };
 
-interface CompiledSchema {
-  readonly file: string;
+/** One schema text as ajv holds it: files with the same text (and, without `$id`, the same directory) share it. */
+interface Group {
   readonly text: string;
-  readonly validate?: ValidateFunction;
-  readonly error?: SchemaError;
+  readonly files: string[];
+  /** The ajv key of the group: the file URL of its first file (relative `$ref`s resolve against it). */
+  readonly key: string;
+  dialect?: Dialect;
+  schema?: AnySchemaObject | boolean;
+  error?: SchemaError;
+  validate?: ValidateFunction;
+  /** Has a `$ref` to something outside itself: another schema's change may change its meaning. */
+  external: boolean;
+  readonly variants: Map<Variant, ValidateFunction | Error>;
 }
 
-/** A compiled schema shared by every name whose file holds its text; `firstError` is compiled on first need. */
-interface SharedValidator {
-  readonly validate: ValidateFunction;
-  readonly text: string;
-  refs: number;
-  firstError?: ValidateFunction;
+/** `plain`: the schema as written. `safe`: with the safe-integer check. `defaults`: as written, ajv filling defaults.
+ *  `first`: as written, stopping at the first error (a large document, see ALL_ERRORS_MAX_VALUES). */
+type Variant = 'plain' | 'safe' | 'defaults' | 'first';
+
+/**
+ * A document with more values than this meets the `first` variant first, and is refused with that error alone:
+ * ajv's allErrors mode makes one error object per failing value, and 524,000 failing values of a 1 MiB file took
+ * 512 ms of one thread and 80 MiB (measured, ajv 8). Below it, every error is collected (then capped): a few tens
+ * of ms at most.
+ */
+export const ALL_ERRORS_MAX_VALUES = 10_000;
+
+/** The schemas of one state of the directory, compiled into fresh ajv instances. */
+interface Generation {
+  readonly groups: Map<string, Group>;
+  readonly byName: Map<string, Group>;
+  readonly instances: Map<string, AnyAjv>;
+  readonly hasSecrets: boolean;
+  /** `$ref` targets the secret walk resolved (by base and reference), null for none. */
+  readonly refs: Map<string, { schema: unknown; base: string } | null>;
 }
 
 /**
- * Loads and compiles the schemas of one directory. `validate()` is synchronous and cheap; `reload()` re-reads
- * schema files (all, or the ones named) and reports which config names are affected.
+ * Loads and compiles the schemas of one directory. `validate()` is synchronous; `reload()` re-reads schema
+ * files (all, or the ones named) and reports which config names must be validated again.
  */
 export class SchemaRegistry {
   readonly schemaDir: string;
   private readonly options: SchemaRegistryOptions;
-  private readonly schemas = new Map<string, CompiledSchema>();
-  /** Compiled validators by schema text, shared by every name whose schema file holds that text: a tree of
-   *  10,000 configs with one schema copied beside each compiles it once (ajv: ~1 ms and ~24 KB per compile). */
-  private readonly compiled = new Map<string, SharedValidator>();
-  private ajv2020: Ajv2020 | undefined;
-  private ajv07: Ajv | undefined;
-  /** The same, stopping at the first error: for documents too large to collect every error of. */
-  private ajv2020First: Ajv2020 | undefined;
-  private ajv07First: Ajv | undefined;
-  /** Set while one validate() call runs: ajv's secret keyword reports instance paths into it. */
-  private secretSink: string[] | undefined;
+  /** The text of every schema file read, by config name (a read error is `\0` + its detail). */
+  private readonly sources = new Map<string, { readonly file: string; readonly text: string }>();
+  private gen: Generation = { groups: new Map(), byName: new Map(), instances: new Map(), hasSecrets: false, refs: new Map() };
+  /** The group being compiled: ajv's warnings are about it. */
+  private compiling: { group: Group; refusals: string[] } | undefined;
+  /** Groups being compiled (explaining a missing $ref compiles the schema it names, which may lead back). */
+  private readonly inProgress = new Set<Group>();
+  /** The instances that check schemas against their meta-schemas: they hold no user schema. */
+  private readonly meta = new Map<Dialect, AnyAjv>();
+  /** What was logged already (a message once per schema text). */
+  private readonly logged = new Set<string>();
 
   constructor(options: SchemaRegistryOptions) {
     this.options = options;
@@ -97,16 +120,18 @@ export class SchemaRegistry {
 
   /** Names that have a schema (possibly a broken one). */
   names(): string[] {
-    return [...this.schemas.keys()].sort();
+    return [...this.sources.keys()].sort();
   }
 
   has(name: string): boolean {
-    return this.schemas.has(name);
+    return this.sources.has(name);
   }
 
   /** The problem with the schema of `name`, if its file is not a valid schema. */
   schemaError(name: string): SchemaError | undefined {
-    return this.schemas.get(name)?.error;
+    const group = this.gen.byName.get(name);
+    if (group) this.compiled(group);
+    return group?.error;
   }
 
   /** Absolute path of the schema file for a config name (whether or not it exists). */
@@ -126,8 +151,9 @@ export class SchemaRegistry {
 
   /**
    * Re-reads the given schema files (absolute paths; missing ones are dropped). Returns the config names whose
-   * schema text changed, appeared or disappeared: those configs must be validated again. `onRead` hears the
-   * identity of each version read, or undefined for a file that could not be read (and why).
+   * schema text changed, appeared or disappeared, and, when anything changed, every name whose schema refers to
+   * another: those configs must be validated again. `onRead` hears the identity of each version read, or
+   * undefined for a file that could not be read.
    */
   async reload(files: Iterable<string>, onRead?: (file: string, identity: FileIdentity | undefined, error?: ReadError) => void): Promise<string[]> {
     const byName = new Map<string, string>();
@@ -135,11 +161,12 @@ export class SchemaRegistry {
       const name = this.nameOfFile(file);
       if (name !== undefined) byName.set(name, path.resolve(file));
     }
+    const maxFileBytes = this.options.maxSchemaBytes ?? DEFAULT_MAX_SCHEMA_BYTES;
     const results = await mapLimit([...byName], 16, async ([name, file]) => {
       let text: string | undefined;
       try {
         // The same careful read as configs: a FIFO or a huge file in the schema dir must not hang or flood us.
-        const { bytes, identity } = await readStable(file, { maxFileBytes: this.options.maxSchemaBytes ?? 1_048_576, displayPath: this.display(file) });
+        const { bytes, identity } = await readStable(file, { maxFileBytes, displayPath: this.display(file) });
         onRead?.(file, identity);
         text = bytes.toString('utf8');
       } catch (err) {
@@ -149,26 +176,23 @@ export class SchemaRegistry {
       }
       return { name, file, text };
     });
-    const changed: string[] = [];
+    const changed = new Set<string>();
     for (const { name, file, text } of results) {
-      const old = this.schemas.get(name);
+      const old = this.sources.get(name);
       if (text === undefined) {
-        if (old) {
-          this.forget(old);
-          this.schemas.delete(name);
-          changed.push(name);
-        }
-        continue;
+        if (old && this.sources.delete(name)) changed.add(name);
+      } else if (old?.text !== text || old.file !== file) {
+        this.sources.set(name, { file, text });
+        changed.add(name);
       }
-      if (old?.text === text) continue;
-      if (old) this.forget(old);
-      this.schemas.set(name, this.compile(file, text));
-      changed.push(name);
     }
-    return changed.sort();
+    if (changed.size === 0) return [];
+    this.gen = this.build();
+    for (const [name, group] of this.gen.byName) if (group.external) changed.add(name);
+    return [...changed].sort();
   }
 
-  /** Validates `value` (mutated in place when defaults apply) against the schema of `name`. */
+  /** Validates `value` against the schema of `name`. With `useDefaults`, the value of a valid result is a filled copy. */
   validate(name: string, value: unknown, parsed: ParsedConfig, file: string, requireSchema = true): ValidationResult {
     const checked = this.check(name, value, file, requireSchema);
     if (!('failures' in checked)) return checked;
@@ -196,150 +220,361 @@ export class SchemaRegistry {
 
   /** Runs the schema; failures carry pointers only (positions are the caller's choice of how to find them). */
   private check(name: string, value: unknown, file: string, requireSchema: boolean): ValidationResult | Failures {
-    const schema = this.schemas.get(name);
-    if (!schema) {
+    const group = this.gen.byName.get(name);
+    if (!group) {
       if (!requireSchema) return { ok: true, value, secrets: [] };
       return {
         ok: false,
-        errors: [
-          new SchemaError('E_NO_SCHEMA', { file }, `no schema for config '${name}' (expected ${this.display(this.fileFor(name))})`),
-        ],
+        errors: [new SchemaError('E_NO_SCHEMA', { file }, `no schema for config '${name}' (expected ${this.display(this.fileFor(name))})`)],
       };
     }
-    if (schema.error || !schema.validate) {
+    const validate = this.compiled(group);
+    if (group.error || !validate) {
+      return { ok: false, errors: [new SchemaError('E_SCHEMA_INVALID', { file }, `its schema is invalid: ${group.error?.message ?? 'unknown'}`)] };
+    }
+    try {
+      const maxErrors = this.options.maxErrors ?? 20;
+      // A large document meets the validator that stops at its first error first (see ALL_ERRORS_MAX_VALUES).
+      if (!fewValues(value, ALL_ERRORS_MAX_VALUES)) {
+        const first = this.variant(group, 'first');
+        if (!first(value)) return { ...describeErrors(first.errors ?? [], maxErrors), uncounted: true };
+      }
+      // The verdict is on what was written: no defaults, no hotconf keywords.
+      if (!validate(value)) return describeErrors(validate.errors ?? [], maxErrors);
+      if (hasUnsafeInteger(value)) {
+        const safe = this.variant(group, 'safe');
+        if (!safe(value)) {
+          const errors = safe.errors ?? [];
+          const own = errors.filter((e) => e.keyword === SAFE_INTEGER_KEYWORD);
+          return describeErrors(own.length > 0 ? own : errors, maxErrors);
+        }
+      }
+      let result = value;
+      if (this.options.useDefaults) {
+        const filled = structuredClone(value);
+        const fill = this.variant(group, 'defaults');
+        // ajv fills defaults while it validates: its verdict is on the filled copy. A default that would make
+        // the document invalid (a wrongly typed one, one that breaks a oneOf) leaves the written value alone.
+        if (fill(filled)) result = filled;
+        else {
+          this.options.logger?.warn(
+            { file, errors: describeErrors(fill.errors ?? [], maxErrors).failures.map((f) => `${f.pointer || '/'}: ${f.detail}`) },
+            'schema defaults not applied: the document with them filled in would be invalid; the value is used as written',
+          );
+        }
+      }
+      const secrets = this.gen.hasSecrets ? this.secretsOf(group, result) : [];
+      return { ok: true, value: result, secrets };
+    } catch (err) {
+      // A validator that throws (ajv overflowing its stack on a `$dynamicRef` loop, a custom format that throws)
+      // is this config's problem, and nothing else's.
+      const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       return {
         ok: false,
-        errors: [new SchemaError('E_SCHEMA_INVALID', { file }, `its schema is invalid: ${schema.error?.message ?? 'unknown'}`)],
+        errors: [new SchemaError('E_SCHEMA_INVALID', { file }, `its schema ${this.display(group.files[0]!)} could not validate it: the validator threw ${why}`)],
       };
     }
-    const maxErrors = this.options.maxErrors ?? 20;
-    // A large document meets the validator that stops at its first error first (see ALL_ERRORS_MAX_VALUES).
-    if (!fewValues(value, ALL_ERRORS_MAX_VALUES)) {
-      const first = this.firstErrorOf(schema);
-      if (first && !this.run(first, value, [])) return { ...describeErrors(first.errors ?? [], maxErrors), uncounted: true };
-    }
-    const secrets: string[] = [];
-    if (this.run(schema.validate, value, secrets)) return { ok: true, value, secrets: [...new Set(secrets)].sort() };
-    return describeErrors(schema.validate.errors ?? [], maxErrors);
   }
 
-  private run(validate: ValidateFunction, value: unknown, secrets: string[]): boolean {
-    this.secretSink = secrets;
-    try {
-      return validate(value);
-    } finally {
-      this.secretSink = undefined;
-    }
-  }
-
-  /** The stop-at-the-first-error twin of a compiled schema (undefined if it does not compile: then the full one runs). */
-  private firstErrorOf(schema: CompiledSchema): ValidateFunction | undefined {
-    const shared = this.compiled.get(schema.text);
-    if (!shared) return undefined;
-    if (!shared.firstError) {
-      try {
-        const marked = shared.validate.schema as AnySchemaObject;
-        shared.firstError = this.ajvFor(marked, false).compile(marked);
-      } catch {
-        return undefined;
+  private secretsOf(group: Group, value: unknown): string[] {
+    const ajv = this.gen.instances.get(`plain ${group.dialect}`);
+    const root = group.schema;
+    if (!ajv || typeof root !== 'object') return [];
+    const base = typeof root.$id === 'string' ? (resolveUri(root.$id, group.key) ?? group.key) : group.key;
+    const refs = this.gen.refs;
+    return findSecrets(root, value, base, (ref, b) => {
+      const key = `${b}\0${ref}`;
+      let target = refs.get(key);
+      if (target === undefined) {
+        target = null;
+        const abs = resolveUri(ref, b);
+        try {
+          const v = abs === undefined ? undefined : ajv.getSchema(abs);
+          const env = (v as { schemaEnv?: { baseId?: string } } | undefined)?.schemaEnv;
+          if (v) target = { schema: v.schema, base: env?.baseId || abs! };
+        } catch {
+          // unresolvable: nothing to mark through it
+        }
+        refs.set(key, target);
       }
-    }
-    return shared.firstError;
-  }
-
-  private compile(file: string, text: string): CompiledSchema {
-    const shared = this.compiled.get(text);
-    if (shared) {
-      shared.refs++;
-      return { file, text: shared.text, validate: shared.validate }; // one copy of the text, too
-    }
-    const display = this.display(file);
-    if (text.startsWith('\0')) {
-      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, `schema file ${text.slice(1)}`) };
-    }
-    let schema: unknown;
-    try {
-      schema = JSON.parse(text);
-    } catch (err) {
-      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, `not valid JSON: ${(err as Error).message}`) };
-    }
-    if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
-      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, 'a schema must be a JSON object') };
-    }
-    const marked = markSchema(schema);
-    try {
-      const ajv = this.ajvFor(marked);
-      const validate = ajv.compile(marked);
-      this.compiled.set(text, { validate, text, refs: 1 });
-      return { file, text, validate };
-    } catch (err) {
-      return { file, text, error: new SchemaError('E_SCHEMA_INVALID', { file: display }, (err as Error).message) };
-    }
-  }
-
-  /** Drops a compiled schema from ajv's cache so that a new version with the same `$id` can be added. */
-  private forget(old: CompiledSchema): void {
-    const validate = old.validate;
-    if (!validate) return;
-    const shared = this.compiled.get(old.text);
-    if (shared && --shared.refs > 0) return; // still used by another name
-    this.compiled.delete(old.text);
-    const id = (validate.schema as AnySchemaObject).$id;
-    for (const ajv of [this.ajv2020, this.ajv07, this.ajv2020First, this.ajv07First]) {
-      try {
-        ajv?.removeSchema(id ?? (validate.schema));
-      } catch {
-        // not in this instance
-      }
-    }
-  }
-
-  private ajvFor(schema: AnySchemaObject, allErrors = true): Ajv | Ajv2020 {
-    const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
-    if (/draft-0[67]/.test(dialect)) {
-      if (!allErrors) return (this.ajv07First ??= this.configure(new Ajv(this.ajvOptions(false))));
-      this.ajv07 ??= this.configure(new Ajv(this.ajvOptions()));
-      return this.ajv07;
-    }
-    if (!allErrors) return (this.ajv2020First ??= this.configure(new Ajv2020(this.ajvOptions(false))));
-    this.ajv2020 ??= this.configure(new Ajv2020(this.ajvOptions()));
-    return this.ajv2020;
-  }
-
-  private ajvOptions(allErrors = true) {
-    const logger = this.options.logger;
-    return {
-      allErrors,
-      strict: true,
-      useDefaults: this.options.useDefaults ?? true,
-      logger: logger
-        ? { log: (...a: unknown[]) => logger.debug({ ajv: a }), warn: (...a: unknown[]) => logger.warn({ ajv: a }, 'schema warning'), error: (...a: unknown[]) => logger.error({ ajv: a }, 'schema error') }
-        : (false as const),
-    };
-  }
-
-  private configure<T extends Ajv | Ajv2020>(ajv: T): T {
-    addFormats(ajv);
-    ajv.addKeyword({
-      keyword: SECRET_KEYWORD,
-      schemaType: 'boolean',
-      errors: false,
-      validate: (isSecret: boolean, _data: unknown, _parent: unknown, cxt?: { instancePath: string }) => {
-        if (isSecret && cxt && this.secretSink) this.secretSink.push(cxt.instancePath);
-        return true;
-      },
+      return target ?? undefined;
     });
+  }
+
+  /** The group's validator of another variant, compiled on first use. Throws what its compilation threw. */
+  private variant(group: Group, variant: Variant): ValidateFunction {
+    let v = group.variants.get(variant);
+    if (v === undefined) {
+      try {
+        v = this.instance(variant, group.dialect!).getSchema(group.key) ?? new Error('not found');
+      } catch (err) {
+        v = err instanceof Error ? err : new Error(String(err));
+      }
+      group.variants.set(variant, v);
+    }
+    if (v instanceof Error) throw v;
+    return v;
+  }
+
+  /** The ajv instance of one variant and dialect, every schema of that dialect added (not compiled). */
+  private instance(variant: Variant, dialect: Dialect): AnyAjv {
+    const id = `${variant} ${dialect}`;
+    let ajv = this.gen.instances.get(id);
+    if (ajv) return ajv;
+    ajv = createAjv(dialect, {
+      strict: this.options.schemaStrict ?? false,
+      useDefaults: variant === 'defaults',
+      allErrors: variant !== 'first',
+      formats: this.options.formats ?? {},
+      onWarning: (message) => this.onWarning(message),
+      onUnsupportedPattern: (pattern, reason) => this.onUnsupportedPattern(pattern, reason),
+    });
+    ajv.addKeyword({ keyword: SECRET_KEYWORD, schemaType: 'boolean' });
     ajv.addKeyword({
       keyword: SAFE_INTEGER_KEYWORD,
       schemaType: 'boolean',
       validate: (on: boolean, data: unknown) => !on || typeof data !== 'number' || !Number.isInteger(data) || Number.isSafeInteger(data),
     });
+    this.gen.instances.set(id, ajv);
+    for (const group of this.gen.groups.values()) {
+      if (group.dialect !== dialect || group.schema === undefined || (variant !== 'plain' && group.error)) continue;
+      const schema = variant === 'safe' && typeof group.schema === 'object' ? markSafeIntegers(group.schema) : group.schema;
+      // Checked against its meta-schema here rather than inside addSchema, to say where in the file; by an
+      // instance that lives on, as compiling a meta-schema costs ~100 ms.
+      const meta = this.metaAjv(dialect);
+      if (variant === 'plain' && typeof schema === 'object' && !meta.validateSchema(schema)) {
+        const errors = meta.errors ?? [];
+        const detail = errors
+          .slice(0, 3)
+          .map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`)
+          .join('; ');
+        group.error = this.located(group, errors[0]?.instancePath ?? '', `is not a valid ${dialect} schema: ${detail}`);
+        continue;
+      }
+      try {
+        for (const file of group.files) ajv.addSchema(schema, pathToFileURL(file).href, undefined, false);
+      } catch (err) {
+        if (variant === 'plain') group.error ??= this.schemaProblem(group, err);
+      }
+    }
     return ajv;
+  }
+
+  /**
+   * The group's validator, compiled on first use: a change to one schema file rebuilds the instances, and only
+   * the schemas of configs validated again (the changed ones, and those with references) are compiled again.
+   */
+  private compiled(group: Group): ValidateFunction | undefined {
+    if (!group.validate && !group.error && !this.inProgress.has(group)) this.compile(group);
+    return group.validate;
+  }
+
+  private metaAjv(dialect: Dialect): AnyAjv {
+    let ajv = this.meta.get(dialect);
+    if (!ajv) {
+      ajv = createAjv(dialect, { strict: false, useDefaults: false, formats: {}, onWarning: () => undefined, onUnsupportedPattern: (p) => new RegExp(p, 'u') });
+      this.meta.set(dialect, ajv);
+    }
+    return ajv;
+  }
+
+  /** Every schema read, grouped by text, added to its dialect's instance; compiled when first used. */
+  private build(): Generation {
+    const groups = new Map<string, Group>();
+    const byName = new Map<string, Group>();
+    let hasSecrets = false;
+    for (const [name, { file, text }] of [...this.sources].sort((a, b) => (a[1].file < b[1].file ? -1 : 1))) {
+      const external = EXTERNAL_REF.test(text);
+      // Relative `$ref`s of a schema without `$id` resolve against its file: such copies share only within a directory.
+      const key = text.startsWith('\0') ? `${file}\0${text}` : !external || /"\$id"/.test(text) ? text : `${path.dirname(file)}\0${text}`;
+      let group = groups.get(key);
+      if (!group) {
+        group = { text, files: [], key: pathToFileURL(file).href, external, variants: new Map() };
+        groups.set(key, group);
+      }
+      group.files.push(file);
+      byName.set(name, group);
+      hasSecrets ||= mentionsSecret(text);
+    }
+    const previous = this.gen;
+    this.gen = { groups, byName, instances: new Map(), hasSecrets, refs: new Map() };
+    try {
+      for (const group of groups.values()) this.prepare(group);
+      for (const group of groups.values()) if (!group.error) this.instance('plain', group.dialect!);
+      return this.gen;
+    } finally {
+      this.gen = previous;
+    }
+  }
+
+  /** Parses a group's text and finds its dialect; a problem becomes its error. */
+  private prepare(group: Group): void {
+    const display = this.display(group.files[0]!);
+    if (group.text.startsWith('\0')) {
+      group.error = new SchemaError('E_SCHEMA_INVALID', { file: display }, `schema file ${group.text.slice(1)}`);
+      return;
+    }
+    let schema: unknown;
+    try {
+      schema = JSON.parse(group.text);
+    } catch (err) {
+      group.error = new SchemaError('E_SCHEMA_INVALID', { file: display }, `not valid JSON: ${(err as Error).message}`);
+      return;
+    }
+    if (typeof schema !== 'boolean' && (typeof schema !== 'object' || schema === null || Array.isArray(schema))) {
+      group.error = new SchemaError('E_SCHEMA_INVALID', { file: display }, 'a schema must be a JSON object or a boolean');
+      return;
+    }
+    const dialect = dialectOf(schema);
+    if (typeof dialect === 'string') {
+      group.error = this.located(group, '/$schema', dialect);
+      return;
+    }
+    if (typeof schema === 'object' && dialect.uri !== undefined) (schema as AnySchemaObject).$schema = dialect.uri;
+    group.dialect = dialect.dialect;
+    group.schema = schema;
+  }
+
+  private compile(group: Group): void {
+    const ajv = this.instance('plain', group.dialect!);
+    const outer = this.compiling; // compiling another group's schema to explain a missing $ref
+    this.compiling = { group, refusals: [] };
+    this.inProgress.add(group);
+    try {
+      const validate = ajv.getSchema(group.key);
+      if (!validate) throw new Error('not added');
+      if (this.compiling.refusals.length > 0) {
+        const [first] = this.compiling.refusals;
+        group.error = this.located(group, schemaPathOf(first!) ?? '', `${first!.replace(' ignored in schema at path', ' at')} (unknownFormats: 'refuse')`);
+      } else {
+        group.validate = validate;
+      }
+    } catch (err) {
+      group.error = this.schemaProblem(group, err);
+    } finally {
+      this.compiling = outer;
+      this.inProgress.delete(group);
+    }
+  }
+
+  /** What ajv threw while adding or compiling a group, as the schema file's error. */
+  private schemaProblem(group: Group, err: unknown): SchemaError {
+    const e = err as Error & { missingRef?: string; missingSchema?: string };
+    if (typeof e.missingRef === 'string') return this.located(group, '', this.missingRefDetail(group, e.missingRef, e.missingSchema ?? e.missingRef));
+    const dup = /^schema with key or id "(.*)" already exists$/.exec(e.message);
+    if (dup) {
+      const other = [...this.gen.groups.values()].find((g) => g !== group && typeof g.schema === 'object' && normalizeId(g.schema.$id) === dup[1]);
+      const where = other ? ` ${this.display(other.files[0]!)} has it too` : '';
+      return this.located(group, '/$id', `its $id ${JSON.stringify(dup[1])} is not unique:${where || ' another schema has it'} (an $id names one schema)`);
+    }
+    const message = e.message.replace(' ignored in schema at path', ' at');
+    return this.located(group, schemaPathOf(message) ?? '', message);
+  }
+
+  private missingRefDetail(group: Group, ref: string, resource: string): string {
+    for (const other of this.gen.groups.values()) {
+      const urls = other.files.map((f) => pathToFileURL(f).href);
+      const id = typeof other.schema === 'object' ? normalizeId(other.schema.$id) : undefined;
+      if (!urls.includes(resource) && id !== resource) continue;
+      const shown = this.display(other.files[0]!);
+      if (other !== group && other.dialect === group.dialect) this.compiled(other); // its own error, if it has one
+      if (other.error) return `$ref ${JSON.stringify(ref)} names ${shown}, which is invalid`;
+      if (other.dialect !== group.dialect) {
+        return `$ref ${JSON.stringify(ref)} names ${shown}, a ${other.dialect} schema, from a ${group.dialect} one: a $ref cannot cross drafts (give both the same $schema)`;
+      }
+      const at = ref.includes('#') ? ` at ${JSON.stringify(ref.slice(ref.indexOf('#')))}` : '';
+      return `$ref ${JSON.stringify(ref)} cannot be resolved: ${shown} has nothing${at}`;
+    }
+    if (resource.startsWith('file:')) {
+      return `$ref ${JSON.stringify(ref)} cannot be resolved: there is no schema file ${this.display(decodeURIComponent(new URL(resource).pathname))}`;
+    }
+    return (
+      `$ref ${JSON.stringify(ref)} cannot be resolved: no schema in the schema directory has the $id ${JSON.stringify(resource)}. ` +
+      `hotconf never fetches schemas: save that schema as a file in the schema directory, with "$id": ${JSON.stringify(resource)}`
+    );
+  }
+
+  /** A schema error at `pointer` in the group's first file, with its line and column when they can be found. */
+  private located(group: Group, pointer: string, detail: string): SchemaError {
+    const file = this.display(group.files[0]!);
+    let at: Position | undefined;
+    if (pointer !== '') {
+      try {
+        at = parseConfig(group.text, 'json', file, { maxDepth: 100_000, maxAliasCount: 0 }).locate(pointer);
+      } catch {
+        // no position then
+      }
+    }
+    return new SchemaError('E_SCHEMA_INVALID', { file, line: at?.line, col: at?.col, pointer: pointer || undefined }, detail);
+  }
+
+  private onWarning(message: string): void {
+    const group = this.compiling?.group;
+    const unknownFormat = message.startsWith('unknown format');
+    if (unknownFormat && group && this.options.unknownFormats === 'refuse') {
+      this.compiling!.refusals.push(message);
+      return;
+    }
+    const key = `${group?.key ?? ''}\0${message}`;
+    if (this.logged.has(key)) return;
+    if (this.logged.size >= 10_000) this.logged.clear(); // bounded: at worst a message is logged again
+    this.logged.add(key);
+    const schema = group ? this.display(group.files[0]!) : undefined;
+    if (unknownFormat) this.options.logger?.info({ schema, ajv: message.replace(' ignored in schema at path', ' at') }, 'unknown format ignored (an annotation)');
+    else this.options.logger?.debug({ schema, ajv: message }, 'schema lint (strict mode would refuse it)');
+  }
+
+  private onUnsupportedPattern(pattern: string, reason: string): RegExpLike {
+    const detail = `pattern ${JSON.stringify(pattern)} cannot run in the linear-time regex engine (${reason})`;
+    if (this.options.schemaStrict) throw new Error(`${detail}: lookaround and backreferences are refused in strict mode`);
+    const key = `\0pattern\0${pattern}`;
+    if (!this.logged.has(key)) {
+      this.logged.add(key);
+      const group = this.compiling?.group;
+      this.options.logger?.warn(
+        { schema: group ? this.display(group.files[0]!) : undefined, pattern, reason },
+        'pattern runs in the ECMAScript engine, without a time bound (lookaround or backreference)',
+      );
+    }
+    return new RegExp(pattern, 'u');
   }
 
   private display(file: string): string {
     return this.options.displayPath ? this.options.displayPath(file) : file;
   }
+}
+
+export const DEFAULT_MAX_SCHEMA_BYTES = 16 * 1_048_576;
+
+/** A `$ref` (or dynamic one) that leaves its own document. */
+const EXTERNAL_REF = /"\$(?:ref|dynamicRef|recursiveRef)"\s*:\s*"(?!#)/;
+
+function normalizeId(id: unknown): string | undefined {
+  return typeof id === 'string' ? id.replace(/#$/, '') : undefined;
+}
+
+/** The JSON pointer of the schema location an ajv message names (`at "#/properties/a"`, `path "#/x"`). */
+function schemaPathOf(message: string): string | undefined {
+  const m = /(?:at|path) "[^"#]*#([^"]*)"/.exec(message);
+  if (!m) return undefined;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return m[1];
+  }
+}
+
+/** Does `value` hold an integer that a double cannot hold exactly? */
+function hasUnsafeInteger(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === 'number') {
+      if (Number.isInteger(node) && !Number.isSafeInteger(node)) return true;
+    } else if (Array.isArray(node)) stack.push(...(node as unknown[]));
+    else if (typeof node === 'object' && node !== null) stack.push(...Object.values(node as Record<string, unknown>));
+  }
+  return false;
 }
 
 interface Failure {
@@ -417,12 +652,13 @@ function toSchemaErrors({ failures, more, uncounted }: Failures, positions: Read
   return out;
 }
 
+
 /**
- * A copy of `schema` where every subschema with `writeOnly: true` also carries `x-hotconf-secret: true`, and
- * every subschema that allows integers carries the safe-integer check. Values of data keywords (`default`,
- * `const`, `enum`, `examples`) are data, not subschemas: they are left alone.
+ * A copy of `schema` where every subschema that allows integers carries the safe-integer check. Values of data
+ * keywords (`default`, `const`, `enum`, `examples`) are data, not subschemas: they are left alone; the members
+ * of `properties` and other maps of subschemas are subschemas whatever their names (`default` included).
  */
-function markSchema(schema: AnySchemaObject): AnySchemaObject {
+function markSafeIntegers(schema: AnySchemaObject): AnySchemaObject {
   const copy = structuredClone(schema);
   const stack: unknown[] = [copy];
   while (stack.length > 0) {
@@ -431,15 +667,19 @@ function markSchema(schema: AnySchemaObject): AnySchemaObject {
       stack.push(...(node as unknown[]));
     } else if (typeof node === 'object' && node !== null) {
       const obj = node as Record<string, unknown>;
-      if (obj.writeOnly === true && obj[SECRET_KEYWORD] === undefined) obj[SECRET_KEYWORD] = true;
       if (obj.type === 'integer' || (Array.isArray(obj.type) && obj.type.includes('integer'))) obj[SAFE_INTEGER_KEYWORD] = true;
-      for (const [k, v] of Object.entries(obj)) if (!DATA_KEYWORDS.has(k) && typeof v === 'object' && v !== null) stack.push(v);
+      for (const [k, v] of Object.entries(obj)) {
+        if (DATA_KEYWORDS.has(k) || typeof v !== 'object' || v === null) continue;
+        if (SCHEMA_MAPS.has(k) && !Array.isArray(v)) stack.push(...Object.values(v as Record<string, unknown>));
+        else stack.push(v);
+      }
     }
   }
   return copy;
 }
 
 const DATA_KEYWORDS = new Set(['default', 'const', 'enum', 'examples']);
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
 
 /** A deep copy of `value` with the values at `secrets` (JSON pointers) replaced by `'[REDACTED]'`. */
 export function redact(value: unknown, secrets: readonly string[]): unknown {

@@ -70,19 +70,21 @@ describe('only valid config is applied (point 1)', () => {
     expect(hot.get('free')).toEqual({ anything: [1, 2] });
   });
 
-  it('schema defaults are filled in', async () => {
+  it('schema defaults are filled in when useDefaults asks for them, and only then', async () => {
     await using w = await world();
     await w.schema('d', { type: 'object', properties: { level: { type: 'string', default: 'info' } } });
     await w.config('d.yaml', '{}\n');
-    await using hot = await start(w);
+    await using hot = await start(w, { useDefaults: true });
     expect(hot.get('d')).toEqual({ level: 'info' });
+    await using plain = await start(w);
+    expect(plain.get('d')).toEqual({});
   });
 
   it('a schema change re-validates the configs that use it', async () => {
     await using w = await world();
     await w.schema('svc');
     await w.config('svc.yaml', 'port: 80\n');
-    await using hot = await start(w);
+    await using hot = await start(w, { useDefaults: true });
     await w.schema('svc', { type: 'object', properties: { port: { type: 'integer', minimum: 1000 } } });
     const st = await until(() => hot.status().configs.find((c) => c.state === 'error'), 'error under the new schema');
     expect(st.error).toMatchObject({ code: 'E_SCHEMA', pointer: '/port' });

@@ -17,7 +17,7 @@ describe('publish into a directory', () => {
     await using w = await world();
     await w.schema('app', APP_SCHEMA);
     await w.config('app.yaml', 'port: 8080\n');
-    await using hot = await start(w);
+    await using hot = await start(w, { useDefaults: true });
     const out = w.tmp.file('out');
     await using _pub = await startPublisher(hot, { publish: { dir: out } });
 
@@ -32,7 +32,7 @@ describe('publish into a directory', () => {
     await w.schema('db/primary', APP_SCHEMA);
     await w.config('app.yaml', 'port: 1\nn: 1\n');
     await w.config('db/primary.yaml', 'port: 5432\n');
-    await using hot = await start(w);
+    await using hot = await start(w, { useDefaults: true });
     const out = w.tmp.file('out');
     await using pub = await startPublisher(hot, { publish: { dir: out } });
     expect(await readlink(path.join(out, 'db'))).toBe('..data/db');
@@ -58,7 +58,7 @@ describe('publish into a directory', () => {
     await w.config('app.yaml', 'port: 1 # a comment that is not published\n');
     await w.config('feat.json', '{"port": 2}');
     await w.config('db/primary.yml', 'port: 3\n');
-    await using hot = await start(w);
+    await using hot = await start(w, { useDefaults: true });
     const out = w.tmp.file('out');
     await using _pub = await startPublisher(hot, { publish: { dir: out, format: 'original' } });
 
