@@ -295,7 +295,12 @@ async function getFromSidecar(url: string, target: string, flags: { json?: boole
   }
 }
 
-/** `hotconf watch --url`: the sidecar's Server-Sent Events as NDJSON, resuming after reconnects. */
+/**
+ * `hotconf watch --url`: the sidecar's Server-Sent Events as NDJSON, resuming after reconnects. Each line carries the
+ * sidecar's epoch with the version (versions restart in every process). A `reset` (the sidecar restarted, or this
+ * client fell too far behind) is followed: the whole state is fetched and printed on the reset line (`hashes` of
+ * every config), and events it already covers are not printed again.
+ */
 async function watchSidecar(url: string): Promise<number> {
   const base = sidecarBase(url);
   const { EventSource } = await import('eventsource');
@@ -304,8 +309,34 @@ async function watchSidecar(url: string): Promise<number> {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers } }),
   });
   const line = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+  type EventData = { epoch?: string; version: number };
+  /** Where the printed state is: events at or below it (same epoch) are old news after a reset's refetch. */
+  let at: EventData | undefined;
+  const refetch = async (data: EventData) => {
+    const res = await fetch(`${base}/v1/configs`, { headers });
+    if (!res.ok) throw new Error(`GET /v1/configs: HTTP ${res.status}`);
+    const list = (await res.json()) as { epoch: string; version: number; configs: Array<{ name: string; hash: string | null }> };
+    const hashes = Object.fromEntries(list.configs.flatMap((c) => (c.hash === null ? [] : [[c.name, c.hash]])));
+    at = { epoch: list.epoch, version: list.version };
+    line({ type: 'reset', ...data, epoch: list.epoch, version: list.version, hashes });
+  };
+  // Events are handled one at a time, in order: a reset's refetch finishes before the next event is looked at.
+  let queue = Promise.resolve();
   for (const type of ['hello', 'change', 'reset'] as const) {
-    source.addEventListener(type, (e: { data: string }) => line({ type, ...(JSON.parse(e.data) as object) }));
+    source.addEventListener(type, (e: { data: string }) => {
+      const data = JSON.parse(e.data) as EventData;
+      queue = queue
+        .then(async () => {
+          if (type === 'reset') return refetch(data);
+          if (type === 'change' && at !== undefined && at.epoch === data.epoch && data.version <= at.version) return;
+          at = data;
+          line({ type, ...data });
+        })
+        .catch((err: unknown) => {
+          process.stderr.write(`hotconf: ${base}: ${err instanceof Error ? err.message : String(err)}; printing the reset without the state\n`);
+          line({ type, ...data });
+        });
+    });
   }
   source.addEventListener('error', (e: Event & { code?: number; message?: string }) => {
     process.stderr.write(`hotconf: ${base}/v1/events: ${e.message ?? 'connection error'}${e.code ? ` (HTTP ${e.code})` : ''}; retrying\n`);
@@ -314,6 +345,7 @@ async function watchSidecar(url: string): Promise<number> {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
   });
   source.close();
+  await queue;
   return EXIT.OK;
 }
 

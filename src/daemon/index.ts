@@ -166,6 +166,8 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   let metrics: HotconfMetrics | undefined;
   let server: HttpServer | undefined;
   let publisher: Publisher | undefined;
+  /** The publisher now: the daemon's once it runs (a reload may start one). */
+  const shells = { publisher: (): Publisher | undefined => publisher };
   try {
     if (settings.http) {
       const token = await readToken(settings, options.env ?? process.env);
@@ -178,6 +180,11 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
         ...(token === undefined ? {} : { token }),
         logger,
         metrics,
+        // The publisher may come later (a notify target added by a reload): asked on each request.
+        status: () => {
+          const current = shells.publisher();
+          return current === undefined ? {} : { notify: current.status() };
+        },
       });
     }
     if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, metrics));
@@ -191,6 +198,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   }
 
   const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, metrics, server, publisher);
+  shells.publisher = () => daemon.publisher;
   return daemon.run(early);
 }
 
@@ -261,7 +269,7 @@ class Daemon {
     private readonly settingsFile: string | undefined,
     private readonly metrics: HotconfMetrics | undefined,
     private readonly server: HttpServer | undefined,
-    private publisher: Publisher | undefined,
+    public publisher: Publisher | undefined,
   ) {
     this.runtimeDir = runtimeDirOf(options.env ?? process.env);
   }
