@@ -76,9 +76,11 @@ describe('resolveOptions', () => {
       useDefaults: false,
       schemaStrict: false,
       unknownFormats: 'ignore',
+      maxErrorsPerConfig: 20,
       keepOnDelete: false,
       startWithValid: false,
       usePolling: false,
+      followExternalLinks: false,
     });
   });
 
