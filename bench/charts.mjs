@@ -82,7 +82,7 @@ export async function drawCharts() {
   if (fp?.rss) {
     const bare = fp.rss.bareKiB.reduce((a, b) => a + b, 0) / fp.rss.bareKiB.length / 1024;
     const values = [{ what: 'bare Node (idle)', when: 'after start', MiB: bare }];
-    for (const [mode, label] of [['files', 'run (files)'], ['http', 'run --http'], ['etcd', 'run --etcd']]) {
+    for (const [mode, label] of [['files', 'run (files)'], ['http', 'run --http'], ['etcd', 'run --etcd'], ['files+semi', 'run, semi-space 1'], ['http+semi', 'run --http, semi-space 1'], ['etcd+semi', 'run --etcd, semi-space 1']]) {
       const x = fp.rss[mode];
       if (!x) continue;
       values.push({ what: label, when: 'after start', MiB: x.afterStartKiB / 1024 });
@@ -90,8 +90,8 @@ export async function drawCharts() {
     }
     await render('footprint-rss.svg', {
       ...BASE,
-      height: 200,
-      title: 'Idle RSS per mode against bare Node (same run)',
+      height: 300,
+      title: 'Idle RSS per mode against bare Node (same run; semi-space 1: NODE_OPTIONS=--max-semi-space-size=1)',
       data: { values },
       mark: 'bar',
       encoding: {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- --full] [-- --only=latency,scale]`: runs every suite in bench/suites/, writes each suite's raw
-// figures to bench/results/<id>.json and regenerates BENCHMARKS.md. Benchmarks are not tests: nothing asserts speed.
+// figures to bench/results/<id>.json and regenerates BENCHMARKS.md (with the charts, bench/charts.mjs) from every
+// suite's latest results; `--only=none` only redraws it. Benchmarks are not tests: nothing asserts speed.
 // Every figure is measured beside its baseline in the same run and reported as a ratio, because machines are noisy.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
