@@ -23,6 +23,7 @@ export type HotconfErrorCode =
   | 'E_NO_SCHEMA'
   | 'E_SCHEMA_INVALID'
   | 'E_DUPLICATE_NAME'
+  | 'E_APP_CHECK'
   | 'E_INITIAL_LOAD'
   | 'E_SOURCE_UNAVAILABLE'
   | 'E_SOURCE_AUTH'
@@ -102,6 +103,9 @@ export class SchemaError extends ConfigError {}
 
 /** Two files claim one config name (`app.yaml` and `app.json`). */
 export class NameConflictError extends ConfigError {}
+
+/** The application's own check (the `check` hook, the daemon's `validate.command`) refused the candidate version. */
+export class AppCheckError extends ConfigError {}
 
 /** The initial load found problems; `errors` lists every one of them, not only the first. */
 export class InitialLoadError extends HotconfError {

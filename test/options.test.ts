@@ -33,9 +33,9 @@ function messageOf(fn: () => void): string {
 }
 
 describe('the table', () => {
-  test('has an entry for every option of HotconfOptions but the source, the schemas, the logger and the signal', () => {
+  test('has an entry for every option of HotconfOptions but the source, the schemas, the formats, the check hook, the logger and the signal', () => {
     expectTypeOf<keyof typeof OPTION_TABLE>().toEqualTypeOf<OptionKey>();
-    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'logger' | 'signal'>();
+    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'check' | 'logger' | 'signal'>();
   });
 
   test('RuntimeOptions has exactly the keys of HOT_OPTIONS, and they are the six that may change while running', () => {
