@@ -77,6 +77,7 @@ describe('resolveOptions', () => {
       schemaStrict: false,
       unknownFormats: 'ignore',
       keepOnDelete: false,
+      keepSource: false,
       startWithValid: false,
       usePolling: false,
     });
@@ -220,7 +221,7 @@ describe('schemas/hotconf.schema.json agrees with the table', () => {
 
   test('every top-level property is a library option the daemon exposes, a source, or a daemon-only setting', () => {
     const sources = ['configDir', 'schemaDir', 'etcd'] as const satisfies readonly (keyof HotconfOptions)[];
-    const daemonOnly = ['log', 'watchdog', 'http', 'publish', 'notify'];
+    const daemonOnly = ['log', 'watchdog', 'http', 'publish', 'notify', 'validate'];
     for (const key of Object.keys(properties)) {
       if (key in OPTION_TABLE) expect(LIBRARY_SETTINGS as readonly string[], `${key} is in the schema: add it to LIBRARY_SETTINGS`).toContain(key);
       else expect([...sources, ...daemonOnly], `${key} is neither in the options table nor a known daemon-only setting`).toContain(key);
