@@ -56,8 +56,8 @@ function startPrometheus(configFile: string, tsdb: string, port: number): { chil
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   return { child, output: () => out, exited };
 }
@@ -158,7 +158,7 @@ it.skipIf(!haveProm)(
       expect(checked.stdout).toContain('found multiple scrape configs with job name "node"');
 
       // Prometheus restarted now starts on what hotconf published (v2).
-      await stop(prom!);
+      await stop(prom);
       prom = startPrometheus(published, tmp.file('tsdb'), promPort);
       await until(async () => (await fetch(`http://127.0.0.1:${promPort}/-/ready`)).ok, 'Prometheus ready again', { timeoutMs: 30_000 });
       expect(await running(promPort)).toMatch(/job_name: node/);
