@@ -45,6 +45,8 @@ export type SourceStatus = FilesSourceStatus | EtcdSourceStatus | SourceStatusBa
 
 export interface HotconfStatus {
   readonly version: number;
+  /** The store's identity (random per process): a version means something only with its epoch. */
+  readonly epoch: string;
   /** The etcd revision the snapshot reflects; undefined for files. */
   readonly sourceRevision: string | undefined;
   /** The source: a directory (always connected), or etcd with its connection state. A disconnected source
@@ -224,6 +226,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
     });
     return {
       version: snap.version,
+      epoch: snap.epoch,
       sourceRevision: snap.sourceRevision,
       source: this.#source!.status(),
       ready: this.#ready && !this.#owner.closed,

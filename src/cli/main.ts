@@ -10,6 +10,7 @@ import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { commandCheck, daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
+import { reloadAndWait } from '../daemon/reload.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
 import { BATCH_POLICIES, OPTION_DEFAULTS, OPTION_TABLE, UNKNOWN_FORMATS, type OptionKey } from '../options.js';
 
@@ -297,7 +298,12 @@ async function getFromSidecar(url: string, target: string, flags: { json?: boole
   }
 }
 
-/** `hotconf watch --url`: the sidecar's Server-Sent Events as NDJSON, resuming after reconnects. */
+/**
+ * `hotconf watch --url`: the sidecar's Server-Sent Events as NDJSON, resuming after reconnects. Each line carries the
+ * sidecar's epoch with the version (versions restart in every process). A `reset` (the sidecar restarted, or this
+ * client fell too far behind) is followed: the whole state is fetched and printed on the reset line (`hashes` of
+ * every config), and events it already covers are not printed again.
+ */
 async function watchSidecar(url: string): Promise<number> {
   const base = sidecarBase(url);
   const { EventSource } = await import('eventsource');
@@ -306,8 +312,34 @@ async function watchSidecar(url: string): Promise<number> {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers } }),
   });
   const line = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+  type EventData = { epoch?: string; version: number };
+  /** Where the printed state is: events at or below it (same epoch) are old news after a reset's refetch. */
+  let at: EventData | undefined;
+  const refetch = async (data: EventData) => {
+    const res = await fetch(`${base}/v1/configs`, { headers });
+    if (!res.ok) throw new Error(`GET /v1/configs: HTTP ${res.status}`);
+    const list = (await res.json()) as { epoch: string; version: number; configs: Array<{ name: string; hash: string | null }> };
+    const hashes = Object.fromEntries(list.configs.flatMap((c) => (c.hash === null ? [] : [[c.name, c.hash]])));
+    at = { epoch: list.epoch, version: list.version };
+    line({ type: 'reset', ...data, epoch: list.epoch, version: list.version, hashes });
+  };
+  // Events are handled one at a time, in order: a reset's refetch finishes before the next event is looked at.
+  let queue = Promise.resolve();
   for (const type of ['hello', 'change', 'reset'] as const) {
-    source.addEventListener(type, (e: { data: string }) => line({ type, ...(JSON.parse(e.data) as object) }));
+    source.addEventListener(type, (e: { data: string }) => {
+      const data = JSON.parse(e.data) as EventData;
+      queue = queue
+        .then(async () => {
+          if (type === 'reset') return refetch(data);
+          if (type === 'change' && at !== undefined && at.epoch === data.epoch && data.version <= at.version) return;
+          at = data;
+          line({ type, ...data });
+        })
+        .catch((err: unknown) => {
+          process.stderr.write(`hotconf: ${base}: ${err instanceof Error ? err.message : String(err)}; printing the reset without the state\n`);
+          line({ type, ...data });
+        });
+    });
   }
   source.addEventListener('error', (e: Event & { code?: number; message?: string }) => {
     process.stderr.write(`hotconf: ${base}/v1/events: ${e.message ?? 'connection error'}${e.code ? ` (HTTP ${e.code})` : ''}; retrying\n`);
@@ -316,6 +348,7 @@ async function watchSidecar(url: string): Promise<number> {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
   });
   source.close();
+  await queue;
   return EXIT.OK;
 }
 
@@ -366,6 +399,26 @@ dirOptions(program.command('watch').description('print each committed change as 
       line(out);
     }
     await hot.close();
+  });
+
+program
+  .command('reload')
+  .description("send SIGHUP to a running daemon and wait for that reload's outcome: exit 0 applied, 1 refused (systemd's ExecReload=)")
+  .requiredOption('--pid <pid>', "the daemon's process id ($MAINPID in a unit)", wholeNumber)
+  .option('--timeout-ms <ms>', 'give up waiting after this long (default: 25000 ms, under the unit\'s TimeoutStartSec=30s)', wholeNumber)
+  .action(async (flags: { pid: number; timeoutMs?: number }) => {
+    const wait = await reloadAndWait(flags.pid, { timeoutMs: flags.timeoutMs ?? 25_000 });
+    if (!wait.done) {
+      process.stderr.write(`hotconf: ${wait.message}\n`);
+      process.exitCode = EXIT.CANNOT_RUN;
+      return;
+    }
+    const { outcome } = wait;
+    for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);
+    const summary = `process ${outcome.pid}: version ${outcome.version}, ${outcome.durationMs} ms`;
+    if (outcome.ok) process.stdout.write(`hotconf: reloaded (${summary})\n`);
+    else process.stderr.write(`hotconf: reload failed (${summary}): ${outcome.problems.length} problem(s) above; what was refused keeps its last good value\n`);
+    process.exitCode = outcome.ok ? EXIT.OK : EXIT.INVALID;
   });
 
 etcdOptions(dirOptions(program.command('push').description('validate a config directory, then write it into etcd in one guarded transaction')))

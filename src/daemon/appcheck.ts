@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { HotconfError } from '../errors.js';
 import type { AppCheck, Candidate } from '../pipeline/index.js';
 import { notifyEnvironment } from '../publish/notifiers.js';
+import { runtimeDirOf } from './reload.js';
 
 export interface ValidateSettings {
   /** argv, run without a shell; `{dir}` in any argument is the directory holding the candidate version. */
@@ -42,7 +43,7 @@ export function checkValidate(v: ValidateSettings): Required<ValidateSettings> {
  */
 export function commandCheck(settings: ValidateSettings, logger: Logger, env: NodeJS.ProcessEnv = process.env): AppCheck {
   const o = checkValidate(settings);
-  const base = env.RUNTIME_DIRECTORY?.split(':')[0] || tmpdir();
+  const base = runtimeDirOf(env) ?? tmpdir();
   return async (candidate) => {
     const dir = await mkdtemp(path.join(base, 'hotconf-check-'));
     try {

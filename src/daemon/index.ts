@@ -17,6 +17,7 @@ import { startPublisher, type Publisher } from '../publish/index.js';
 import { daemonLogger } from './log.js';
 import { SystemdNotifier } from './notify.js';
 import { commandCheck } from './appcheck.js';
+import { monotonicUs, runtimeDirOf, writeReloadOutcome, type ReloadOutcome } from './reload.js';
 import {
   diffSettings,
   environmentLayer,
@@ -173,6 +174,8 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   let metrics: HotconfMetrics | undefined;
   let server: HttpServer | undefined;
   let publisher: Publisher | undefined;
+  /** The publisher now: the daemon's once it runs (a reload may start one). */
+  const shells = { publisher: (): Publisher | undefined => publisher };
   try {
     if (settings.http) {
       const token = await readToken(settings, options.env ?? process.env);
@@ -185,6 +188,11 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
         ...(token === undefined ? {} : { token }),
         logger,
         metrics,
+        // The publisher may come later (a notify target added by a reload): asked on each request.
+        status: () => {
+          const current = shells.publisher();
+          return current === undefined ? {} : { notify: current.status() };
+        },
       });
     }
     if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, metrics));
@@ -198,6 +206,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   }
 
   const daemon = new Daemon(hot, settings, logger, notifier, options, settingsFile, metrics, server, publisher);
+  shells.publisher = () => daemon.publisher;
   return daemon.run(early);
 }
 
@@ -255,6 +264,8 @@ class Daemon {
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
   private watchdogTimer: NodeJS.Timeout | undefined;
+  /** Where each reload's outcome is recorded for `hotconf reload` (systemd's RuntimeDirectory=). */
+  private readonly runtimeDir: string | undefined;
   private readonly handlers: Array<[NodeJS.Signals, () => void]> = [];
 
   constructor(
@@ -266,8 +277,10 @@ class Daemon {
     private readonly settingsFile: string | undefined,
     private readonly metrics: HotconfMetrics | undefined,
     private readonly server: HttpServer | undefined,
-    private publisher: Publisher | undefined,
-  ) {}
+    public publisher: Publisher | undefined,
+  ) {
+    this.runtimeDir = runtimeDirOf(options.env ?? process.env);
+  }
 
   async run(early: EarlySignals): Promise<number> {
     const { hot, notifier, logger } = this;
@@ -294,6 +307,8 @@ class Daemon {
         if (curr.mtimeMs !== prev.mtimeMs || curr.ino !== prev.ino || curr.size !== prev.size) this.reload('settings file changed');
       });
     }
+    // Before READY=1: from then on systemd runs ExecReload=, whose `hotconf reload` looks for this file first.
+    await this.recordOutcome({ reason: 'start', startedAt: monotonicUs(), problems: [] });
     await notifier.ready(this.statusText());
     this.startWatchdog();
     logger.info({ version: hot.version, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
@@ -331,25 +346,51 @@ class Daemon {
     this.reloading = (async () => {
       do {
         this.reloadAgain = false;
+        const startedAt = monotonicUs();
         await this.notifier.reloading();
-        await this.reloadSettings();
+        const problems = await this.reloadSettings();
         const started = performance.now();
         const result = await this.hot.reload().catch((err: unknown) => {
           if (!this.stopping) this.logger.error({ err }, 'reload failed');
+          problems.push(`reload failed: ${err instanceof Error ? err.message : String(err)}`);
           return undefined;
         });
         if (result) {
           this.logger.info({ reason, version: result.version, errors: result.errors.length, ms: Math.round(performance.now() - started) }, 'reloaded');
+          problems.push(...result.errors.map((e) => e.message));
         }
         await this.notifier.ready(this.statusText());
+        // After READY=1, so that systemd is out of its reloading state when `hotconf reload` returns.
+        await this.recordOutcome({ reason, startedAt, problems });
       } while (this.reloadAgain && !this.stopping);
     })().finally(() => {
       this.reloading = undefined;
     });
   }
 
-  /** Applies what may change while running; a change that needs a restart applies nothing and says so. */
-  private async reloadSettings(): Promise<void> {
+  /**
+   * Records the outcome where `hotconf reload` waits for it. It fails when hotconf.yaml was not applied or any
+   * config is invalid after the rescan (the last good values stay live either way). A failed write is logged:
+   * the reload itself happened, only its report is missing (and `hotconf reload` times out saying so).
+   */
+  private async recordOutcome({ reason, startedAt, problems }: { reason: string; startedAt: bigint; problems: string[] }): Promise<void> {
+    if (this.runtimeDir === undefined) return;
+    const outcome: ReloadOutcome = {
+      pid: process.pid,
+      reason,
+      startedAtUs: startedAt.toString(),
+      durationMs: Math.round(Number(monotonicUs() - startedAt) / 1000),
+      ok: problems.length === 0,
+      version: this.hot.version,
+      // bounded: a thousand broken files must not make a thousand-line reply
+      problems: problems.length > 20 ? [...problems.slice(0, 20), `… and ${problems.length - 20} more`] : problems,
+    };
+    await writeReloadOutcome(this.runtimeDir, outcome).catch((err: unknown) => this.logger.error({ err, dir: this.runtimeDir }, 'cannot record the reload outcome'));
+  }
+
+  /** Applies what may change while running; a change that needs a restart applies nothing and says so.
+   *  Resolves with what kept the new settings from applying (empty when they applied or did not change). */
+  private async reloadSettings(): Promise<string[]> {
     let next: DaemonSettings;
     try {
       next = await loadSettings(this.options);
@@ -357,30 +398,31 @@ class Daemon {
       if (err instanceof SettingsError) {
         for (const e of err.errors) this.logger.error(e instanceof ConfigError ? errorFields(e) : {}, e.message);
         this.logger.error('hotconf settings are invalid; keeping the current ones');
-      } else {
-        this.logger.error({ err }, 'cannot read hotconf settings; keeping the current ones');
+        return [...err.errors.map((e) => e.message), 'hotconf settings are invalid; keeping the current ones'];
       }
-      return;
+      this.logger.error({ err }, 'cannot read hotconf settings; keeping the current ones');
+      return [`cannot read hotconf settings; keeping the current ones: ${err instanceof Error ? err.message : String(err)}`];
     }
     const { hot, restart } = diffSettings(this.settings, next);
     if (restart.length > 0) {
       this.logger.warn({ restart, hot }, 'settings change needs a restart; nothing of it was applied');
-      return;
+      return [`settings change needs a restart; nothing of it was applied: ${restart.join(', ')}`];
     }
-    if (hot.length === 0) return;
+    if (hot.length === 0) return [];
     if (hot.some((key) => key.startsWith('notify.'))) {
       try {
         if (this.publisher) this.publisher.setNotify(next.notify);
         else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.metrics));
       } catch (err) {
         this.logger.error({ err }, 'new notify settings refused; keeping the current ones');
-        return;
+        return [`new notify settings refused; keeping the current ones: ${err instanceof Error ? err.message : String(err)}`];
       }
     }
     this.logger.level = next.log.level;
     this.hot.update(runtimeOptionsOf(next));
     this.settings = next;
     this.logger.info({ changed: hot }, 'settings applied');
+    return [];
   }
 
   /**

@@ -94,6 +94,7 @@ export const HOT_SETTINGS: readonly string[] = [
   'notify.webhook',
   'notify.signal',
   'notify.command',
+  'notify.startupGraceMs',
 ];
 
 /** What hot.update() takes from the daemon's settings: every hot library setting. */

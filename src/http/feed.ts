@@ -1,6 +1,8 @@
 // The change feed behind GET /v1/events and the long-polls of GET /v1/configs/:name?wait=: one subscription to
 // the store, each change written once as a shared SSE chunk to every client, a bounded history for Last-Event-ID
 // resume, and the waiters woken by the names they wait on. A client that reads too slowly is dropped.
+// Event ids are `<epoch>:<version>`: versions restart at 1 in every process, so an id is only resumed when this
+// store issued it; any other (another process's, a bare number, garbage) gets a reset, never a replay.
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Hotconf } from '../hotconf.js';
@@ -49,6 +51,8 @@ export class Feed {
   readonly #unsubscribe: Unsubscribe;
   /** The version of the last event: what a new client is told it is at. */
   #version: number;
+  /** The store's identity, the first half of every event id. */
+  readonly #epoch: string;
   #waiting = 0;
   closed = false;
 
@@ -56,7 +60,9 @@ export class Feed {
     this.#opts = opts;
     this.#metrics = metrics;
     this.#log = log;
-    this.#version = hot.version;
+    const snap = hot.snapshot();
+    this.#version = snap.version;
+    this.#epoch = snap.epoch;
     // Synchronous handler: the store calls it after each commit (or once for several it could not tell apart).
     this.#unsubscribe = hot.onConfigChange((change) => this.#onChange(change));
     this.#heartbeat = setInterval(() => this.#broadcast(': keepalive\n\n'), opts.heartbeatMs);
@@ -147,8 +153,8 @@ export class Feed {
       const hash = change.current.configs.get(name)?.hash;
       if (hash !== undefined) hashes[name] = hash;
     }
-    const data = JSON.stringify({ version: change.version, changed: change.changed, removed: change.removed, hashes });
-    const chunk = `id: ${change.version}\nevent: change\ndata: ${data}\n\n`;
+    const data = JSON.stringify({ epoch: this.#epoch, version: change.version, changed: change.changed, removed: change.removed, hashes });
+    const chunk = `id: ${this.#epoch}:${change.version}\nevent: change\ndata: ${data}\n\n`;
     const bytes = Buffer.byteLength(chunk);
     this.#history.push({ version: change.version, from: change.previous.version, chunk, bytes });
     this.#historyBytes += bytes;
@@ -197,21 +203,29 @@ export class Feed {
 
   /** What a client resuming after `lastEventId` is sent: the events it missed, or a reset when they are gone. */
   #resume(lastEventId: string): string {
-    const id = /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : NaN;
-    // An id from the future (another instance, or before a restart) or garbage: the client must refetch.
-    if (!(id <= this.#version)) return this.#event('reset', this.#version);
-    if (id === this.#version) return '';
+    const id = parseEventId(lastEventId);
+    // An id this store never issued (another process's epoch, a bare number from before ids had an epoch, one
+    // from the future, garbage): the client's view cannot be compared with ours, so it must refetch everything.
+    if (id === undefined || id.epoch !== this.#epoch || id.version > this.#version) return this.#event('reset', this.#version);
+    if (id.version === this.#version) return '';
     const oldest = this.#history[0];
-    if (oldest === undefined || oldest.from > id) return this.#event('reset', this.#version);
+    if (oldest === undefined || oldest.from > id.version) return this.#event('reset', this.#version);
     // The history holds at most clientBufferBytes, so the replay fits in what a client may have queued.
     return this.#history
-      .filter((e) => e.version > id)
+      .filter((e) => e.version > id.version)
       .map((e) => e.chunk)
       .join('');
   }
 
   /** hello and reset carry the id too, so that the client's next reconnect resumes from there. */
   #event(type: 'hello' | 'reset', version: number): string {
-    return `id: ${version}\nevent: ${type}\ndata: ${JSON.stringify({ version })}\n\n`;
+    return `id: ${this.#epoch}:${version}\nevent: ${type}\ndata: ${JSON.stringify({ epoch: this.#epoch, version })}\n\n`;
   }
+}
+
+/** `<epoch>:<version>` as the feed writes it (and as a client sends it back in Last-Event-ID or `after=`); a bare
+ *  number has no epoch. undefined for anything else. */
+export function parseEventId(text: string): { epoch: string | undefined; version: number } | undefined {
+  const m = /^(?:([A-Za-z0-9_-]{1,64}):)?(\d{1,15})$/.exec(text);
+  return m === null ? undefined : { epoch: m[1], version: Number(m[2]) };
 }

@@ -14,7 +14,7 @@ import { HotconfMetrics } from '../metrics/index.js';
 import { isConfigName } from '../names.js';
 import type { ConfigEntry } from '../store/index.js';
 import { redact } from '../validate/index.js';
-import { CLOSE_GRACE_MS, Feed } from './feed.js';
+import { CLOSE_GRACE_MS, Feed, parseEventId } from './feed.js';
 import { ConnectionLimit, crossSiteRefusal, HostGuard, openFileLimit, type Refusal } from './guard.js';
 import { clearStaleSocket, parseListen, removeSocket } from './listen.js';
 
@@ -67,6 +67,9 @@ export interface HttpOptions {
    *  close() leaves them open), so that counts from elsewhere (publish, notify) land in the same place. Not with
    *  `registry`. Default: the server makes its own HotconfMetrics (on `registry`) and closes them with itself. */
   metrics?: HotconfMetrics;
+  /** Fields added to GET /v1/status besides hot.status()'s, read on each request (the daemon adds `notify`: the
+   *  publish step and each notify target's last result). Default none. */
+  status?: () => Record<string, unknown>;
 }
 
 export interface HttpServer extends AsyncDisposable {
@@ -207,6 +210,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     const status = hot.status();
     return {
       version: snap.version,
+      epoch: snap.epoch,
       sourceRevision: snap.sourceRevision ?? null,
       configs: status.configs.map((c) => ({ name: c.name, hash: c.hash ?? null, status: c.state })),
     };
@@ -223,16 +227,25 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     }
     const waitText = single(query.wait);
     const afterText = single(query.after);
+    const epochText = single(query.epoch);
     if (waitText !== undefined && !/^\d+(\.\d+)?$/.test(waitText)) return sendError(reply, 400, 'E_BAD_REQUEST', '`wait` must be a number of seconds');
-    if (afterText !== undefined && !/^\d{1,15}$/.test(afterText)) return sendError(reply, 400, 'E_BAD_REQUEST', '`after` must be a version number');
+    const afterId = afterText === undefined ? undefined : parseEventId(afterText);
+    if (afterText !== undefined && afterId === undefined) return sendError(reply, 400, 'E_BAD_REQUEST', '`after` must be a version number or an event id (<epoch>:<version>)');
+    if (epochText !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(epochText)) return sendError(reply, 400, 'E_BAD_REQUEST', '`epoch` must be an epoch as the server sent it (Hotconf-Epoch)');
     const waitMs = Math.min(Number(waitText ?? 0), opts.maxWaitSeconds) * 1000;
-    const after = afterText === undefined ? undefined : Number(afterText);
     const ifNoneMatch = req.headers['if-none-match'];
 
     let snap = hot.snapshot();
     let entry = snap.configs.get(name);
     if (entry === undefined) return sendError(reply, 404, 'E_NOT_FOUND', `no config named ${JSON.stringify(name)}`);
-    const upToDate = (e: ConfigEntry) => (after !== undefined && e.version <= after) || (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, e.hash));
+    // A version another process issued (another epoch, or a bare number this store has not reached) says nothing
+    // about what the client holds: it gets the full answer at once, never a wait ending in 304. A bare number this
+    // store has reached is taken as its own (clients from before epochs; they should send the epoch).
+    const clientEpoch = afterId?.epoch ?? epochText;
+    const foreign = (clientEpoch !== undefined && clientEpoch !== snap.epoch) || (afterId !== undefined && afterId.version > snap.version);
+    const after = foreign ? undefined : afterId?.version;
+    const upToDate = (e: ConfigEntry) =>
+      !foreign && ((after !== undefined && e.version <= after) || (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, e.hash)));
 
     let timedOut = false;
     if (waitMs > 0 && upToDate(entry)) {
@@ -260,9 +273,10 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     reply
       .header('ETag', `"${entry.hash}"`)
       .header('X-Hotconf-Version', String(snap.version))
+      .header('Hotconf-Epoch', snap.epoch)
       .header('Cache-Control', wantSecrets ? 'no-store' : 'no-cache')
       .header('Vary', 'Authorization');
-    if (timedOut || (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, entry.hash))) return reply.code(304).send();
+    if (!foreign && (timedOut || (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, entry.hash)))) return reply.code(304).send();
     const value = wantSecrets ? entry.value : redact(entry.value, entry.secrets);
     // Serialized here: a config may be a bare string or number, which fastify would not send as JSON.
     return reply.type('application/json; charset=utf-8').send(JSON.stringify(value) ?? 'null');
@@ -280,7 +294,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     return undefined;
   });
 
-  app.get('/v1/status', () => hot.status());
+  app.get('/v1/status', () => ({ ...hot.status(), ...options.status?.() }));
 
   app.post('/v1/reload', async (_req, reply) => {
     const result = await hot.reload();

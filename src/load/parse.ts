@@ -2,7 +2,7 @@
 // strict JSON, and hostile input (DESIGN.md point 9) is refused before any value exists. The parsed config keeps
 // its YAML tree, built lazily for JSON, so that validate can map a JSON pointer back to `file:line:col`.
 import { isUtf8 } from 'node:buffer';
-import { LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
+import { LineCounter, parseDocument, type Document, type ScalarTag, type YAMLError } from 'yaml';
 import { ParseError, ReadError } from '../errors.js';
 import type { ConfigFormat } from '../names.js';
 import { integerAtLeast } from './read.js';
@@ -38,6 +38,52 @@ export interface ParsedConfig {
 // yaml reports these as warnings; for a config they mean "this would not be plain data".
 const TAG_WARNINGS = new Set(['TAG_RESOLVE_FAILED', 'BAD_COLLECTION_TYPE']);
 
+/**
+ * The YAML 1.2 core schema's scalar tags, for a value that carries one explicitly (`!!float 1`, `!!int 0x1F`).
+ * yaml's own core tags only apply when the value also looks like their type untagged (`!!float 1` would be
+ * "unresolved": 1 looks like an int), so these take over for explicit tags: the spec's forms of each type are
+ * accepted, anything else is refused with what the tag allows (never the value: it may be a secret).
+ */
+const CORE_TAG_PREFIX = 'a !!';
+const NOT_OF_TYPE = Symbol('not of the type');
+function coreTag(name: string, allowed: string, resolve: (source: string) => unknown): ScalarTag {
+  const detail = `${CORE_TAG_PREFIX}${name} value must be ${allowed}`;
+  return {
+    tag: `tag:yaml.org,2002:${name}`,
+    default: false, // never chosen for an untagged value
+    resolve: (source: string, onError: (message: string) => void) => {
+      const value = resolve(source);
+      if (value !== NOT_OF_TYPE) return value;
+      onError(detail);
+      return source;
+    },
+  };
+}
+const CORE_SCALAR_TAGS: readonly ScalarTag[] = [
+  coreTag('null', 'empty, ~ or null', (s) => (/^(~|null|Null|NULL)?$/.test(s) ? null : NOT_OF_TYPE)),
+  coreTag('bool', 'true or false (yes, no, on and off are strings in YAML 1.2)', (s) =>
+    /^(true|True|TRUE)$/.test(s) ? true : /^(false|False|FALSE)$/.test(s) ? false : NOT_OF_TYPE,
+  ),
+  coreTag('int', 'an integer: decimal, 0o octal or 0x hexadecimal', (s) =>
+    /^[-+]?[0-9]+$/.test(s)
+      ? Number(s)
+      : /^0o[0-7]+$/.test(s)
+        ? parseInt(s.slice(2), 8)
+        : /^0x[0-9a-fA-F]+$/.test(s)
+          ? parseInt(s.slice(2), 16)
+          : NOT_OF_TYPE,
+  ),
+  coreTag('float', 'a number, .inf, -.inf or .nan', (s) =>
+    /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/.test(s)
+      ? Number(s)
+      : /^[-+]?\.(inf|Inf|INF)$/.test(s)
+        ? (s.startsWith('-') ? -Infinity : Infinity)
+        : /^\.(nan|NaN|NAN)$/.test(s)
+          ? NaN
+          : NOT_OF_TYPE,
+  ),
+];
+
 /** displayPath is used in error messages. Throws ParseError or ReadError (E_ENCODING). */
 export function parseConfig(
   bytes: Buffer | string,
@@ -49,7 +95,11 @@ export function parseConfig(
   integerAtLeast('maxDepth', maxDepth, 1);
   integerAtLeast('maxAliasCount', maxAliasCount, 0);
   const text = decode(bytes, displayPath);
-  if (format === 'json' && !/^[ \t\n\r]*$/.test(text)) {
+  if (format === 'json' && /^[ \t\n\r]*$/.test(text)) {
+    // JSON has no empty document (YAML does: null). An empty .json file is most often one caught half-written.
+    throw new ParseError('E_PARSE', { file: displayPath, line: 1, col: 1 }, 'the file is empty (not JSON: write {} or null)');
+  }
+  if (format === 'json') {
     // JSON.parse is the judge of strict JSON. The YAML tree (JSON is YAML) used to be built for every file, for
     // duplicate keys and positions, at ~100× the cost of JSON.parse. Now a linear check proves the common case
     // safe, and the tree is built only when that check has a doubt (it then raises the precise error with its
@@ -135,6 +185,10 @@ function parseTree(
   };
   const tooDeep = (offset?: number) => fail('E_DEPTH', offset, `nesting is too deep (limit ${maxDepth})`);
 
+  const twice = secondYamlDirective(text);
+  // Not fail(): the LineCounter only knows lines once yaml has parsed.
+  if (twice !== undefined) throw new ParseError('E_PARSE', { file: displayPath, ...lineColAt(text, twice) }, 'the %YAML directive is given twice');
+
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, {
@@ -144,6 +198,7 @@ function parseTree(
       uniqueKeys: false, // yaml's check is O(keys²) per map (40,000 keys: 12 s); checkTree's is linear
       merge: true, // `<<: *defaults` is the usual config idiom; merged keys are checked where they are written
       resolveKnownTags: false, // !!binary, !!set, !!timestamp… would give Buffer, Set, Date: not plain data
+      customTags: (tags) => [...tags, ...CORE_SCALAR_TAGS],
     });
   } catch (err) {
     throw err instanceof RangeError ? tooDeep() : fail('E_PARSE', undefined, 'cannot be parsed');
@@ -161,6 +216,7 @@ function parseTree(
       throw tooDeep(error.pos[0]);
     }
     if (error.code === 'MULTIPLE_DOCS') throw fail('E_PARSE', error.pos[0], 'only one document is allowed');
+    if (error.code === 'TAG_RESOLVE_FAILED' && error.message.startsWith(CORE_TAG_PREFIX)) throw fail('E_TAG', error.pos[0], error.message);
     throw fail('E_PARSE', error.pos[0], yamlDetail(error));
   }
   const badTag = doc.warnings.find((w) => TAG_WARNINGS.has(w.code));
@@ -183,6 +239,27 @@ function parseTree(
   return { value, locate: (pointer, opts) => locateInTree(doc, aliasTargets, lines, pointer, opts?.key === true) };
 }
 
+/**
+ * Offset of a second `%YAML` directive before the document starts (YAML 1.2, 6.8.1: at most one per
+ * document; yaml lets it pass), or undefined. Only the directive lines at the top are looked at.
+ */
+function secondYamlDirective(text: string): number | undefined {
+  let seen = false;
+  for (let at = 0; at < text.length; ) {
+    const newline = text.indexOf('\n', at);
+    const end = newline === -1 ? text.length : newline + 1;
+    const line = text.slice(at, end);
+    if (/^%YAML[ \t]/.test(line)) {
+      if (seen) return at;
+      seen = true;
+    } else if (!/^(%|#|[ \t]*\r?\n?$)/.test(line)) {
+      return undefined; // the document (or its `---`) starts
+    }
+    at = end;
+  }
+  return undefined;
+}
+
 /** Bytes -> text: strips a UTF-8 BOM, refuses invalid UTF-8 and C0 control characters other than \t \n \r. */
 function decode(input: Buffer | string, file: string): string {
   let text: string;
@@ -190,6 +267,8 @@ function decode(input: Buffer | string, file: string): string {
     text = input.startsWith('\uFEFF') ? input.slice(1) : input;
   } else {
     const bytes = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? input.subarray(3) : input;
+    const utf16 = utf16Of(bytes);
+    if (utf16) throw new ReadError('E_ENCODING', { file, line: 1, col: 1 }, `the file looks like UTF-16 (${utf16}): it must be UTF-8 text`);
     if (!isUtf8(bytes)) {
       const bad = firstInvalidUtf8(bytes);
       const lineStart = bad === 0 ? 0 : bytes.lastIndexOf(0x0a, bad - 1) + 1;
@@ -207,6 +286,28 @@ function decode(input: Buffer | string, file: string): string {
     }
   }
   return text;
+}
+
+/**
+ * How the bytes look like UTF-16 (endianness, byte order mark or not): a UTF-16 byte order mark, or, without
+ * one, text whose first characters are mostly ASCII encoded on two bytes (a NUL beside each). Undefined otherwise.
+ */
+function utf16Of(b: Uint8Array): string | undefined {
+  if (b[0] === 0xff && b[1] === 0xfe) return 'little-endian, with a byte order mark';
+  if (b[0] === 0xfe && b[1] === 0xff) return 'big-endian, with a byte order mark';
+  const pairs = Math.min(b.length >> 1, 32);
+  if (pairs === 0) return undefined;
+  let le = 0;
+  let be = 0;
+  for (let i = 0; i < pairs; i++) {
+    const [x, y] = [b[2 * i]!, b[2 * i + 1]!];
+    if (x !== 0 && x < 0x80 && y === 0) le++;
+    else if (x === 0 && y !== 0 && y < 0x80) be++;
+  }
+  // Most characters of a config are ASCII: three in four pairs with a NUL on the same side is UTF-16.
+  if (be === 0 && le * 4 >= pairs * 3) return 'little-endian, no byte order mark';
+  if (le === 0 && be * 4 >= pairs * 3) return 'big-endian, no byte order mark';
+  return undefined;
 }
 
 /** Offset of the first byte that starts a malformed UTF-8 sequence (RFC 3629), or -1. */

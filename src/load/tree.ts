@@ -69,11 +69,21 @@ export function checkTree(doc: Document.Parsed, limits: Required<ParseOptions>, 
       if (parent) parent.derefs += task.frame.derefs;
     } else if (task.kind === 'pair') {
       const { key, value } = task.pair;
-      if (!isScalar(key)) {
+      if (isAlias(key)) {
+        // `*a : x` with `a` a scalar is a legal key: it is the scalar's value (a map or list is refused below).
+        const target = anchors.get(key.source);
+        if (!target) throw fail('E_PARSE', nodeStart(key), "an alias has no anchor before it (a string that starts with '*' must be quoted)");
+        if (!isScalar(target)) throw fail('E_PARSE', nodeStart(key), 'map keys must be scalars (this alias refers to a map or list)');
+        aliasTargets.set(key, target);
+        if (++totalDerefs > maxAliasCount) {
+          throw fail('E_ALIAS_LIMIT', nodeStart(key), `too many alias dereferences (limit ${maxAliasCount}): possibly a "billion laughs" document`);
+        }
+        task.parent.derefs++;
+      } else if (!isScalar(key)) {
         throw fail('E_PARSE', nodeStart(key) ?? nodeStart(task.parent.node), 'map keys must be scalars');
       }
-      if (key.anchor) anchors.set(key.anchor, key);
-      const merge = typeof key.value === 'symbol'; // how yaml marks `<<` when merge keys are on
+      if (isScalar(key) && key.anchor) anchors.set(key.anchor, key);
+      const merge = isScalar(key) && typeof key.value === 'symbol'; // how yaml marks `<<` when merge keys are on
       if (merge) checkMergeSources(value, anchors, fail);
       stack.push({ kind: 'node', node: value, parent: task.parent, merge, flat: merge });
     } else if (isAlias(task.node)) {
@@ -107,7 +117,7 @@ export function checkTree(doc: Document.Parsed, limits: Required<ParseOptions>, 
       }
       stack.push({ kind: 'exit', frame });
       if (isMap(node)) {
-        checkKeys(node, fail);
+        checkKeys(node, doc, fail);
         for (const pair of node.items.toReversed()) stack.push({ kind: 'pair', pair, parent: frame });
       } else {
         // The items of a `<<` list are merge sources too: they add no level.
@@ -123,13 +133,15 @@ export function checkTree(doc: Document.Parsed, limits: Required<ParseOptions>, 
 }
 
 /** Forbidden and duplicate keys of one map, compared as the property names they become (`1` and `"1"` collide). */
-function checkKeys(map: YAMLMap<unknown, unknown>, fail: Fail): void {
+function checkKeys(map: YAMLMap<unknown, unknown>, doc: Document.Parsed, fail: Fail): void {
   const seen = new Set<string>();
-  for (const { key } of map.items) {
+  for (const { key: written } of map.items) {
+    // An alias key counts as the scalar it refers to (the last anchor of that name before it, as yaml resolves it).
+    const key = isAlias(written) ? written.resolve(doc) : written;
     if (!isScalar(key) || typeof key.value === 'symbol') continue;
     const name = jsKey(key.value);
-    if (FORBIDDEN_KEYS.has(name)) throw fail('E_FORBIDDEN_KEY', nodeStart(key), `key "${name}" is not allowed`);
-    if (seen.has(name)) throw fail('E_DUPLICATE_KEY', nodeStart(key), 'duplicate key');
+    if (FORBIDDEN_KEYS.has(name)) throw fail('E_FORBIDDEN_KEY', nodeStart(written), `key "${name}" is not allowed`);
+    if (seen.has(name)) throw fail('E_DUPLICATE_KEY', nodeStart(written), 'duplicate key');
     seen.add(name);
   }
 }
@@ -212,9 +224,10 @@ function findPair(map: YAMLMap<unknown, unknown>, name: string, resolve: (n: unk
     if (!isMap(m)) continue;
     const merged: unknown[] = [];
     for (const pair of m.items) {
-      if (!isScalar(pair.key)) continue;
-      if (typeof pair.key.value === 'symbol') merged.push(isSeq(pair.value) ? pair.value.items : [pair.value]);
-      else if (jsKey(pair.key.value) === name) return pair;
+      const key = resolve(pair.key);
+      if (!isScalar(key)) continue;
+      if (typeof key.value === 'symbol') merged.push(isSeq(pair.value) ? pair.value.items : [pair.value]);
+      else if (jsKey(key.value) === name) return pair;
     }
     for (const source of merged.flat().reverse()) maps.push(resolve(source));
   }

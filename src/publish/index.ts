@@ -11,14 +11,32 @@ import { settleWithin } from '../async.js';
 import type { Hotconf } from '../hotconf.js';
 import { isInside } from '../names.js';
 import type { ConfigEntry, Logger, Snapshot, Unsubscribe } from '../store/index.js';
-import { fail } from './errors.js';
-import { checkNotify, deliver, Lane, userAgent, type Notice, type NotifyOptions, type Outcome, type Target } from './notifiers.js';
+import { describe, fail } from './errors.js';
+import { checkNotify, deliver, describeTarget, Lane, userAgent, type Delivery, type Notice, type NotifyOptions, type Target } from './notifiers.js';
 import { checkPublish, prepareDir, resolveGroup, writeVersion, type PublishOptions, type ResolvedPublish } from './writer.js';
 
 export type { CommandOptions, NotifyOptions, SignalOptions, WebhookOptions } from './notifiers.js';
 export type { PublishOptions } from './writer.js';
 
 export type NotifyKind = 'publish' | 'webhook' | 'signal' | 'command';
+
+/** Where one target (or the publish step) stands, as GET /v1/status shows it under `notify` (null: not known yet). */
+export interface NotifyTargetStatus {
+  readonly kind: NotifyKind;
+  /** The webhook URL (no credentials, no query), the signal and pid (file), the command's program, the dir. */
+  readonly target: string;
+  /** The version of the last final result (after retries); null before the first. */
+  readonly version: number | null;
+  /** `ok`, or `failed` (the reason says why: `HTTP 500: <the start of the answer>`, `connect ECONNREFUSED …`). */
+  readonly result: 'ok' | 'failed' | null;
+  /** When that result came, ISO 8601. */
+  readonly at: string | null;
+  readonly reason: string | null;
+  /** The last version the target acknowledged (published, for `publish`). */
+  readonly lastOkVersion: number | null;
+  /** The version being delivered now (retrying, or waiting out the start-up grace); null when idle. */
+  readonly delivering: number | null;
+}
 
 export interface PublisherOptions {
   /** Write every version into a directory. Default: no publishing, notify only. */
@@ -29,7 +47,7 @@ export interface PublisherOptions {
   logger?: Logger;
   /** Called with each final outcome (after retries) for metrics. A notice replaced by a newer one before it
    *  could be delivered has no outcome of its own: the newer one carries its changes. */
-  onResult?: (kind: NotifyKind, ok: boolean, version: number) => void;
+  onResult?: (kind: NotifyKind, ok: boolean, version: number, reason?: string) => void;
   /** How long close() waits for a publish or notice in flight before aborting it, in ms. Default 5000. */
   closeTimeoutMs?: number;
 }
@@ -40,11 +58,15 @@ export interface Publisher extends AsyncDisposable {
   setNotify(notify: NotifyOptions | undefined): void;
   /** Resolves when the current version has been published (or has failed to) and every notice for it settled. */
   idle(): Promise<void>;
+  /** The publish step and each notify target: last version, result, when, why. */
+  status(): NotifyTargetStatus[];
   /** Idempotent: unsubscribes, lets work in flight finish (bounded by closeTimeoutMs), drops pending retries. */
   close(): Promise<void>;
 }
 
 const PUBLISH_RETRY_MS = { first: 1000, max: 60_000 };
+/** Default of `notify.startupGraceMs`: an application started with its sidecar listens within a minute. */
+const DEFAULT_STARTUP_GRACE_MS = 60_000;
 
 /** Publishes the current snapshot at once (and notifies, so that an app started before the daemon catches up),
  *  then every committed version. Rejects with E_OPTIONS on bad options or an unusable `publish.dir`. */
@@ -66,7 +88,8 @@ export async function startPublisher(
     publish = await resolveGroup(publish);
     versions = await prepareDir(publish, log);
   }
-  const publisher = new Runner(hot, { publish, versions, log, ua, closeTimeoutMs, onResult: options.onResult });
+  const graceMs = options.notify?.startupGraceMs ?? DEFAULT_STARTUP_GRACE_MS;
+  const publisher = new Runner(hot, { publish, versions, log, ua, closeTimeoutMs, onResult: options.onResult, graceMs });
   await publisher.start(targets);
   return publisher;
 }
@@ -94,6 +117,11 @@ class Runner implements Publisher {
   #published: Snapshot | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryMs = PUBLISH_RETRY_MS.first;
+  /** The publish step's last result, for status(). */
+  #publishLast: { version: number; ok: boolean; at: number; reason: string | undefined } | undefined;
+  /** When the start-up grace ends (ms since the epoch): measured from the publisher's start. */
+  readonly #startedAt = Date.now();
+  #graceMs: number;
   readonly #waiters = new Set<() => void>();
   /** Aborted when close() has waited long enough: cuts webhook requests and commands in flight. */
   readonly #hardStop = new AbortController();
@@ -101,8 +129,9 @@ class Runner implements Publisher {
 
   constructor(
     hot: Pick<Hotconf, 'snapshot' | 'onConfigChange'>,
-    o: { publish: ResolvedPublish | undefined; versions: string[]; log: Logger; ua: string; closeTimeoutMs: number; onResult: PublisherOptions['onResult'] },
+    o: { publish: ResolvedPublish | undefined; versions: string[]; log: Logger; ua: string; closeTimeoutMs: number; onResult: PublisherOptions['onResult']; graceMs: number },
   ) {
+    this.#graceMs = o.graceMs;
     this.#hot = hot;
     this.#publish = o.publish;
     this.#versions = o.versions;
@@ -122,6 +151,7 @@ class Runner implements Publisher {
   setNotify(notify: NotifyOptions | undefined): void {
     const targets = checkNotify(notify);
     if (this.#closing) return;
+    this.#graceMs = notify?.startupGraceMs ?? DEFAULT_STARTUP_GRACE_MS;
     const old = this.#lanes;
     this.#lanes = this.#makeLanes(targets, this.#published?.configs ?? new Map(), old);
     for (const lane of old.filter((l) => !this.#lanes.includes(l))) {
@@ -133,6 +163,38 @@ class Runner implements Publisher {
 
   async idle(): Promise<void> {
     while (!this.#isIdle()) await new Promise<void>((resolve) => this.#waiters.add(resolve));
+  }
+
+  status(): NotifyTargetStatus[] {
+    const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+    const out: NotifyTargetStatus[] = [];
+    const p = this.#publishLast;
+    if (this.#publish) {
+      out.push({
+        kind: 'publish',
+        target: this.#publish.dir,
+        version: p?.version ?? null,
+        result: p === undefined ? null : p.ok ? 'ok' : 'failed',
+        at: iso(p?.at),
+        reason: p?.reason ?? null,
+        lastOkVersion: this.#published?.version ?? null,
+        delivering: null,
+      });
+    }
+    for (const lane of this.#lanes) {
+      const last = lane.last;
+      out.push({
+        kind: lane.target.kind,
+        target: describeTarget(lane.target),
+        version: last?.version ?? null,
+        result: last === undefined ? null : last.outcome === 'ok' ? 'ok' : 'failed',
+        at: iso(last?.at),
+        reason: last?.reason ?? null,
+        lastOkVersion: lane.lastOkVersion ?? null,
+        delivering: lane.delivering ?? null,
+      });
+    }
+    return out;
   }
 
   close(): Promise<void> {
@@ -193,14 +255,17 @@ class Runner implements Publisher {
     let ok = true;
     if (this.#publish) {
       const t0 = performance.now();
+      let reason: string | undefined;
       try {
         await writeVersion(snap, this.#publish, this.#versions, this.#log);
         this.#log.info({ version: snap.version, configs: snap.configs.size, ms: Math.round(performance.now() - t0) }, 'published');
       } catch (err) {
         ok = false;
+        reason = describe(err);
         this.#log.error({ err, version: snap.version, dir: this.#publish.dir }, 'publish failed');
       }
-      this.#report('publish', ok, snap.version);
+      this.#publishLast = { version: snap.version, ok, at: Date.now(), reason };
+      this.#report('publish', { outcome: ok ? 'ok' : 'failed', ...(reason === undefined ? {} : { reason }) }, snap.version);
     }
     this.#attempted = snap;
     this.#failed = !ok;
@@ -222,7 +287,7 @@ class Runner implements Publisher {
         old.find((lane) => isDeepStrictEqual(lane.target, target)) ??
         new Lane(target, base, {
           deliver: (notice, wake) => this.#deliver(target, notice, wake),
-          report: (ok, version) => this.#report(target.kind, ok, version),
+          report: (result, version) => this.#report(target.kind, result, version),
           settled: (lane) => {
             if (lane.idle) this.#retired.delete(lane);
             this.#kick();
@@ -232,14 +297,15 @@ class Runner implements Publisher {
     );
   }
 
-  #deliver(target: Target, notice: Notice, wake: AbortSignal): Promise<Outcome> {
+  #deliver(target: Target, notice: Notice, wake: AbortSignal): Promise<Delivery> {
     const log = this.#log.child({ notify: target.kind, version: notice.version });
-    return deliver(target, notice, { wake, hard: this.#hardStop.signal, log, ua: this.#ua, publishDir: this.#publish?.dir });
+    const graceUntil = this.#startedAt + this.#graceMs;
+    return deliver(target, notice, { wake, hard: this.#hardStop.signal, log, ua: this.#ua, publishDir: this.#publish?.dir, graceUntil });
   }
 
-  #report(kind: NotifyKind, ok: boolean, version: number): void {
+  #report(kind: NotifyKind, result: Delivery, version: number): void {
     try {
-      this.#onResult?.(kind, ok, version);
+      this.#onResult?.(kind, result.outcome === 'ok', version, result.reason);
     } catch (err) {
       this.#log.error({ err }, 'onResult failed');
     }

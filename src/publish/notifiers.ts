@@ -1,12 +1,14 @@
 // Telling the application that a new version is there: a webhook (POST, retried with backoff and full jitter), a
 // signal (to a pid, or one read from a pid file each time), a command (argv, no shell, with a deadline). One Lane
 // per target delivers one notice at a time; a newer version replaces a pending one, and what a notice says is
-// relative to what that target last acknowledged, so a notice replaced or failed loses nothing.
+// relative to what that target last acknowledged, so a notice replaced or failed loses nothing. Every final
+// result carries its reason (a webhook's status and the start of its answer), for the log, /v1/status and metrics.
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { sleep } from '../async.js';
+import { escapeControl } from '../names.js';
 import type { ConfigEntry, Logger, Snapshot } from '../store/index.js';
 import { describe, fail } from './errors.js';
 
@@ -48,6 +50,11 @@ export interface CommandOptions {
 
 /** Who is told after each publish; the three run concurrently, each one notice at a time. */
 export interface NotifyOptions {
+  /** From the publisher's start, how long a webhook whose connection is refused (the application is not listening
+   *  yet) is looked at again quietly (debug log, every second at most, no attempt counted), so that the application
+   *  gets the current version as soon as it listens. Past it, a refused connection is an attempt like any failure.
+   *  In ms. Default 60000. */
+  startupGraceMs?: number;
   /** POST a JSON notice. Default: none. */
   webhook?: WebhookOptions;
   /** Signal the application's process. Default: none. */
@@ -65,6 +72,17 @@ export interface Notice {
 }
 
 export type Outcome = 'ok' | 'failed' | 'superseded';
+
+/** What one delivery came to: its outcome, and for a failure the reason (`HTTP 500: <start of the body>`). */
+export interface Delivery {
+  outcome: Outcome;
+  reason?: string;
+}
+
+/** The longest part of a refusing webhook's answer kept for the log and the status, in bytes. */
+export const BODY_EXCERPT_BYTES = 512;
+/** Longest pause between two looks at an application that is not listening yet, during the start-up grace. */
+const GRACE_POLL_MAX_MS = 1000;
 
 interface SignalTarget {
   pid: number | undefined;
@@ -95,6 +113,7 @@ export function checkNotify(n: NotifyOptions | undefined): Target[] {
   const targets: Target[] = [];
   const positive = (v: number, what: string) => (Number.isFinite(v) && v > 0 ? v : fail(`notify.${what} must be a number > 0`));
   const nonNegative = (v: number, what: string) => (Number.isFinite(v) && v >= 0 ? v : fail(`notify.${what} must be a number >= 0`));
+  if (n?.startupGraceMs !== undefined) nonNegative(n.startupGraceMs, 'startupGraceMs');
   if (n?.webhook) {
     const w = n.webhook;
     if (!/^https?:$/.test(URL.parse(w.url)?.protocol ?? '')) fail('notify.webhook.url must be an http(s) URL');
@@ -145,12 +164,12 @@ export function checkNotify(n: NotifyOptions | undefined): Target[] {
 export function deliver(
   target: Target,
   notice: Notice,
-  ctx: { wake: AbortSignal; hard: AbortSignal; log: Logger; ua: string; publishDir: string | undefined },
-): Promise<Outcome> {
-  const { wake, hard, log, ua } = ctx;
+  ctx: { wake: AbortSignal; hard: AbortSignal; log: Logger; ua: string; publishDir: string | undefined; graceUntil: number },
+): Promise<Delivery> {
+  const { wake, hard, log, ua, graceUntil } = ctx;
   switch (target.kind) {
     case 'webhook':
-      return postWebhook(target.options, notice, { wake, hard, log, ua });
+      return postWebhook(target.options, notice, { wake, hard, log, ua, graceUntil });
     case 'signal':
       return sendSignal(target.options, log);
     case 'command': {
@@ -172,6 +191,12 @@ export function deliver(
  *  notice that was replaced or failed loses nothing. */
 export class Lane {
   readonly target: Target;
+  /** The last final result (after retries; a superseded notice has none), for status. */
+  last: (Delivery & { version: number; at: number }) | undefined;
+  /** The last version the target acknowledged. */
+  lastOkVersion: number | undefined;
+  /** The version being delivered now (retries and the start-up grace included). */
+  delivering: number | undefined;
   readonly #hooks: LaneHooks;
   #pending: Snapshot | undefined;
   #base: ReadonlyMap<string, ConfigEntry>;
@@ -212,15 +237,24 @@ export class Lane {
       for (let snap = this.#pending; snap !== undefined && !this.#stopped; snap = this.#pending) {
         this.#pending = undefined;
         this.#wake = new AbortController();
-        let outcome: Outcome;
+        let result: Delivery;
+        this.delivering = snap.version;
         try {
-          outcome = await this.#hooks.deliver(noticeBetween(this.#base, snap), this.#wake.signal);
+          result = await this.#hooks.deliver(noticeBetween(this.#base, snap), this.#wake.signal);
         } catch (err) {
           this.#hooks.log.error({ err, notify: this.target.kind, version: snap.version }, 'notify failed');
-          outcome = 'failed';
+          result = { outcome: 'failed', reason: describe(err) };
+        } finally {
+          this.delivering = undefined;
         }
-        if (outcome === 'ok') this.#base = snap.configs;
-        if (outcome !== 'superseded') this.#hooks.report(outcome === 'ok', snap.version);
+        if (result.outcome === 'ok') {
+          this.#base = snap.configs;
+          this.lastOkVersion = snap.version;
+        }
+        if (result.outcome !== 'superseded') {
+          this.last = { ...result, version: snap.version, at: Date.now() };
+          this.#hooks.report(result, snap.version);
+        }
       }
     } finally {
       this.#loop = undefined;
@@ -230,48 +264,108 @@ export class Lane {
 }
 
 export interface LaneHooks {
-  deliver(notice: Notice, wake: AbortSignal): Promise<Outcome>;
-  report(ok: boolean, version: number): void;
+  deliver(notice: Notice, wake: AbortSignal): Promise<Delivery>;
+  report(result: Delivery, version: number): void;
   settled(lane: Lane): void;
   log: Logger;
 }
 
+/**
+ * POSTs the notice. A 2xx of `successCodes` is done; any other 4xx (but 408 and 429) is the application's definite
+ * refusal (its answer says why) and is not tried again; a 5xx, 408, 429, a timeout or a network error is retried
+ * `retries` times with backoff. A refused connection during the start-up grace is the application not listening
+ * yet: looked at again quietly (debug), without counting attempts, until it listens or the grace ends.
+ */
 async function postWebhook(
   o: Required<WebhookOptions>,
   notice: Notice,
-  ctx: { wake: AbortSignal; hard: AbortSignal; log: Logger; ua: string },
-): Promise<Outcome> {
+  ctx: { wake: AbortSignal; hard: AbortSignal; log: Logger; ua: string; graceUntil: number },
+): Promise<Delivery> {
   const headers = new Headers(o.headers);
   headers.set('content-type', 'application/json');
   headers.set('user-agent', ctx.ua);
   const body = JSON.stringify(notice);
   const url = safeUrl(o.url);
+  let gracePolls = 0;
   for (let attempt = 1; ; attempt++) {
-    let problem: { status: number } | { error: string };
+    let problem: { status: number; body: string } | { error: string; code: string | undefined };
     try {
       const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutMs), ctx.hard]);
       const res = await fetch(o.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
-      await res.body?.cancel();
       if (o.successCodes.includes(res.status)) {
+        await res.body?.cancel();
         ctx.log.info({ url, status: res.status, attempt }, 'webhook delivered');
-        return 'ok';
+        return { outcome: 'ok' };
       }
-      problem = { status: res.status };
+      problem = { status: res.status, body: await bodyExcerpt(res) };
     } catch (err) {
-      problem = { error: describe(err) };
+      problem = { error: describe(err), code: errorCode(err) };
     }
-    if (attempt > o.retries || ctx.hard.aborted) {
-      ctx.log.error({ url, attempts: attempt, ...problem }, 'webhook failed');
-      return 'failed';
+    const refused = 'status' in problem && problem.status >= 400 && problem.status < 500 && problem.status !== 408 && problem.status !== 429;
+    const reason = 'status' in problem ? `HTTP ${problem.status}${problem.body === '' ? '' : `: ${problem.body}`}` : problem.error;
+    if (!('status' in problem) && problem.code === 'ECONNREFUSED' && Date.now() < ctx.graceUntil && !ctx.hard.aborted) {
+      // Not an attempt: the application is not there yet (a sidecar often starts first).
+      attempt--;
+      if (!(await gracePause(gracePolls++, ctx, { url }, 'webhook: application not listening yet (start-up grace); looking again'))) return { outcome: 'superseded' };
+      continue;
+    }
+    if (refused || attempt > o.retries || ctx.hard.aborted) {
+      ctx.log.error({ url, attempts: attempt, ...problem, ...(refused ? { refused: true } : {}) }, refused ? 'webhook refused the notice' : 'webhook failed');
+      return { outcome: 'failed', reason };
     }
     const backoffMs = Math.round(Math.random() * Math.min(o.maxBackoffMs, o.backoffMs * 2 ** (attempt - 1)));
     ctx.log.warn({ url, attempt, backoffMs, ...problem }, 'webhook attempt failed, will retry');
     await sleep(backoffMs, ctx.wake);
     if (ctx.wake.aborted) {
       ctx.log.debug({ url }, 'webhook retries dropped: a newer version (or close) supersedes them');
-      return 'superseded';
+      return { outcome: 'superseded' };
     }
   }
+}
+
+/** One quiet pause of the start-up grace: 100 ms doubling to GRACE_POLL_MAX_MS, never past the grace's end.
+ *  False when a newer version (or close) cut it: the caller's notice is superseded. */
+async function gracePause(polls: number, ctx: { wake: AbortSignal; log: Logger; graceUntil: number }, fields: object, msg: string): Promise<boolean> {
+  const leftMs = ctx.graceUntil - Date.now();
+  const pauseMs = Math.max(1, Math.min(GRACE_POLL_MAX_MS, 100 * 2 ** Math.min(polls, 4), leftMs));
+  ctx.log.debug({ ...fields, graceLeftMs: leftMs }, msg);
+  await sleep(pauseMs, ctx.wake);
+  return !ctx.wake.aborted;
+}
+
+/** The start of an answer's body, at most BODY_EXCERPT_BYTES, decoded as UTF-8 with control characters escaped
+ *  (it goes into a log line and /v1/status); the rest is never read. */
+async function bodyExcerpt(res: Response): Promise<string> {
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  try {
+    while (bytes < BODY_EXCERPT_BYTES) {
+      const { value, done } = (await reader.read()) as { value: Uint8Array | undefined; done: boolean };
+      if (done || value === undefined) break;
+      chunks.push(value);
+      bytes += value.byteLength;
+    }
+  } catch {
+    // what arrived is enough to say why
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  const buf = Buffer.concat(chunks);
+  const cut = buf.byteLength > BODY_EXCERPT_BYTES;
+  // A cut inside a multi-byte character decodes as U+FFFD: harmless in a log.
+  const text = escapeControl(buf.subarray(0, BODY_EXCERPT_BYTES).toString('utf8').trimEnd());
+  return cut ? `${text}…` : text;
+}
+
+/** The system error code behind a failed fetch (undici wraps it in `cause`), e.g. ECONNREFUSED. */
+function errorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
 }
 
 /**
@@ -299,7 +393,7 @@ export function whyNotSignalable(pid: number): string | undefined {
   return undefined;
 }
 
-async function sendSignal(o: SignalTarget, log: Logger): Promise<Outcome> {
+async function sendSignal(o: SignalTarget, log: Logger): Promise<Delivery> {
   let pid = o.pid;
   try {
     if (pid === undefined) {
@@ -316,14 +410,14 @@ async function sendSignal(o: SignalTarget, log: Logger): Promise<Outcome> {
       throw new Error(`${code === 'ESRCH' ? 'no such process' : code}: pid ${pid}${o.pidFile ? ` (from ${o.pidFile})` : ''}`);
     }
     log.info({ pid, signal: o.signal }, 'signal sent');
-    return 'ok';
+    return { outcome: 'ok' };
   } catch (err) {
     log.error({ pid, pidFile: o.pidFile, signal: o.signal, error: describe(err) }, 'signal failed');
-    return 'failed';
+    return { outcome: 'failed', reason: describe(err) };
   }
 }
 
-function runCommand(o: Required<CommandOptions>, env: NodeJS.ProcessEnv, hard: AbortSignal, log: Logger): Promise<Outcome> {
+function runCommand(o: Required<CommandOptions>, env: NodeJS.ProcessEnv, hard: AbortSignal, log: Logger): Promise<Delivery> {
   const [file, ...args] = o.command as [string, ...string[]];
   const t0 = performance.now();
   return new Promise((resolve) => {
@@ -343,7 +437,7 @@ function runCommand(o: Required<CommandOptions>, env: NodeJS.ProcessEnv, hard: A
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS)));
     let settled = false;
-    const finish = (outcome: Outcome, fields: Record<string, unknown>) => {
+    const finish = (outcome: 'ok' | 'failed', fields: Record<string, unknown>, why = '') => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -352,12 +446,16 @@ function runCommand(o: Required<CommandOptions>, env: NodeJS.ProcessEnv, hard: A
       const ms = Math.round(performance.now() - t0);
       if (outcome === 'ok') log.info({ command: file, ms }, 'command done');
       else log.error({ command: file, ms, ...fields, stderr }, 'command failed');
-      resolve(outcome);
+      const tail = escapeControl(stderr.trim().slice(-BODY_EXCERPT_BYTES));
+      resolve(outcome === 'ok' ? { outcome } : { outcome, reason: `${why}${tail === '' ? '' : `: ${tail}`}` });
     };
-    child.on('error', (err) => finish('failed', { error: describe(err) }));
+    child.on('error', (err) => finish('failed', { error: describe(err) }, describe(err)));
     child.on('close', (code, signal) => {
       if (code === 0 && !timedOut) finish('ok', {});
-      else finish('failed', { exitCode: code, signal, ...(timedOut ? { timeoutMs: o.timeoutMs } : {}) });
+      else {
+        const why = timedOut ? `timed out after ${o.timeoutMs} ms` : signal !== null ? `killed by ${signal}` : `exit code ${code}`;
+        finish('failed', { exitCode: code, signal, ...(timedOut ? { timeoutMs: o.timeoutMs } : {}) }, why);
+      }
     });
   });
 }
@@ -371,6 +469,18 @@ export function noticeBetween(base: ReadonlyMap<string, ConfigEntry>, snap: Snap
   }
   const removed = [...base.keys()].filter((name) => !snap.configs.has(name));
   return { version: snap.version, changed: changed.sort(), removed: removed.sort(), hashes };
+}
+
+/** The target as /v1/status names it: the webhook's URL as logged, the pid or pid file, the command's program. */
+export function describeTarget(target: Target): string {
+  switch (target.kind) {
+    case 'webhook':
+      return safeUrl(target.options.url);
+    case 'signal':
+      return `${target.options.signal} ${target.options.pidFile ?? `pid ${target.options.pid}`}`;
+    case 'command':
+      return target.options.command[0]!;
+  }
 }
 
 /** The URL as it may be logged: no credentials, no query (tokens live there too). */

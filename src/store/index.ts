@@ -3,6 +3,7 @@
 // follows the versions at its own pace: a slow or failing one never delays the commit or anyone else, and
 // one that falls behind is handed a single coalesced change to the latest version, never an older one.
 
+import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { settleWithin } from '../async.js';
@@ -55,6 +56,9 @@ export type DeepReadonly<T> = T extends (infer R)[]
 export interface Snapshot<T extends Record<string, unknown> = Record<string, unknown>> {
   /** 0 = the empty initial snapshot. */
   readonly version: number;
+  /** The store's identity, random per store (so per process): versions restart at 1 in every new store, and
+   *  `epoch` + `version` together name one snapshot wherever it is seen (SSE ids, long-polls). */
+  readonly epoch: string;
   readonly configs: ReadonlyMap<string, ConfigEntry>;
   /** Date.now() of the commit that made this version. */
   readonly committedAt: number;
@@ -146,11 +150,13 @@ class ConfigMap extends Map<string, ConfigEntry> {
 
 class FrozenSnapshot implements Snapshot {
   readonly version: number;
+  readonly epoch: string;
   readonly configs: ConfigMap;
   readonly committedAt: number;
   readonly sourceRevision: string | undefined;
 
-  constructor(version: number, configs: ConfigMap, committedAt: number, sourceRevision: string | undefined) {
+  constructor(epoch: string, version: number, configs: ConfigMap, committedAt: number, sourceRevision: string | undefined) {
+    this.epoch = epoch;
     this.version = version;
     this.configs = configs;
     this.committedAt = committedAt;
@@ -193,7 +199,7 @@ export class Store implements AsyncDisposable {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.#onSubscriberError = options.onSubscriberError;
     if (!(this.#closeTimeoutMs >= 0)) throw new HotconfError('E_OPTIONS', 'closeTimeoutMs must be a number >= 0');
-    this.#current = new FrozenSnapshot(0, new ConfigMap(new Map()), Date.now(), undefined);
+    this.#current = new FrozenSnapshot(randomBytes(8).toString('hex'), 0, new ConfigMap(new Map()), Date.now(), undefined);
   }
 
   get version(): number {
@@ -271,12 +277,12 @@ export class Store implements AsyncDisposable {
     if (changed.length === 0 && removed.length === 0) {
       const revision = input.sourceRevision;
       if (revision !== undefined && revision !== previous.sourceRevision) {
-        this.#current = new FrozenSnapshot(previous.version, previous.configs, previous.committedAt, revision);
+        this.#current = new FrozenSnapshot(previous.epoch, previous.version, previous.configs, previous.committedAt, revision);
       }
       return undefined;
     }
 
-    const current = new FrozenSnapshot(version, new ConfigMap(previous.configs, updates, gone), Date.now(), input.sourceRevision);
+    const current = new FrozenSnapshot(previous.epoch, version, new ConfigMap(previous.configs, updates, gone), Date.now(), input.sourceRevision);
     const change: Change = Object.freeze({
       version,
       previous,

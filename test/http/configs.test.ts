@@ -28,6 +28,7 @@ describe('GET /v1/configs', () => {
     const snap = s.hot.snapshot();
     expect(body).toEqual({
       version: snap.version,
+      epoch: snap.epoch,
       sourceRevision: null,
       configs: [
         { name: 'app', hash: snap.configs.get('app')!.hash, status: 'ok' },
@@ -244,12 +245,48 @@ describe('long-poll (?wait=&after=)', () => {
     expect(errorBody(await res.json())).toMatchObject({ code: 'E_NOT_FOUND' });
   });
 
+  it('waits on an id of its own epoch (after=<epoch>:<version> or after=&epoch=) and says its epoch in Hotconf-Epoch', async () => {
+    await using w = await world();
+    await w.schema('app');
+    await w.config('app.yaml', 'port: 1\n');
+    await using s = await serve(w);
+    const { epoch, version } = s.hot.snapshot();
+    expect(epoch).toMatch(/^[0-9a-f]{16}$/);
+    for (const q of [`after=${epoch}:${version}`, `after=${version}&epoch=${epoch}`]) {
+      const res = await s.get(`/v1/configs/app?wait=0.3&${q}`);
+      expect({ q, status: res.status }).toEqual({ q, status: 304 });
+      expect(res.headers.get('hotconf-epoch')).toBe(epoch);
+    }
+    expect((await s.get('/v1/configs/app')).headers.get('hotconf-epoch')).toBe(epoch);
+  });
+
+  // Versions restart at 1 in every process: an id another process issued says nothing of what the client holds.
+  it('answers an id from another process (another epoch, or a bare version this one never reached) at once with the value, never 304', async () => {
+    await using w = await world();
+    await w.schema('app');
+    await w.config('app.yaml', 'port: 1\n');
+    await using s = await serve(w);
+    const { epoch, version } = s.hot.snapshot();
+    const etag = (await s.get('/v1/configs/app')).headers.get('etag')!;
+    for (const q of [`after=0badc0de:${version}`, `after=${version}&epoch=0badc0de`, `after=${version + 30}`]) {
+      for (const headers of [{}, { 'If-None-Match': etag }]) {
+        const started = performance.now();
+        const res = await s.get(`/v1/configs/app?wait=20&${q}`, { headers });
+        expect({ q, headers, status: res.status }).toEqual({ q, headers, status: 200 });
+        expect(await res.json()).toEqual({ port: 1 });
+        expect(res.headers.get('hotconf-epoch')).toBe(epoch);
+        expect(performance.now() - started).toBeLessThan(10_000);
+      }
+    }
+    expect(await longPolls(s.server)).toBe(0);
+  });
+
   it('rejects a wait or after that is not a number with 400', async () => {
     await using w = await world();
     await w.schema('app');
     await w.config('app.yaml', 'port: 1\n');
     await using s = await serve(w);
-    for (const q of ['wait=soon', 'wait=-1', 'after=x', 'after=-2']) {
+    for (const q of ['wait=soon', 'wait=-1', 'after=x', 'after=-2', 'after=ab:', 'after=a%20b:1', 'epoch=a%3Ab']) {
       const res = await s.get(`/v1/configs/app?${q}`);
       expect({ q, status: res.status }).toEqual({ q, status: 400 });
       expect(errorBody(await res.json())).toMatchObject({ code: 'E_BAD_REQUEST' });
@@ -268,6 +305,7 @@ describe('status, reload, probes', () => {
     const body = (await (await s.get('/v1/status')).json()) as { ready: boolean; errors: number; configs: { name: string; state: string; error: Record<string, unknown> }[] };
     expect(body.ready).toBe(true);
     expect(body.errors).toBe(1);
+    expect(body).toMatchObject({ version: s.hot.version, epoch: s.hot.snapshot().epoch });
     expect(body.configs[0]).toMatchObject({ name: 'app', state: 'error', error: { code: 'E_SCHEMA', line: 1, pointer: '/port' } });
     expect(body.configs[0]!.error.message).toMatch(/app\.yaml:1:\d+: \/port/);
     expect(JSON.stringify(body)).not.toContain('99999');

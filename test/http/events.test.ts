@@ -10,6 +10,11 @@ import { until } from '../helpers.js';
 import { world } from '../hotconf/fixtures.js';
 import { serve, subscribe } from './fixtures.js';
 
+/** The SSE id of the server's current version: `<epoch>:<version>`. */
+const idOf = (s: { hot: { snapshot(): { epoch: string; version: number } } }) => `${s.hot.snapshot().epoch}:${s.hot.snapshot().version}`;
+/** The version half of an SSE id. */
+const versionOf = (id: string) => Number(id.split(':')[1]);
+
 async function gauge(metric: { get(): Promise<{ values: { value: number }[] }> }): Promise<number> {
   return (await metric.get()).values[0]?.value ?? 0;
 }
@@ -37,7 +42,8 @@ describe('GET /v1/events', () => {
     await w.config('app.yaml', 'port: 1\n');
     await using s = await serve(w, { heartbeatMs: 50 });
     const text = await readStream(s.url, {}, (t) => t.includes(': keepalive\n\n'));
-    expect(text.startsWith(`retry: 2000\n\nid: ${s.hot.version}\nevent: hello\ndata: {"version":${s.hot.version}}\n\n`)).toBe(true);
+    const { epoch, version } = s.hot.snapshot();
+    expect(text.startsWith(`retry: 2000\n\nid: ${epoch}:${version}\nevent: hello\ndata: {"epoch":"${epoch}","version":${version}}\n\n`)).toBe(true);
     expect(text).toContain(': keepalive\n\n');
   });
 
@@ -54,12 +60,12 @@ describe('GET /v1/events', () => {
 
     for (let i = 0; i < 50; i++) await w.configAtomic(`svc/${names[i % names.length]}.yaml`, `port: ${100 + i}\n`);
     await until(() => names.every((n, k) => (s.hot.get(`svc/${n}`) as { port: number } | undefined)?.port === 145 + k), 'disk converged');
-    await until(() => sub.changes().at(-1)?.id === String(s.hot.version), 'last event is the current version');
+    await until(() => sub.changes().at(-1)?.id === idOf(s), 'last event is the current version');
 
     const events = sub.changes();
-    const ids = events.map((e) => Number(e.id));
+    const ids = events.map((e) => versionOf(e.id));
     for (let i = 1; i < ids.length; i++) expect(ids[i]).toBeGreaterThan(ids[i - 1]!);
-    for (const e of events) expect(e.data.version).toBe(Number(e.id));
+    for (const e of events) expect(e.id).toBe(`${s.hot.snapshot().epoch}:${e.data.version}`);
     expect(batches.length).toBeGreaterThan(0);
     for (const b of batches) {
       const carrier = events.find((e) => e.data.version >= b.version);
@@ -78,7 +84,7 @@ describe('GET /v1/events', () => {
     await using s = await serve(w);
     const first = subscribe(s.url);
     const hello = await until(() => first.received.find((e) => e.type === 'hello'), 'hello');
-    const seen = Number(hello.id);
+    const seen = versionOf(hello.id);
     first.close();
 
     for (let port = 2; port <= 4; port++) {
@@ -86,12 +92,12 @@ describe('GET /v1/events', () => {
       await w.configAtomic('app.yaml', `port: ${port}\n`);
       await until(() => s.hot.version > before, `commit of port ${port}`);
     }
-    using again = subscribe(s.url, { lastEventId: seen });
+    using again = subscribe(s.url, { lastEventId: hello.id });
     await until(() => again.changes().length >= 3, 'the missed events');
     const before = s.hot.version;
     await w.configAtomic('app.yaml', 'port: 5\n');
-    await until(() => s.hot.version > before && again.changes().at(-1)?.id === String(s.hot.version), 'the live event');
-    expect(again.received.map((e) => [e.type, Number(e.id)])).toEqual([1, 2, 3, 4].map((k) => ['change', seen + k]));
+    await until(() => s.hot.version > before && again.changes().at(-1)?.id === idOf(s), 'the live event');
+    expect(again.received.map((e) => [e.type, versionOf(e.id)])).toEqual([1, 2, 3, 4].map((k) => ['change', seen + k]));
     expect(again.changes().map((e) => e.data.changed)).toEqual([['app'], ['app'], ['app'], ['app']]);
   });
 
@@ -112,16 +118,19 @@ describe('GET /v1/events', () => {
       await until(() => s.hot.version > before, `commit of port ${port}`);
     }
     // History holds the last 2 events: resuming from current-2 still works, from current-3 does not.
-    using recent = subscribe(s.url, { lastEventId: s.hot.version - 2 });
+    const { epoch, version } = s.hot.snapshot();
+    using recent = subscribe(s.url, { lastEventId: `${epoch}:${version - 2}` });
     await until(() => recent.changes().length === 2, 'the two kept events');
     expect(recent.received.map((e) => e.type)).toEqual(['change', 'change']);
-    for (const lastEventId of [start, s.hot.version - 3, s.hot.version + 10]) {
-      const text = await readStream(s.url, { 'Last-Event-ID': String(lastEventId) }, (t) => t.includes('event: reset'));
-      expect(text).toBe(`retry: 2000\n\nid: ${s.hot.version}\nevent: reset\ndata: {"version":${s.hot.version}}\n\n`);
+    // Also a reset: an id of another process (its epoch, even at a version this one has), and a bare number (a
+    // client from before ids had an epoch: it cannot say which process it came from).
+    for (const lastEventId of [`${epoch}:${start}`, `${epoch}:${version - 3}`, `${epoch}:${version + 10}`, `0123abcd:${version - 1}`, String(version - 1)]) {
+      const text = await readStream(s.url, { 'Last-Event-ID': lastEventId }, (t) => t.includes('event: reset'));
+      expect(text).toBe(`retry: 2000\n\nid: ${epoch}:${version}\nevent: reset\ndata: {"epoch":"${epoch}","version":${version}}\n\n`);
     }
     // The query parameter works as the header does (for clients that cannot set headers).
-    const viaQuery = await readStream(s.url, {}, (t) => t.includes('event: reset'), `?lastEventId=${start}`);
-    expect(viaQuery).toContain(`event: reset\ndata: {"version":${s.hot.version}}`);
+    const viaQuery = await readStream(s.url, {}, (t) => t.includes('event: reset'), `?lastEventId=${epoch}:${start}`);
+    expect(viaQuery).toContain(`event: reset\ndata: {"epoch":"${epoch}","version":${version}}`);
   });
 
   it('a client that stops reading is dropped with a reset, without delaying commits or other clients', async () => {
@@ -151,7 +160,7 @@ describe('GET /v1/events', () => {
       await Promise.all(files.map((f) => w.configAtomic(f, `{"n":${commits}}`)));
       await until(() => s.hot.version > before && files.every((f) => (s.hot.get(f.slice(0, -5)) as { n: number }).n === commits), `commit ${commits}`);
       // The healthy client keeps up with every commit while the other one stalls.
-      await until(() => healthy.changes().at(-1)?.id === String(s.hot.version), `healthy client at version ${s.hot.version}`);
+      await until(() => healthy.changes().at(-1)?.id === idOf(s), `healthy client at version ${s.hot.version}`);
     }
     expect(await gauge(metrics.sseClients)).toBe(1);
     expect(s.logs.lines.some((l) => l.msg === 'event stream client too slow; dropped')).toBe(true);
@@ -159,7 +168,7 @@ describe('GET /v1/events', () => {
     // Commits and the healthy client go on.
     const before = s.hot.version;
     await w.configAtomic(files[0]!, '{"n":-1}');
-    await until(() => s.hot.version > before && healthy.changes().at(-1)?.id === String(s.hot.version), 'healthy after the drop');
+    await until(() => s.hot.version > before && healthy.changes().at(-1)?.id === idOf(s), 'healthy after the drop');
 
     // If the stalled client ever reads again, its stream ends with a reset telling it to refetch.
     let received = '';
@@ -167,7 +176,7 @@ describe('GET /v1/events', () => {
     stalled.on('data', (chunk: string) => (received += chunk));
     stalled.resume();
     await new Promise<void>((resolve) => stalled.once('end', resolve));
-    expect(received.slice(-200)).toMatch(/event: reset\ndata: \{"version":\d+\}\n\n/);
+    expect(received.slice(-200)).toMatch(/event: reset\ndata: \{"epoch":"[0-9a-f]+","version":\d+\}\n\n/);
     stalled.destroy();
   }, 60_000);
 

@@ -60,19 +60,19 @@ export function rawRequest(
 export interface ReceivedEvent {
   type: string;
   id: string;
-  data: { version: number; changed?: string[]; removed?: string[]; hashes?: Record<string, string> };
+  data: { epoch: string; version: number; changed?: string[]; removed?: string[]; hashes?: Record<string, string> };
   raw: string;
 }
 
 /** An EventSource on /v1/events that records hello / change / reset events; `lastEventId` is sent on the first connect. */
-export function subscribe(url: string, options: { token?: string; lastEventId?: number } = {}) {
+export function subscribe(url: string, options: { token?: string; lastEventId?: string } = {}) {
   const received: ReceivedEvent[] = [];
   let first = true;
   const es = new EventSource(`${url}/v1/events`, {
     fetch: (input, init) => {
       const headers: Record<string, string> = { ...init.headers };
       if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
-      if (first && options.lastEventId !== undefined) headers['Last-Event-ID'] = String(options.lastEventId);
+      if (first && options.lastEventId !== undefined) headers['Last-Event-ID'] = options.lastEventId;
       first = false;
       return fetch(input, { ...init, headers });
     },

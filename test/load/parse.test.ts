@@ -99,6 +99,28 @@ describe('YAML', () => {
   test('a map or list used as a key is E_PARSE', () => {
     expect(failure(() => yaml('? [a, b]\n: 1\n'))).toMatchObject({ code: 'E_PARSE', line: 1, col: 3 });
   });
+
+  test('an alias to a scalar is a legal key: the scalar\'s value (YAML 1.2, 7.1)', () => {
+    expect(yaml('x: &a k\n*a : v\n').value).toEqual({ x: 'k', k: 'v' });
+    expect(yaml('keys:\n  - &port 8080\nby_port:\n  *port : web\n').value).toEqual({ keys: [8080], by_port: { '8080': 'web' } });
+    // Its position is where the alias is written.
+    expect(yaml('x: &a k\n*a : [1, 2]\n').locate('/k/1')).toEqual({ line: 2, col: 10 });
+    expect(yaml('x: &a k\n*a : v\n').locate('/k', { key: true })).toEqual({ line: 2, col: 1 });
+  });
+
+  test('an alias key is checked as the key it stands for: duplicate, forbidden, to a map or list, unknown', () => {
+    expect(failure(() => yaml('&a k: 1\n*a : 2\n'))).toMatchObject({ code: 'E_DUPLICATE_KEY', line: 2, col: 1 });
+    expect(failure(() => yaml('x: &a __proto__\ny:\n  *a : 1\n'))).toMatchObject({ code: 'E_FORBIDDEN_KEY', line: 3, col: 3 });
+    const err = failure(() => yaml('x: &a [1]\n*a : v\n'));
+    expect(err).toMatchObject({ code: 'E_PARSE', line: 2, col: 1 });
+    expect(err.detail).toBe('map keys must be scalars (this alias refers to a map or list)');
+    expect(failure(() => yaml('*nope : v\n'))).toMatchObject({ code: 'E_PARSE', line: 1, col: 1 });
+  });
+
+  test('alias keys count as alias dereferences', () => {
+    expect(failure(() => yaml('x: &a k\ny:\n  *a : 1\nz:\n  *a : 2\n', { maxAliasCount: 1 }))).toMatchObject({ code: 'E_ALIAS_LIMIT', line: 5 });
+    expect(yaml('x: &a k\ny:\n  *a : 1\n', { maxAliasCount: 1 }).value).toEqual({ x: 'k', y: { k: 1 } });
+  });
 });
 
 describe('tags', () => {
@@ -120,9 +142,78 @@ describe('tags', () => {
     expect(err.detail).toBe(`${tag} is not allowed (only the YAML 1.2 core tags are${hint})`);
   });
 
+  // YAML 1.2 core schema, 10.3.2: an explicit tag decides the type; the value must be one of the type's forms.
+  test.each([
+    ['!!float 1', 1],
+    ['!!float -2', -2],
+    ['!!float 1e3', 1000],
+    ['!!float .5', 0.5],
+    ['!!float "3"', 3],
+    ['!!float -.inf', -Infinity],
+    ['!!int 3', 3],
+    ['!!int -7', -7],
+    ['!!int 0o17', 15],
+    ['!!int 0x1F', 31],
+    ['!!int "4"', 4],
+    ['!!str 5', '5'],
+    ['!!str true', 'true'],
+    ['!!str', ''],
+    ['!!bool false', false],
+    ['!!bool TRUE', true],
+    ['!!null', null],
+    ['!!null ~', null],
+    ['!!null NULL', null],
+  ])('a: %s is a core-tagged value', (tagged, expected) => {
+    expect(yaml(`a: ${tagged}\n`).value).toEqual({ a: expected });
+  });
+
+  test('!!float .nan is NaN', () => {
+    expect((yaml('a: !!float .nan\n').value as { a: number }).a).toBeNaN();
+  });
+
+  test.each([
+    ['!!bool yes', '!!bool', 'true or false (yes, no, on and off are strings in YAML 1.2)'],
+    ['!!bool 1', '!!bool', 'true or false (yes, no, on and off are strings in YAML 1.2)'],
+    ['!!int 1.5', '!!int', 'an integer: decimal, 0o octal or 0x hexadecimal'],
+    ['!!int 0777x', '!!int', 'an integer: decimal, 0o octal or 0x hexadecimal'],
+    ['!!float abc', '!!float', 'a number, .inf, -.inf or .nan'],
+    ['!!float 0x1F', '!!float', 'a number, .inf, -.inf or .nan'],
+    ['!!null nothing', '!!null', 'empty, ~ or null'],
+  ])('a: %s is E_TAG about the value, not "a custom tag", and does not echo it', (tagged, tag, allowed) => {
+    const err = failure(() => yaml(`a: ${tagged}\n`));
+    expect(err).toMatchObject({ code: 'E_TAG', line: 1, col: 4 });
+    expect(err.detail).toBe(`a ${tag} value must be ${allowed}`);
+    const value = tagged.slice(tag.length + 1);
+    if (!allowed.includes(value)) expect(err.message).not.toContain(value);
+  });
+
   test('the core tags are accepted and give plain values', () => {
     const text = 'a: !!str 1\nb: !!int "2"\nc: !!float "1.5"\nd: !!bool "true"\ne: !!null ""\nf: !!map {x: 1}\ng: !!seq [1]\n';
     expect(yaml(text).value).toEqual({ a: '1', b: 2, c: 1.5, d: true, e: null, f: { x: 1 }, g: [1] });
+  });
+});
+
+describe('directives and documents (README "Config files")', () => {
+  test('a %YAML 1.1 directive is accepted, but the file is still read by YAML 1.2 core rules', () => {
+    // What a YAML 1.1 author means and does not get: yes/on are strings (not true), 0777 is 777 (not 511),
+    // 1:30 is a string (not 90). The README tells: write true, 0o777, "1:30" explicitly.
+    const text = '%YAML 1.1\n---\na: yes\nb: on\nc: 0777\nd: 1:30\ne: true\n';
+    expect(yaml(text).value).toEqual({ a: 'yes', b: 'on', c: 777, d: '1:30', e: true });
+    expect(yaml('%YAML 1.2\n---\na: yes\n').value).toEqual({ a: 'yes' });
+  });
+
+  test('a %YAML directive given twice is E_PARSE at the second (yaml-test-suite SF5V)', () => {
+    const err = failure(() => yaml('%YAML 1.2\n# again:\n%YAML 1.2\n---\na: 1\n'));
+    expect(err).toMatchObject({ code: 'E_PARSE', line: 3, col: 1 });
+    expect(err.detail).toBe('the %YAML directive is given twice');
+    expect(yaml('%YAML 1.2\n%TAG !e! tag:example.com,2000:\n---\na: "%YAML 1.2"\n').value).toEqual({ a: '%YAML 1.2' });
+  });
+
+  test('a second document is E_PARSE where it starts', () => {
+    const err = failure(() => yaml('a: 1\n---\nb: 2\n'));
+    expect(err).toMatchObject({ code: 'E_PARSE', line: 2, col: 1 });
+    expect(err.detail).toBe('only one document is allowed');
+    expect(yaml('---\na: 1\n...\n').value).toEqual({ a: 1 });
   });
 });
 
@@ -284,6 +375,21 @@ describe('encoding', () => {
     expect(failure(() => parseConfig(garbage, 'json', 'x')).code).toBe('E_ENCODING');
   });
 
+  const utf16be = (text: string) => Buffer.from(text, 'utf16le').swap16();
+  test.each([
+    ['UTF-16LE without a byte order mark', Buffer.from('server:\n  port: 8080\n', 'utf16le'), 'little-endian, no byte order mark'],
+    ['UTF-16BE without a byte order mark', utf16be('{"port": 8080, "name": "café"}'), 'big-endian, no byte order mark'],
+    ['UTF-16LE with its byte order mark', Buffer.from('\uFEFFa: 1\n', 'utf16le'), 'little-endian, with a byte order mark'],
+    ['UTF-16BE with its byte order mark', utf16be('\uFEFFa: 1\n'), 'big-endian, with a byte order mark'],
+  ])('%s is E_ENCODING naming UTF-16', (_what, bytes, how) => {
+    for (const format of ['yaml', 'json'] as const) {
+      const err = failure(() => parseConfig(bytes, format, 'x'));
+      expect(err).toBeInstanceOf(ReadError);
+      expect(err).toMatchObject({ code: 'E_ENCODING', line: 1, col: 1 });
+      expect(err.detail).toBe(`the file looks like UTF-16 (${how}): it must be UTF-8 text`);
+    }
+  });
+
   test('a UTF-8 byte order mark is accepted and does not shift columns', () => {
     const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('a: 1\nb: [\n')]);
     expect(parseConfig(Buffer.from([0xef, 0xbb, 0xbf, ...Buffer.from('a: 1\n')]), 'yaml', 'x').value).toEqual({ a: 1 });
@@ -363,9 +469,17 @@ describe('JSON', () => {
     expect(failure(() => json('{\n  "a": 1,\n  "a": 2\n}'))).toMatchObject({ code: 'E_DUPLICATE_KEY', line: 3, col: 3 });
   });
 
-  test('an empty or blank .json file is null', () => {
-    expect(json('').value).toBeNull();
-    expect(json(' \n\t\n').value).toBeNull();
+  // Issue 13: an empty .json file used to go live as null. JSON has no empty document; YAML does (null).
+  test.each([[''], [' \n\t\n'], ['\uFEFF']])('an empty or blank .json file (%j) is E_PARSE: empty, not JSON', (text) => {
+    const err = failure(() => json(text));
+    expect(err).toBeInstanceOf(ParseError);
+    expect(err).toMatchObject({ code: 'E_PARSE', file: 'config/app.json', line: 1, col: 1 });
+    expect(err.detail).toBe('the file is empty (not JSON: write {} or null)');
+  });
+
+  test('null is a JSON document (the way to say "nothing" on purpose)', () => {
+    expect(json('null').value).toBeNull();
+    expect(json(' null \n').value).toBeNull();
   });
 });
 

@@ -178,9 +178,9 @@ describe('1,000 concurrent SSE clients', { timeout: 60_000 }, () => {
       await until(() => s.hot.version > before, `commit ${n}`);
     }
     const last = s.hot.version;
-    await until(() => streams.every((st) => st.text.includes(`id: ${last}\n`)), 'every client at the last version', { timeoutMs: 30_000, intervalMs: 50 });
+    await until(() => streams.every((st) => st.text.includes(`id: ${s.hot.snapshot().epoch}:${last}\n`)), 'every client at the last version', { timeoutMs: 30_000, intervalMs: 50 });
     for (const st of streams) {
-      const ids = [...st.text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+      const ids = [...st.text.matchAll(/^id: [0-9a-f]+:(\d+)$/gm)].map((m) => Number(m[1]));
       // hello at v0, then each version once, in order (a burst may coalesce, never reorder)
       expect(ids[0]).toBe(v0);
       expect(ids.at(-1)).toBe(last);

@@ -220,7 +220,7 @@ describe('secrets stay secret (issue 5, section 5)', () => {
       await until(() => hot.status().errors === 0 && (hot.get('app') as { port: number }).port === port, `${what}: valid again`);
     }
     await sweep('final');
-    await until(() => events.text().includes(`id: ${hot.version}`), 'the event stream caught up');
+    await until(() => events.text().includes(`id: ${hot.snapshot().epoch}:${hot.version}`), 'the event stream caught up');
     events.close();
     out.add('SSE', events.text());
     await until(() => hook.versions().includes(hot.version), 'the webhook told of the last version');
