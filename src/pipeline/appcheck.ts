@@ -12,7 +12,7 @@ import type { Outcome } from './document.js';
 /** One config of a candidate version. */
 export interface CandidateEntry {
   readonly name: string;
-  /** The validated value (deep-frozen when it comes from the live snapshot; do not modify either way). */
+  /** The validated value, deep-frozen. */
   readonly value: unknown;
   readonly hash: string;
   /** Where it came from (file path / source key). */
@@ -60,7 +60,8 @@ export async function applyAppCheck(
   for (const o of outcomes) {
     if (o.kind === 'ok' && live.get(o.name)?.hash !== o.hash) {
       changed.push(o.name);
-      configs.set(o.name, { name: o.name, value: o.value, hash: o.hash, path: o.path, secrets: o.secrets, source: o.source });
+      // Frozen now rather than at commit: a hook cannot change what it was asked to judge.
+      configs.set(o.name, { name: o.name, value: freeze(o.value), hash: o.hash, path: o.path, secrets: o.secrets, source: o.source });
     } else if (o.kind === 'removed' && live.has(o.name) && !keepOnDelete) {
       removed.push(o.name);
       configs.delete(o.name);
@@ -91,6 +92,17 @@ export async function applyAppCheck(
     return { kind: 'error', name: o.name, shown, errors: [new AppCheckError('E_APP_CHECK', { file: shown ?? o.name }, detail)], retry: true };
   });
   return { outcomes: refusedOutcomes, refused: detail, ran: true };
+}
+
+/** Deep-freezes a parsed value (plain objects and arrays), as the store would at commit. */
+function freeze<T>(value: T): T {
+  const stack: unknown[] = [value];
+  for (let v = stack.pop(); v !== undefined; v = stack.pop()) {
+    if (typeof v !== 'object' || v === null || Object.isFrozen(v)) continue;
+    Object.freeze(v);
+    for (const child of Object.values(v)) stack.push(child);
+  }
+  return value;
 }
 
 /** The secret values of `entries` as they may appear in a check's output: strings and numbers, longest first. */

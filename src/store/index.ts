@@ -24,7 +24,8 @@ export interface ConfigEntry<V = unknown> {
   readonly version: number;
   /** JSON pointers of secret values inside `value` (for redaction); [] if none. */
   readonly secrets: readonly string[];
-  /** The source's own text, when kept (an application check, `publish.format: source`); undefined otherwise. */
+  /** The source's own text, when kept (an application check, `publish.format: source`); undefined otherwise. It
+   *  holds secret values as written: never log or serve it. */
   readonly source?: SourceText | undefined;
 }
 

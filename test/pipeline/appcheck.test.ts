@@ -90,6 +90,20 @@ test('a thrown error refuses too; its words are bounded, escaped, and never hold
   expect(hot.get('svc')).toEqual({ port: 1, password: 's3cret-pw' });
 });
 
+test('the candidate cannot be changed by the hook: a write throws, and what commits is what was validated', async () => {
+  await using w = await world();
+  await w.schema('a');
+  await w.config('a.yaml', 'port: 1\n');
+  await using hot = await start(w, {
+    startWithValid: true,
+    check: (c) => {
+      (c.get('a') as { port: number }).port = 99;
+    },
+  });
+  expect(hot.status().configs[0]!.error!.message).toMatch(/refused by the application check: Cannot assign to read only property 'port'/);
+  expect(hot.get('a')).toBeUndefined();
+});
+
 test('a refused initial load rejects start-up like a schema error', async () => {
   await using w = await world();
   await w.schema('a');
