@@ -2,7 +2,8 @@
 // source`), asks `promtool check config` before each commit (`validate.command`), and POSTs /-/reload. What
 // Prometheus runs is read from its own API; what it starts with after a restart is what hotconf published.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, readFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { expect, it } from 'vitest';
 import { tempDir, until, type TempDir } from '../helpers.js';
@@ -14,31 +15,8 @@ const haveProm = await access(PROMETHEUS).then(
   () => false,
 );
 
-/** A small schema of prometheus.yml: enough that a wrong type is a schema error (promtool would say so too). */
-const SCHEMA = {
-  $schema: 'https://json-schema.org/draft/2020-12/schema',
-  type: 'object',
-  properties: {
-    global: {
-      type: 'object',
-      properties: {
-        scrape_interval: { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' },
-        evaluation_interval: { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' },
-      },
-    },
-    scrape_configs: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['job_name'],
-        properties: {
-          job_name: { type: 'string', minLength: 1 },
-          static_configs: { type: 'array', items: { type: 'object', properties: { targets: { type: 'array', items: { type: 'string' } } } } },
-        },
-      },
-    },
-  },
-};
+/** SchemaStore's schema of prometheus.yml (vendored, as published): a third party's idea of a valid file. */
+const SCHEMA_FILE = path.join(import.meta.dirname, '..', 'vendor', 'schemastore', 'schemas', 'prometheus.json');
 
 const job = (name: string, port: number) => `  # the ${name} job\n  - job_name: ${name}\n    static_configs:\n      - targets: ['127.0.0.1:${port}']\n`;
 const config = (jobs: string, interval = '15s') => `# prometheus.yml, written by hand (comments are part of the bytes)\nglobal:\n  scrape_interval: ${interval}\nscrape_configs:\n${jobs}`;
@@ -85,7 +63,8 @@ it.skipIf(!haveProm)(
   'Prometheus gets the accepted edits, never a schema-invalid one nor one promtool refuses (the reason is in /v1/status), and restarts on what was published',
   async () => {
     await using tmp: TempDir = await tempDir('hotconf-prom-');
-    await tmp.write('schemas/prometheus.schema.json', JSON.stringify(SCHEMA));
+    await mkdir(tmp.file('schemas'));
+    await copyFile(SCHEMA_FILE, tmp.file('schemas/prometheus.schema.json'));
     const v1 = config(job('prometheus', 9090));
     await tmp.write('config/prometheus.yml', v1);
     await tmp.write('etc/hotconf.yaml', `validate:\n  command: [promtool, check, config, "{dir}/prometheus.yml"]\n  timeoutMs: 10000\n`);
@@ -128,7 +107,7 @@ it.skipIf(!haveProm)(
       expect(await readFile(published, 'utf8')).toBe(v2);
       const accepted = (await status()).version;
 
-      // A schema-invalid edit: refused, never published, Prometheus keeps v2.
+      // A schema-invalid edit (a duration that is a bare number): refused, never published, Prometheus keeps v2.
       await tmp.writeAtomic('config/prometheus.yml', config(job('prometheus', 9090) + job('node', 9100) + job('late', 9200), '5'));
       await until(async () => (await status()).configs.find((c) => c.name === 'prometheus')?.errors[0]?.code === 'E_SCHEMA', 'the schema refusal in /v1/status');
 
