@@ -3,12 +3,13 @@
 // schema: the daemon's own settings). Both go through the pipeline's one document path.
 import path from 'node:path';
 import { mapLimit } from './async.js';
-import { AppCheckError, ConfigError, HotconfError, ReadError, type ConfigErrorJSON } from './errors.js';
+import { AppCheckError, capErrors, ConfigError, HotconfError, ReadError, type ConfigErrorJSON } from './errors.js';
 import { readStable } from './load/index.js';
 import { ConfigParser } from './load/worker.js';
-import { displayPath, formatOf, SCHEMA_SUFFIX } from './names.js';
+import { MAX_WALK_DEPTH } from './load/walk.js';
+import { displayPath, formatOf, isConfigName, SCHEMA_SUFFIX } from './names.js';
 import { OPTION_DEFAULTS, resolveOptions, type HotconfOptions } from './options.js';
-import { applyAppCheck, outcomeOf, validateDocument, type DocumentStages } from './pipeline/index.js';
+import { applyAppCheck, outcomeOf, unusableNameError, validateDocument, type DocumentStages } from './pipeline/index.js';
 import { assertDirectories, FileTree } from './source/files/index.js';
 import { SchemaRegistry } from './validate/index.js';
 
@@ -25,7 +26,8 @@ export interface CheckedConfig {
 export interface CheckReport {
   readonly ok: boolean;
   readonly configs: readonly CheckedConfig[];
-  /** Every problem, in name order. */
+  /** Every problem, in name order, after the directories too deep to be looked into (`E_TOO_DEEP`: a check
+   *  that cannot see every config does not pass). */
   readonly errors: readonly ConfigErrorJSON[];
 }
 
@@ -37,7 +39,11 @@ export interface CheckReport {
 export async function checkConfigs(options: HotconfOptions, files?: readonly string[]): Promise<CheckReport> {
   const o = resolveOptions(options);
   if (o.etcd) throw new HotconfError('E_OPTIONS', 'checkConfigs validates a directory (configDir); for etcd, `hotconf push --dry-run` checks one');
-  const tree = new FileTree(o.configDir!, o.schemaDir);
+  const tooDeep: ConfigError[] = [];
+  const onTooDeep = (dir: string) => {
+    if (tooDeep.length < 1_000) tooDeep.push(new ReadError('E_TOO_DEEP', { file: displayPath(dir) }, `directory lies deeper than ${MAX_WALK_DEPTH} levels below the config dir: the configs in it are not loaded`));
+  };
+  const tree = new FileTree(o.configDir!, o.schemaDir, { followExternalLinks: o.followExternalLinks, onTooDeep });
   await assertDirectories(tree.configDir, tree.schemaDir);
   const registry = new SchemaRegistry({
     schemaDir: tree.schemaDir ?? tree.configDir,
@@ -47,6 +53,7 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
     maxSchemaBytes: o.maxSchemaBytes,
     ...(o.formats ? { formats: o.formats } : {}),
     displayPath,
+    maxErrors: o.maxErrorsPerConfig,
     ...(o.logger ? { logger: o.logger.child({ module: 'validate' }) } : {}),
   });
   // Its parser worker, if a large file started one, is closed at the end of the scope.
@@ -68,24 +75,27 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
   const outcomes = await mapLimit(wanted, o.concurrency, async (name) => outcomeOf(name, await tree.read(name, limits, () => undefined), stages, limits, keepSource));
   // The application check judges a whole tree, as the pipeline's candidate: only a check of every config, all valid.
   const appErrors: ConfigError[] = [];
-  if (o.check && !files && outcomes.every((c) => c.kind === 'ok')) {
+  if (o.check && !files && outcomes.every((c) => c.kind === 'ok' && isConfigName(c.name))) {
     const { refused } = await applyAppCheck(o.check, outcomes, new Map(), false);
     if (refused !== undefined) appErrors.push(new AppCheckError('E_APP_CHECK', { file: displayPath(tree.configDir) }, refused));
   }
   const configs: CheckedConfig[] = outcomes.map((c): CheckedConfig => {
+    if (c.kind !== 'removed' && !isConfigName(c.name)) {
+      return { name: c.name, file: c.shown, ok: false, value: undefined, secrets: [], errors: [unusableNameError(c.name, c.shown).toJSON()] };
+    }
     const failed = (file: string | undefined, errors: readonly ConfigErrorJSON[]) => ({ name: c.name, file, ok: false, value: undefined, secrets: [], errors });
     switch (c.kind) {
       case 'ok':
         return { name: c.name, file: c.shown, ok: true, value: c.value, secrets: c.secrets, errors: [] };
       case 'error':
-        return failed(c.shown, c.errors.map((e) => e.toJSON()));
+        return failed(c.shown, capErrors(c.errors, o.maxErrorsPerConfig).map((e) => e.toJSON()));
       case 'unsettled':
         return failed(c.shown, [new ReadError('E_UNSTABLE', { file: c.shown }, 'kept changing while being read').toJSON()]);
       case 'removed':
         return failed(undefined, [new ReadError('E_NOT_FOUND', { file: c.name }, 'not found').toJSON()]);
     }
   });
-  const errors = [...unknown.map((e) => e.toJSON()), ...configs.flatMap((c) => c.errors), ...appErrors.map((e) => e.toJSON())];
+  const errors = [...unknown.map((e) => e.toJSON()), ...(files ? [] : tooDeep.map((e) => e.toJSON())), ...configs.flatMap((c) => c.errors), ...appErrors.map((e) => e.toJSON())];
   return { ok: errors.length === 0, configs, errors };
 }
 

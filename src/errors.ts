@@ -23,6 +23,10 @@ export type HotconfErrorCode =
   | 'E_NO_SCHEMA'
   | 'E_SCHEMA_INVALID'
   | 'E_DUPLICATE_NAME'
+  | 'E_NAME'
+  | 'E_LINK_OUTSIDE'
+  | 'E_TOO_DEEP'
+  | 'E_MORE_ERRORS'
   | 'E_APP_CHECK'
   | 'E_INITIAL_LOAD'
   | 'E_SOURCE_UNAVAILABLE'
@@ -106,6 +110,27 @@ export class NameConflictError extends ConfigError {}
 
 /** The application's own check (the `check` hook, the daemon's `validate.command`) refused the candidate version. */
 export class AppCheckError extends ConfigError {}
+
+/**
+ * At most `max` errors of one config, then one `E_MORE_ERRORS` entry saying how many more there were (`more`:
+ * known beyond those given; `'uncounted'`: validation stopped early, the count is unknown). A refusal then costs
+ * the same to keep, log, serve and print whatever the file holds (DESIGN.md point 11).
+ */
+export function capErrors(errors: readonly ConfigError[], max: number, more: number | 'uncounted' = 0): ConfigError[] {
+  if (more === 0 && errors.at(-1)?.code === 'E_MORE_ERRORS' && errors.length <= max + 1) return [...errors]; // capped already
+  const kept: ConfigError[] = errors.slice(0, max);
+  const extra = more === 'uncounted' ? 'uncounted' : more + Math.max(0, errors.length - max);
+  if (extra === 0 || kept.length === 0) return kept;
+  kept.push(new ConfigError('E_MORE_ERRORS', { file: kept[0]!.file }, moreErrorsDetail(kept.length, extra)));
+  return kept;
+}
+
+/** What the `E_MORE_ERRORS` entry says after `shown` errors. */
+export function moreErrorsDetail(shown: number, extra: number | 'uncounted'): string {
+  return extra === 'uncounted'
+    ? 'further errors, if any, are not collected (a document of over 10,000 values is checked up to its first error)'
+    : `and ${extra} more error${extra === 1 ? '' : 's'} (the first ${shown} are shown; option maxErrorsPerConfig)`;
+}
 
 /** The initial load found problems; `errors` lists every one of them, not only the first. */
 export class InitialLoadError extends HotconfError {

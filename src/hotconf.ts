@@ -32,9 +32,11 @@ export interface ConfigStatus {
   readonly hash: string | undefined;
   /** Version in which the stored value last changed. */
   readonly version: number | undefined;
-  /** The first problem, and all of them. */
+  /** The first problem, and all of them (at most `maxErrorsPerConfig`, then one `E_MORE_ERRORS` counting the rest). */
   readonly error: ConfigErrorJSON | undefined;
   readonly errors: readonly ConfigErrorJSON[];
+  /** For a `pending` config: the configs whose errors hold it back (`all-or-nothing`). */
+  readonly heldBy?: readonly string[];
   /** When the state last changed (ms since the epoch). */
   readonly since: number;
 }
@@ -134,7 +136,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
   constructor(o: ResolvedOptions, logger: Logger) {
     this.#o = o;
     this.#log = logger;
-    this.#settings = { batchPolicy: o.batchPolicy, maxFileBytes: o.maxFileBytes, keepOnDelete: o.keepOnDelete, concurrency: o.concurrency, keepSource: o.keepSource };
+    this.#settings = { batchPolicy: o.batchPolicy, maxFileBytes: o.maxFileBytes, keepOnDelete: o.keepOnDelete, concurrency: o.concurrency, maxErrorsPerConfig: o.maxErrorsPerConfig, keepSource: o.keepSource };
     const schemaDir = o.schemaDir === undefined ? undefined : path.resolve(o.schemaDir);
     const registry = new SchemaRegistry({
       schemaDir: schemaDir ?? (o.configDir === undefined ? process.cwd() : path.resolve(o.configDir)),
@@ -145,6 +147,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
       ...(o.formats ? { formats: o.formats } : {}),
       logger: logger.child({ module: 'validate' }),
       displayPath,
+      maxErrors: o.maxErrorsPerConfig,
     });
     this.#store = this.#owner.add(new Store({ logger: logger.child({ module: 'store' }), closeTimeoutMs: o.closeTimeoutMs }));
     const parser = this.#owner.add(new ConfigParser({ workerThresholdBytes: o.workerThresholdBytes }));
@@ -221,6 +224,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
         version: entry?.version,
         error: errors[0],
         errors,
+        ...(problem?.heldBy ? { heldBy: problem.heldBy } : {}),
         since: problem?.since ?? snap.committedAt,
       };
     });

@@ -73,6 +73,12 @@ export interface HotconfOptions {
   startWithValid?: boolean;
   /** Poll with stat instead of inotify (network file systems). Default false. */
   usePolling?: boolean;
+  /** Most errors kept, logged, served and printed per refused config; the rest are counted in one
+   *  `E_MORE_ERRORS` entry ("and M more"). Default 20. */
+  maxErrorsPerConfig?: number;
+  /** Follow symlinks (of files or directories) whose target resolves outside `configDir`. Default false: such a
+   *  config is refused (`E_LINK_OUTSIDE`); links that stay inside (the Kubernetes `..data` layout) always work. */
+  followExternalLinks?: boolean;
   /** How long close() waits for subscriber handlers in flight, in ms. Default 5000. */
   closeTimeoutMs?: number;
   /** pino logger. Default: pino at level `info` to stderr. */
@@ -123,6 +129,7 @@ export const OPTION_TABLE = {
   maxDepth: { default: 64, unit: 'count', hot: false, constraint: 'positive-integer' },
   maxAliasCount: { default: 100, unit: 'count', hot: false, constraint: 'positive-integer' },
   concurrency: { default: 16, unit: 'count', hot: false, constraint: 'positive-integer' },
+  maxErrorsPerConfig: { default: 20, unit: 'count', hot: false, constraint: 'positive-integer' },
   requireSchema: { default: true, unit: 'none', hot: false, constraint: 'boolean' },
   useDefaults: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   schemaStrict: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
@@ -131,6 +138,7 @@ export const OPTION_TABLE = {
   keepSource: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   startWithValid: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   usePolling: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
+  followExternalLinks: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
 } as const satisfies { readonly [K in OptionKey]: OptionSpec<NonNullable<HotconfOptions[K]>> };
 
 const OPTION_KEYS = Object.keys(OPTION_TABLE) as OptionKey[];

@@ -76,10 +76,12 @@ describe('resolveOptions', () => {
       useDefaults: false,
       schemaStrict: false,
       unknownFormats: 'ignore',
+      maxErrorsPerConfig: 20,
       keepOnDelete: false,
       keepSource: false,
       startWithValid: false,
       usePolling: false,
+      followExternalLinks: false,
     });
   });
 

@@ -50,7 +50,8 @@ function dirOptions(cmd: Command): Command {
     .option('--schema-dir <dir>', 'directory of <name>.schema.json files (default: ./hotconf.yaml\'s, else ./schemas)')
     .option('--strict-schemas', "compile schemas in ajv's strict mode: its lint findings refuse the schema")
     .option('--use-defaults', 'fill schema defaults into each valid config (after validation)')
-    .addOption(new Option('--unknown-formats <what>', `what an unknown schema format does ${byDefault('unknownFormats')}`).choices(UNKNOWN_FORMATS));
+    .addOption(new Option('--unknown-formats <what>', `what an unknown schema format does ${byDefault('unknownFormats')}`).choices(UNKNOWN_FORMATS))
+    .option('--follow-external-links', 'follow symlinks whose target is outside the config dir (default: refused)');
 }
 
 const isDir = (dir: string) => stat(dir).then((s) => s.isDirectory(), () => false);
@@ -95,6 +96,7 @@ function flagLayer(flags: DirFlags): SettingsLayer {
   if (flags.batchPolicy !== undefined) layer.batchPolicy = flags.batchPolicy as NonNullable<SettingsLayer['batchPolicy']>;
   if (flags.debounceMs !== undefined) layer.debounceMs = flags.debounceMs as number;
   if (flags.startWithValid === true) layer.startWithValid = true;
+  if (flags.followExternalLinks === true) layer.followExternalLinks = true;
   if (flags.logLevel !== undefined) layer.log = { level: flags.logLevel as string };
   if (flags.pretty !== undefined) layer.log = { ...layer.log, pretty: flags.pretty as boolean };
   if (flags.http !== undefined || flags.httpTokenFile !== undefined || flags.allowAllInterfaces === true) {

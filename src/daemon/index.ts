@@ -329,7 +329,8 @@ class Daemon {
   }
 
   private onBatch(): void {
-    // The pipeline logs the batch itself, as one event (a refusal at error level, with each problem's file:line:col).
+    // The pipeline logs the batch itself, as one event (a refusal at error level, with each config's errors capped
+    // at maxErrorsPerConfig and each problem's file:line:col).
     this.notifier.status(this.statusText()).catch(() => undefined); // send() never rejects; belt and braces
   }
 

@@ -35,6 +35,8 @@ export const LIBRARY_SETTINGS = [
   'schemaStrict',
   'unknownFormats',
   'maxSchemaBytes',
+  'maxErrorsPerConfig',
+  'followExternalLinks',
 ] as const satisfies readonly OptionKey[];
 type LibrarySetting = (typeof LIBRARY_SETTINGS)[number];
 

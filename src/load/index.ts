@@ -5,6 +5,7 @@
 export { formatOf, type ConfigFormat } from '../names.js';
 export { firstInvalidUtf8, parseConfig, type ParsedConfig, type ParseOptions, type Position } from './parse.js';
 export {
+  isTransient,
   RACY_WINDOW_MS,
   readStable,
   sameIdentity,

@@ -176,6 +176,20 @@ function osError(err: unknown, file: string): ReadError {
   return new ReadError('E_READ', { file }, `cannot read: ${what}`, { cause: err });
 }
 
+/**
+ * OS errors that say nothing about the file, only about the moment: out of file descriptors (EMFILE, ENFILE),
+ * of memory (ENOMEM), a busy or failing device (EAGAIN, EIO, EINTR). A read that failed so is tried again later;
+ * it is never remembered as what the file is.
+ */
+export const TRANSIENT_OS_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'EIO', 'ENOMEM', 'EINTR']);
+
+/** True for a read that failed for a passing reason ({@link TRANSIENT_OS_CODES}). */
+export function isTransient(err: unknown): boolean {
+  const cause = err instanceof HotconfError ? err.cause : err;
+  const code = osCode(cause);
+  return code !== undefined && TRANSIENT_OS_CODES.has(code);
+}
+
 /** Refuses an option that is not an integer of at least `min` (E_OPTIONS). Parsing checks its limits with it too. */
 export function integerAtLeast(name: string, value: number, min: number): void {
   if (!Number.isInteger(value) || value < min) {

@@ -13,7 +13,13 @@ export interface WalkOptions {
   maxDepth?: number;
   /** Called with each directory (absolute) whose entries are about to be listed in full. */
   onDir?: (dir: string) => void;
+  /** Called with each directory (absolute) not listed because it lies deeper than `maxDepth`: its configs are
+   *  not loaded, and the caller says so (never a silent skip). */
+  onTooDeep?: (dir: string) => void;
 }
+
+/** The deepest directory level listed below a config root. */
+export const MAX_WALK_DEPTH = 32;
 
 /**
  * Lists the config files under `root` (absolute paths), skipping hidden entries, following symlinks
@@ -23,7 +29,7 @@ export interface WalkOptions {
 export async function* walkConfigFiles(root: string, options: WalkOptions = {}): AsyncGenerator<string> {
   const extensions = new Set(options.extensions ?? Object.keys(CONFIG_EXTENSIONS));
   const exclude = new Set((options.exclude ?? []).map((d) => path.resolve(d)));
-  const maxDepth = options.maxDepth ?? 32;
+  const maxDepth = options.maxDepth ?? MAX_WALK_DEPTH;
   const seenDirs = new Set<string>();
   const stack: Array<{ dir: string; depth: number }> = [{ dir: path.resolve(root), depth: 0 }];
   while (stack.length > 0) {
@@ -50,8 +56,9 @@ export async function* walkConfigFiles(root: string, options: WalkOptions = {}):
       if (extensions.has(path.extname(entry.name))) {
         // Even a directory or a dangling link named like a config is yielded: the reader reports it.
         yield full;
-      } else if ((entry.isDirectory() || entry.isSymbolicLink()) && depth < maxDepth) {
-        stack.push({ dir: full, depth: depth + 1 });
+      } else if (entry.isDirectory() || entry.isSymbolicLink()) {
+        if (depth < maxDepth) stack.push({ dir: full, depth: depth + 1 });
+        else if (options.onTooDeep && (entry.isDirectory() || (await stat(full).then((s) => s.isDirectory(), () => false)))) options.onTooDeep(full);
       }
     }
   }

@@ -6,6 +6,7 @@
 import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { HotconfError, ParseError, ReadError, type HotconfErrorCode } from '../errors.js';
 import type { ConfigFormat } from '../names.js';
+import { locateInJson } from './json-locate.js';
 import { parseConfig, type ParsedConfig, type ParseOptions, type Position } from './parse.js';
 
 export interface ConfigParserOptions {
@@ -88,6 +89,8 @@ export class ConfigParser implements AsyncDisposable {
   private readonly jobs = new Map<number, Job>();
   private nextId = 1;
   private closed = false;
+  /** Workers let go after a large locate: their exit fails no job. */
+  private readonly retired = new WeakSet<Worker>();
 
   constructor(options: ConfigParserOptions = {}) {
     const threshold = options.workerThresholdBytes ?? DEFAULT_WORKER_THRESHOLD_BYTES;
@@ -143,6 +146,7 @@ export class ConfigParser implements AsyncDisposable {
       if (requests.length === 0) return [];
       const reply = await this.send({ op: 'locate', id: this.nextId++, bytes: held, ...base, requests: [...requests] });
       if (reply.bytes) held = reply.bytes;
+      this.retire();
       return reply.kind === 'positions' ? reply.positions : requests.map(() => undefined);
     };
     return {
@@ -179,6 +183,7 @@ export class ConfigParser implements AsyncDisposable {
       job?.resolve(reply);
     });
     const fail = (err: unknown) => {
+      if (this.retired.has(worker)) return;
       // A crashed worker (out of memory…) fails what it held; the next parse starts a new one.
       if (this.worker === worker) this.worker = undefined;
       const jobs = [...this.jobs.values()];
@@ -192,6 +197,20 @@ export class ConfigParser implements AsyncDisposable {
     return worker;
   }
 
+  /**
+   * Lets the idle worker go once it located the errors of a refused document: what a large parse grew its heap
+   * to, V8 keeps (a YAML position tree of 1 MiB took ~480 MiB: RSS 180 → 661 MiB, still 656 MiB a second later).
+   * Only refused documents are located, so the next large parse rarely pays a fresh worker (tens of ms). A busy
+   * worker is kept.
+   */
+  private retire(): void {
+    const worker = this.worker;
+    if (!worker || this.jobs.size > 0) return;
+    this.worker = undefined;
+    this.retired.add(worker);
+    worker.terminate().catch(() => undefined);
+  }
+
   /** Terminates the worker; parses in flight reject with E_CLOSED. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
@@ -203,6 +222,12 @@ export class ConfigParser implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The text of JSON bytes that already parsed (valid UTF-8), without its BOM, as the parser saw it. */
+function jsonText(bytes: Uint8Array): string {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf).toString('utf8');
 }
 
 /** The ArrayBuffer behind `bytes` when they are all of it (then it can be moved instead of copied). */
@@ -303,6 +328,14 @@ function serve(port: MessagePort): void {
         const state = inProgress.get(req.id);
         if (!state) throw new Error(`unknown parse ${req.id}`);
         sendNext(req.id, state.pieces, state.ahead);
+        return;
+      }
+      // JSON that parsed is located by a scan of its text: the position tree of a large document costs hundreds
+      // of MiB (json-locate.ts). YAML needs its tree.
+      if (req.op === 'locate' && req.format === 'json') {
+        const text = jsonText(req.bytes);
+        const positions = (req.requests ?? []).map((r) => locateInJson(text, r.pointer, r.key === true));
+        port.postMessage({ id: req.id, kind: 'positions', positions, ...(bytes ? { bytes } : {}) } satisfies Reply, bytes ? movable(bytes) : []);
         return;
       }
       const parsed = parseConfig(Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength), req.format, req.displayPath, req.options);

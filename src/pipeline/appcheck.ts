@@ -76,8 +76,11 @@ export async function applyAppCheck(
   });
   let problems: readonly string[];
   try {
-    const said = await check(candidate);
-    problems = said === undefined ? [] : typeof said === 'string' ? [said] : [...said].map(String);
+    const said: unknown = await check(candidate);
+    if (said === undefined || said === null) problems = [];
+    else if (typeof said === 'string') problems = [said];
+    else if (Array.isArray(said)) problems = said.map(String);
+    else problems = [`the check returned ${typeof said}, not a list of problems (return nothing to accept)`];
   } catch (err) {
     problems = [err instanceof Error ? err.message : String(err)];
   }
@@ -97,7 +100,8 @@ export async function applyAppCheck(
 /** Deep-freezes a parsed value (plain objects and arrays), as the store would at commit. */
 function freeze<T>(value: T): T {
   const stack: unknown[] = [value];
-  for (let v = stack.pop(); v !== undefined; v = stack.pop()) {
+  while (stack.length > 0) {
+    const v = stack.pop();
     if (typeof v !== 'object' || v === null || Object.isFrozen(v)) continue;
     Object.freeze(v);
     for (const child of Object.values(v)) stack.push(child);

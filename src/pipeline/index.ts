@@ -4,8 +4,9 @@
 // back, deleted), the names to retry, and the timing of the batch in flight for health checks.
 import type { Logger } from 'pino';
 import { mapLimit } from '../async.js';
-import type { ConfigError, ConfigErrorJSON } from '../errors.js';
+import { capErrors, ConfigError, type ConfigErrorJSON } from '../errors.js';
 import { walkConfigFiles } from '../load/walk.js';
+import { isConfigName } from '../names.js';
 import type { BatchPolicy } from '../options.js';
 import type { Source, SourceBatch } from '../source/index.js';
 import type { EntryInput, Store, Unsubscribe } from '../store/index.js';
@@ -29,6 +30,8 @@ export interface BatchResult {
   readonly errors: readonly ConfigErrorJSON[];
   /** Names held back by `all-or-nothing`. */
   readonly held: readonly string[];
+  /** The names whose errors held them back (empty when nothing was held). */
+  readonly heldBy: readonly string[];
   /** Time spent processing the batch, in ms. */
   readonly durationMs: number;
   /** From the first event of the batch to the end of its processing, in ms. */
@@ -41,6 +44,8 @@ export interface Problem {
   readonly file: string | undefined;
   readonly errors: readonly ConfigError[];
   readonly since: number;
+  /** For a `pending` config held back by `all-or-nothing`: the configs whose errors hold it. */
+  readonly heldBy?: readonly string[];
 }
 
 /** The options the pipeline reads at each batch (some change while running). */
@@ -49,6 +54,8 @@ export interface PipelineSettings {
   readonly maxFileBytes: number;
   readonly keepOnDelete: boolean;
   readonly concurrency: number;
+  /** Most errors kept per refused config; the rest are counted ("and M more"). Default 20. */
+  readonly maxErrorsPerConfig?: number;
   /** Keep each valid config's source text (entry.source): an application check or `publish.format: source` needs it. */
   readonly keepSource?: boolean;
 }
@@ -139,7 +146,11 @@ export class Pipeline {
     const settings = this.#o.settings();
     const limits = { maxFileBytes: settings.maxFileBytes };
     const keepSource = settings.keepSource === true || this.#o.check !== undefined;
-    const read = await mapLimit([...names].sort(), settings.concurrency, async (name) => outcomeOf(name, await source.read(name, limits), this.#o.stages, limits, keepSource));
+    const read = await mapLimit([...names].sort(), settings.concurrency, async (name) => {
+      const o = await outcomeOf(name, await source.read(name, limits), this.#o.stages, limits, keepSource);
+      if (o.kind !== 'removed' && !isConfigName(name)) return unusableName(name, o.shown);
+      return o.kind === 'error' ? { ...o, errors: capErrors(o.errors, settings.maxErrorsPerConfig ?? 20) } : o;
+    });
     const outcomes = await this.#appCheck(read, policy, settings);
     const errors = this.#apply(outcomes, policy, settings, started, batch);
     await source.settled?.(batch);
@@ -176,8 +187,10 @@ export class Pipeline {
     const sourceRevision = batch.revision;
     const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'error' }> => o.kind === 'error');
     const errors = failed.flatMap((o) => o.errors);
-    const unsettled = outcomes.some((o) => o.kind === 'unsettled');
-    const holdBack = (failed.length > 0 || unsettled) && policy === 'all-or-nothing';
+    const unsettled = outcomes.filter((o) => o.kind === 'unsettled');
+    const holdBack = (failed.length > 0 || unsettled.length > 0) && policy === 'all-or-nothing';
+    // What holds the batch back, for status and the log: a held config names them (`heldBy`).
+    const heldBy = holdBack ? [...failed, ...unsettled].map((o) => o.name) : [];
     const now = Date.now();
 
     const set: EntryInput[] = [];
@@ -193,7 +206,7 @@ export class Pipeline {
         this.problems.set(o.name, { state: 'pending', file: o.shown, errors: [], since: now });
       } else if (holdBack) {
         this.#retry.add(o.name);
-        this.problems.set(o.name, { state: 'pending', file: o.kind === 'ok' ? o.shown : undefined, errors: [], since: now });
+        this.problems.set(o.name, { state: 'pending', file: o.kind === 'ok' ? o.shown : undefined, errors: [], since: now, heldBy });
       } else if (o.kind === 'ok') {
         if (this.problems.get(o.name)?.state === 'error') recovered.push(o.name);
         this.problems.delete(o.name);
@@ -224,9 +237,17 @@ export class Pipeline {
     }
     if (recovered.length > 0) this.#log.info({ names: recovered, version: store.version }, 'config valid again');
     if (errors.length > 0) {
-      // One event for the refusal, at error level (`journalctl -p err` lists it), each problem's message once.
+      // One event for the refusal, at error level (`journalctl -p err` lists it), each problem's message once, each
+      // config's errors capped; `heldBy` names the configs whose errors hold the others back.
       this.#log.error(
-        { errors: errors.map((e) => e.toJSON()), ...(holdBack ? { held: [...this.#retry] } : {}), policy, version: store.version },
+        {
+          errors: errors.map((e) => e.toJSON()),
+          ...(holdBack ? { held: [...this.#retry] } : {}),
+          // said only when a config is held back by another's error
+          ...([...this.#retry].some((n) => !heldBy.includes(n)) ? { heldBy } : {}),
+          policy,
+          version: store.version,
+        },
         holdBack ? 'batch rejected; last good config stays live' : 'invalid config refused; last good value stays live',
       );
     }
@@ -238,6 +259,7 @@ export class Pipeline {
       removed: change?.removed ?? [],
       errors: errors.map((e) => e.toJSON()),
       held: holdBack ? [...this.#retry] : [],
+      heldBy,
       durationMs: ms,
       latencyMs: round(performance.now() - batch.firstHintAt),
     });
@@ -255,6 +277,16 @@ export class Pipeline {
   }
 }
 
+/** A name that cannot be served or published as a file (a backslash, a control character): that config's error,
+ *  so it never enters the store, where it would make every later publish fail. */
+export function unusableNameError(name: string, shown: string | undefined): ConfigError {
+  const detail = `config name ${JSON.stringify(name)} cannot be used: a name may not contain a backslash or a control character, nor be longer than 4096 characters (it could not be served or published)`;
+  return new ConfigError('E_NAME', { file: shown ?? JSON.stringify(name) }, detail);
+}
+
+function unusableName(name: string, shown: string | undefined): Outcome {
+  return { kind: 'error', name, shown, errors: [unusableNameError(name, shown)] };
+}
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

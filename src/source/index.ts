@@ -65,7 +65,7 @@ export interface Source<S extends SourceStatusBase = SourceStatusBase> extends A
   settled?(batch: SourceBatch): Promise<void>;
   /** For a source that lists `schemas`: the identity of each schema file as the pipeline read it (undefined
    *  when it could not be read), so that the source knows what was read without a stat of its own. */
-  schemaRead?(file: string, identity: FileIdentity | undefined): void;
+  schemaRead?(file: string, identity: FileIdentity | undefined, error?: ConfigError): void;
   /** Asks for a full look at everything (reload); resolves when the pipeline has processed it. */
   resync(): Promise<void>;
   /** Resolves once a batch has gone all the way through the pipeline: proof that it still moves. */

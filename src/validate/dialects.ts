@@ -48,6 +48,8 @@ export type AnyAjv = Ajv | Ajv2019 | Ajv2020;
 export interface DialectOptions {
   strict: boolean;
   useDefaults: boolean;
+  /** Collect every error (default), or stop at the first: for documents too large to collect all of (index.ts). */
+  allErrors?: boolean;
   formats: Readonly<Record<string, RegExp | ((value: string) => boolean)>>;
   onWarning: (message: string) => void;
   /** A pattern the linear-time engine cannot run: returns the engine to use, or throws to refuse the schema. */
@@ -62,7 +64,7 @@ export interface RegExpLike {
 export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
   const regExp = Object.assign((pattern: string, u: string) => linearRegExp(pattern, u, o), { code: 're2js' });
   const options: Options = {
-    allErrors: true,
+    allErrors: o.allErrors ?? true,
     // Spec semantics unless strict is asked for: ajv's strict mode is a linter for schema authors. What it would
     // have said is still heard (log mode) for the debug log, except unknown keywords, which the spec ignores.
     ...(o.strict ? { strict: true } : { strict: false, strictTypes: 'log', strictTuples: 'log', strictRequired: 'log' }),

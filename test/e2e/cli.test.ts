@@ -208,7 +208,7 @@ describe('hotconf run', () => {
     await symlink(outside.file('v1.yaml'), outside.file('link.yaml'));
     await rename(w.tmp.file('config/svc.yaml'), w.tmp.file('old.yaml'));
     await symlink(outside.file('link.yaml'), w.tmp.file('config/svc.yaml'));
-    await w.tmp.write('hotconf.yaml', `configDir: config\nschemaDir: schemas\nverifyIntervalMs: 0\n`);
+    await w.tmp.write('hotconf.yaml', `configDir: config\nschemaDir: schemas\nverifyIntervalMs: 0\nfollowExternalLinks: true\n`); // the link points outside on purpose
     await using d = startHotconf(['run', '--config', w.tmp.file('hotconf.yaml')]);
     await d.line((l) => l.msg === 'hotconf running', 'running');
     // re-point the outer link: nothing hotconf watches changes

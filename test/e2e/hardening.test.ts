@@ -202,7 +202,8 @@ describe('names with control characters (point 11)', () => {
     expect(lines).toHaveLength(4); // the directories checked, two errors and the summary
     expect(res.stdout).not.toContain('\x1b');
     expect(lines.some((l) => l.startsWith('app.yaml:1:1: forged'))).toBe(false);
-    expect(res.stdout).toContain('x\\napp.yaml:1:1: forged.yaml:1:4: /n: must be integer');
+    // Such a name is refused at load (issue 18 point 10, E_NAME), its path still shown escaped.
+    expect(res.stdout).toContain('x\\napp.yaml:1:1: forged.yaml: config name "x\\napp.yaml:1:1: forged" cannot be used');
     expect(res.stdout).toContain('e\\e[31mred.yaml:');
   });
 });

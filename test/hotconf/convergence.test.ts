@@ -83,7 +83,7 @@ describe('the store converges on the disk (point 4)', () => {
     await using w = await world();
     await using outside = await tempDir();
     const repoint = await invisible(w, outside);
-    await using hot = await start(w, { verifyIntervalMs: 100 });
+    await using hot = await start(w, { verifyIntervalMs: 100, followExternalLinks: true }); // the link points outside on purpose
     await repoint();
     await until(() => port(hot.get('svc')) === 2, 'the new target, found by the sweep', { timeoutMs: 5000 });
   });
@@ -92,7 +92,7 @@ describe('the store converges on the disk (point 4)', () => {
     await using w = await world();
     await using outside = await tempDir();
     const repoint = await invisible(w, outside);
-    await using hot = await start(w, { verifyIntervalMs: 0 });
+    await using hot = await start(w, { verifyIntervalMs: 0, followExternalLinks: true }); // the link points outside on purpose
     await repoint();
     const result = await hot.reload();
     expect(port(hot.get('svc'))).toBe(2);

@@ -136,7 +136,8 @@ describe.concurrent('the hostile corpus (issue 5, section 1)', () => {
       await w.tmp.write('schemas/svc.schema.json', SCHEMA);
       const base = c.base ?? `svc${path.extname(c.as)}`;
       await w.config(base, goodText(base, 1));
-      await using hot = await start(w, { maxFileBytes: MAX_FILE_BYTES, debounceMs: 30 });
+      // followExternalLinks: generated cases link to /dev/zero and a sparse file outside the config dir, to test the reader
+      await using hot = await start(w, { maxFileBytes: MAX_FILE_BYTES, debounceMs: 30, followExternalLinks: true });
       expect(hot.get('svc')).toEqual(goodValue(1));
       const version = hot.version;
 

@@ -29,6 +29,8 @@ export { pushEntries, PushConflictError, type PushPlan, type PushResult } from '
 
 const isCompaction = (err: unknown) => err instanceof Error && /compacted/i.test(err.message);
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 /** A key's new bytes, or null when it was deleted. */
 type KeyChange = Uint8Array | null;
 
@@ -61,6 +63,8 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   private readonly keys = new Map<string, Uint8Array>();
   /** Keys with an unknown extension, logged once each. */
   private readonly ignoredKeys = new Set<string>();
+  /** Keys (hex) ignored for not being valid UTF-8, each warned about once. */
+  private readonly badKeys = new Set<string>();
   private closed = false;
   private closing: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
@@ -80,7 +84,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     this.clusterId = initial.clusterId;
     this.initial = this.toSourceBatch({
       seq: 0,
-      items: new Map(initial.kvs.map((kv) => [kv.key.toString(), kv.value])),
+      items: new Map(initial.kvs.flatMap((kv) => this.keyOf(kv.key, kv.value))),
       reasons: new Set(['request']),
       firstHintAt: performance.now(),
       full: true,
@@ -197,6 +201,23 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   /** etcd batches are processed as they arrive; the pipeline is alive when it waits for the next one. */
   ping(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /**
+   * A key and its change, or nothing for a key that is not valid UTF-8 (ignored, with one warning per key): decoded
+   * lossily, two distinct keys would become one config, and deleting one would remove the config the other holds.
+   */
+  private keyOf(raw: Buffer, change: KeyChange): Array<[string, KeyChange]> {
+    try {
+      return [[STRICT_UTF8.decode(raw), change]];
+    } catch {
+      const hex = raw.toString('hex');
+      if (!this.badKeys.has(hex) && this.badKeys.size < 10_000) {
+        this.badKeys.add(hex);
+        this.log.warn({ keyHex: hex }, 'etcd key ignored: not valid UTF-8 (two such keys could not be told apart)');
+      }
+      return [];
+    }
   }
 
   /** `<prefix>db/primary.json` → `db/primary`, by the file naming rules; undefined (logged once) otherwise. */
@@ -366,7 +387,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     this.revision = BigInt(res.header.revision);
     this.clusterId = res.header.cluster_id;
     this.log.info({ revision: res.header.revision, keys: res.kvs.length, reason }, 'etcd prefix read again');
-    const entries = res.kvs.map((kv): [string, KeyChange] => [kv.key.toString(), kv.value]);
+    const entries = res.kvs.flatMap((kv) => this.keyOf(kv.key, kv.value));
     if (waiters.length === 0) {
       this.queue.add(entries, reason, { urgent: true, replace: true });
     } else {
@@ -388,7 +409,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       const top = BigInt(last.kv.mod_revision);
       if (top > this.revision) this.revision = top;
       if (fresh.length === 0) return;
-      const entries = fresh.map((ev): [string, KeyChange] => [ev.kv.key.toString(), ev.type === 'Delete' ? null : ev.kv.value]);
+      const entries = fresh.flatMap((ev) => this.keyOf(ev.kv.key, ev.type === 'Delete' ? null : ev.kv.value));
       this.queue.add(entries, 'event', { urgent: true });
     } catch (err) {
       this.log.error({ err }, 'etcd watch event could not be handled; reading the prefix again');
