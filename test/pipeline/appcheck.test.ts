@@ -104,6 +104,19 @@ test('the candidate cannot be changed by the hook: a write throws, and what comm
   expect(hot.get('a')).toBeUndefined();
 });
 
+test('a hook that returns something else than a list refuses and says so; null accepts', async () => {
+  await using w = await world();
+  await w.schema('a');
+  await w.config('a.yaml', 'port: 1\n');
+  let answer: unknown = null;
+  await using hot = await start(w, { check: () => answer as string[] });
+  expect(hot.version).toBe(1);
+  answer = 42;
+  await w.configAtomic('a.yaml', 'port: 2\n');
+  await until(() => hot.status().errors === 1, 'refused');
+  expect(hot.status().configs[0]!.error!.message).toMatch(/refused by the application check: the check returned number, not a list of problems/);
+});
+
 test('a refused initial load rejects start-up like a schema error', async () => {
   await using w = await world();
   await w.schema('a');
