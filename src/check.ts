@@ -3,13 +3,13 @@
 // schema: the daemon's own settings). Both go through the pipeline's one document path.
 import path from 'node:path';
 import { mapLimit } from './async.js';
-import { capErrors, ConfigError, HotconfError, ReadError, type ConfigErrorJSON } from './errors.js';
+import { AppCheckError, capErrors, ConfigError, HotconfError, ReadError, type ConfigErrorJSON } from './errors.js';
 import { readStable } from './load/index.js';
 import { ConfigParser } from './load/worker.js';
 import { MAX_WALK_DEPTH } from './load/walk.js';
 import { displayPath, formatOf, isConfigName, SCHEMA_SUFFIX } from './names.js';
 import { OPTION_DEFAULTS, resolveOptions, type HotconfOptions } from './options.js';
-import { outcomeOf, unusableNameError, validateDocument, type DocumentStages } from './pipeline/index.js';
+import { applyAppCheck, outcomeOf, unusableNameError, validateDocument, type DocumentStages } from './pipeline/index.js';
 import { assertDirectories, FileTree } from './source/files/index.js';
 import { SchemaRegistry } from './validate/index.js';
 
@@ -33,7 +33,8 @@ export interface CheckReport {
 
 /**
  * Validates the configs on disk as `createHotconf` would (all of them, or only `files`), without watching,
- * committing or logging: a dry run for CI and `ExecStartPre=`.
+ * committing or logging: a dry run for CI and `ExecStartPre=`. With a `check` hook and the whole tree valid, the
+ * hook judges the tree as a candidate version; its refusal is one `E_APP_CHECK` error naming the config dir.
  */
 export async function checkConfigs(options: HotconfOptions, files?: readonly string[]): Promise<CheckReport> {
   const o = resolveOptions(options);
@@ -70,7 +71,14 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
   }
   const wanted = files ? [...names].sort() : listed.names;
   const limits = { maxFileBytes: o.maxFileBytes };
-  const outcomes = await mapLimit(wanted, o.concurrency, async (name) => outcomeOf(name, await tree.read(name, limits, () => undefined), stages, limits));
+  const keepSource = o.check !== undefined || o.keepSource;
+  const outcomes = await mapLimit(wanted, o.concurrency, async (name) => outcomeOf(name, await tree.read(name, limits, () => undefined), stages, limits, keepSource));
+  // The application check judges a whole tree, as the pipeline's candidate: only a check of every config, all valid.
+  const appErrors: ConfigError[] = [];
+  if (o.check && !files && outcomes.every((c) => c.kind === 'ok' && isConfigName(c.name))) {
+    const { refused } = await applyAppCheck(o.check, outcomes, new Map(), false);
+    if (refused !== undefined) appErrors.push(new AppCheckError('E_APP_CHECK', { file: displayPath(tree.configDir) }, refused));
+  }
   const configs: CheckedConfig[] = outcomes.map((c): CheckedConfig => {
     if (c.kind !== 'removed' && !isConfigName(c.name)) {
       return { name: c.name, file: c.shown, ok: false, value: undefined, secrets: [], errors: [unusableNameError(c.name, c.shown).toJSON()] };
@@ -87,7 +95,7 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
         return failed(undefined, [new ReadError('E_NOT_FOUND', { file: c.name }, 'not found').toJSON()]);
     }
   });
-  const errors = [...unknown.map((e) => e.toJSON()), ...(files ? [] : tooDeep.map((e) => e.toJSON())), ...configs.flatMap((c) => c.errors)];
+  const errors = [...unknown.map((e) => e.toJSON()), ...(files ? [] : tooDeep.map((e) => e.toJSON())), ...configs.flatMap((c) => c.errors), ...appErrors.map((e) => e.toJSON())];
   return { ok: errors.length === 0, configs, errors };
 }
 

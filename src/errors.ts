@@ -27,6 +27,7 @@ export type HotconfErrorCode =
   | 'E_LINK_OUTSIDE'
   | 'E_TOO_DEEP'
   | 'E_MORE_ERRORS'
+  | 'E_APP_CHECK'
   | 'E_INITIAL_LOAD'
   | 'E_SOURCE_UNAVAILABLE'
   | 'E_SOURCE_AUTH'
@@ -106,6 +107,9 @@ export class SchemaError extends ConfigError {}
 
 /** Two files claim one config name (`app.yaml` and `app.json`). */
 export class NameConflictError extends ConfigError {}
+
+/** The application's own check (the `check` hook, the daemon's `validate.command`) refused the candidate version. */
+export class AppCheckError extends ConfigError {}
 
 /**
  * At most `max` errors of one config, then one `E_MORE_ERRORS` entry saying how many more there were (`more`:

@@ -137,7 +137,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
   constructor(o: ResolvedOptions, logger: Logger) {
     this.#o = o;
     this.#log = logger;
-    this.#settings = { batchPolicy: o.batchPolicy, maxFileBytes: o.maxFileBytes, keepOnDelete: o.keepOnDelete, concurrency: o.concurrency, maxErrorsPerConfig: o.maxErrorsPerConfig };
+    this.#settings = { batchPolicy: o.batchPolicy, maxFileBytes: o.maxFileBytes, keepOnDelete: o.keepOnDelete, concurrency: o.concurrency, maxErrorsPerConfig: o.maxErrorsPerConfig, keepSource: o.keepSource };
     const schemaDir = o.schemaDir === undefined ? undefined : path.resolve(o.schemaDir);
     const registry = new SchemaRegistry({
       schemaDir: schemaDir ?? (o.configDir === undefined ? process.cwd() : path.resolve(o.configDir)),
@@ -158,6 +158,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
       schemaDir,
       settings: () => this.#settings,
       logger,
+      check: o.check,
     });
     // The loop ends when the source closes (registered next): wait for the batch in flight before the stages go.
     this.#owner.add(() => this.#loop);

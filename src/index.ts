@@ -18,6 +18,7 @@ export type {
 export { checkConfigs, validateOnce } from './check.js';
 export type { CheckedConfig, CheckReport, FileValidation } from './check.js';
 export { contentHash } from './pipeline/document.js';
+export type { AppCheck, Candidate, CandidateEntry } from './pipeline/appcheck.js';
 export { EtcdError } from './source/etcd/client.js';
 export { PushConflictError } from './source/etcd/push.js';
 export type { EtcdConnectionState, EtcdOptions, EtcdSourceStatus, EtcdTlsOptions } from './source/etcd/client.js';
@@ -25,8 +26,9 @@ export type { FilesSourceStatus } from './source/files/index.js';
 export type { BatchReason, EntryRead, ReadLimits, Source, SourceBatch, SourceStatusBase, SourceTiming } from './source/index.js';
 export { BatchQueue } from './source/queue.js';
 export type { HintOptions, QueuedBatch, QueueOptions } from './source/queue.js';
-export type { Change, ChangeHandler, ConfigEntry, Snapshot, StoreStats, Unsubscribe } from './store/index.js';
+export type { Change, ChangeHandler, ConfigEntry, Snapshot, SourceText, StoreStats, Unsubscribe } from './store/index.js';
 export {
+  AppCheckError,
   ConfigError,
   HotconfError,
   InitialLoadError,

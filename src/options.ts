@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { HotconfError } from './errors.js';
 import { checkEtcdOptions, type EtcdOptions } from './source/etcd/client.js';
+import type { AppCheck } from './pipeline/appcheck.js';
 import type { Source } from './source/index.js';
 
 /** What one bad file does to its batch (DESIGN.md point 3). */
@@ -58,6 +59,14 @@ export interface HotconfOptions {
   /** Formats of your own (`format: "semver"`), checked wherever a schema names them: a RegExp (run by the
    *  ECMAScript engine) or a function of the string. ajv-formats' formats are always there. */
   formats?: Readonly<Record<string, RegExp | ((value: string) => boolean)>>;
+  /** The application's own check of each candidate version, after validation and before commit (DESIGN.md point 13):
+   *  resolve to accept; resolve with a list of problems, or throw, to refuse. A refusal refuses the whole candidate
+   *  (its changed configs keep their last good value, with an `E_APP_CHECK` error, and are retried with the next
+   *  batch), under either batch policy. Rules that span several configs belong here. Default: none. */
+  check?: AppCheck;
+  /** Keep each config's source text in the snapshot (`entry.source`: its file name and exact text), and count a
+   *  change of comments or layout as a change. Needed by `publish.format: source`; always on with `check`. Default false. */
+  keepSource?: boolean;
   /** Keep the last value of a deleted config instead of removing it. Default false. */
   keepOnDelete?: boolean;
   /** Start with the valid configs when some are invalid at start-up, instead of rejecting. Default false. */
@@ -79,7 +88,7 @@ export interface HotconfOptions {
 }
 
 /** The options without a default: where configs and schemas come from, and the host's own objects. */
-export type PassThroughKey = 'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'logger' | 'signal';
+export type PassThroughKey = 'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'check' | 'logger' | 'signal';
 /** The options of the table: every one with a default. */
 export type OptionKey = Exclude<keyof HotconfOptions, PassThroughKey>;
 
@@ -126,13 +135,14 @@ export const OPTION_TABLE = {
   schemaStrict: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   unknownFormats: { default: 'ignore', unit: 'none', hot: false, constraint: { enum: UNKNOWN_FORMATS } },
   keepOnDelete: { default: false, unit: 'none', hot: true, constraint: 'boolean' },
+  keepSource: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   startWithValid: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   usePolling: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
   followExternalLinks: { default: false, unit: 'none', hot: false, constraint: 'boolean' },
 } as const satisfies { readonly [K in OptionKey]: OptionSpec<NonNullable<HotconfOptions[K]>> };
 
 const OPTION_KEYS = Object.keys(OPTION_TABLE) as OptionKey[];
-const PASS_THROUGH_KEYS: readonly PassThroughKey[] = ['configDir', 'etcd', 'source', 'schemaDir', 'formats', 'logger', 'signal'];
+const PASS_THROUGH_KEYS: readonly PassThroughKey[] = ['configDir', 'etcd', 'source', 'schemaDir', 'formats', 'check', 'logger', 'signal'];
 
 /** The options that may change while running. */
 export type HotOptionKey = { [K in OptionKey]: (typeof OPTION_TABLE)[K]['hot'] extends true ? K : never }[OptionKey];
@@ -179,6 +189,7 @@ export function checkOptions(o: HotconfOptions): void {
   if (o.schemaDir === undefined && o.requireSchema !== false) {
     fail('`schemaDir` is required (or set `requireSchema: false` to accept configs without a schema)');
   }
+  if (o.check !== undefined && typeof o.check !== 'function') fail('`check` must be a function (candidate) => void | string[] (or a promise of one)');
   if (o.formats !== undefined) {
     if (typeof o.formats !== 'object' || o.formats === null) fail('`formats` must be an object of format name → RegExp or function');
     for (const [name, f] of Object.entries(o.formats)) {

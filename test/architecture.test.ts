@@ -15,7 +15,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   load: ['errors', 'names', 'pointer'],
   validate: ['errors', 'names', 'pointer', 'async', 'load'],
   store: ['errors', 'async'],
-  options: ['errors', 'source', 'source/etcd'],
+  options: ['errors', 'source', 'source/etcd', 'pipeline'],
   source: ['errors', 'names', 'load'],
   'source/files': ['source', 'errors', 'names', 'async', 'load', 'options'],
   'source/etcd': ['source', 'errors', 'names', 'async'],
@@ -26,14 +26,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   metrics: ['hotconf', 'store'],
   http: ['hotconf', 'store', 'metrics', 'errors', 'names', 'validate'],
   publish: ['hotconf', 'store', 'errors', 'names', 'async', 'validate'],
-  daemon: ['hotconf', 'check', 'http', 'metrics', 'publish', 'source/etcd', 'options', 'errors', 'names', 'async', 'store'],
+  daemon: ['hotconf', 'check', 'http', 'metrics', 'publish', 'source/etcd', 'options', 'errors', 'names', 'async', 'store', 'pipeline'],
   cli: ['daemon', 'index', 'source/etcd', 'options'],
 };
 
 /** Imports that may only be types: these modules know the other only by its shape. */
 const TYPES_ONLY: Record<string, readonly string[]> = {
   pipeline: ['source', 'store', 'options'],
-  options: ['source'],
+  options: ['source', 'pipeline'],
   source: ['load'],
   metrics: ['hotconf', 'store'],
   http: ['hotconf', 'store'],

@@ -33,9 +33,9 @@ function messageOf(fn: () => void): string {
 }
 
 describe('the table', () => {
-  test('has an entry for every option of HotconfOptions but the source, the schemas, the logger and the signal', () => {
+  test('has an entry for every option of HotconfOptions but the source, the schemas, the formats, the check hook, the logger and the signal', () => {
     expectTypeOf<keyof typeof OPTION_TABLE>().toEqualTypeOf<OptionKey>();
-    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'logger' | 'signal'>();
+    expectTypeOf<Exclude<keyof HotconfOptions, OptionKey>>().toEqualTypeOf<'configDir' | 'etcd' | 'source' | 'schemaDir' | 'formats' | 'check' | 'logger' | 'signal'>();
   });
 
   test('RuntimeOptions has exactly the keys of HOT_OPTIONS, and they are the six that may change while running', () => {
@@ -78,6 +78,7 @@ describe('resolveOptions', () => {
       unknownFormats: 'ignore',
       maxErrorsPerConfig: 20,
       keepOnDelete: false,
+      keepSource: false,
       startWithValid: false,
       usePolling: false,
       followExternalLinks: false,
@@ -222,7 +223,7 @@ describe('schemas/hotconf.schema.json agrees with the table', () => {
 
   test('every top-level property is a library option the daemon exposes, a source, or a daemon-only setting', () => {
     const sources = ['configDir', 'schemaDir', 'etcd'] as const satisfies readonly (keyof HotconfOptions)[];
-    const daemonOnly = ['log', 'watchdog', 'http', 'publish', 'notify'];
+    const daemonOnly = ['log', 'watchdog', 'http', 'publish', 'notify', 'validate'];
     for (const key of Object.keys(properties)) {
       if (key in OPTION_TABLE) expect(LIBRARY_SETTINGS as readonly string[], `${key} is in the schema: add it to LIBRARY_SETTINGS`).toContain(key);
       else expect([...sources, ...daemonOnly], `${key} is neither in the options table nor a known daemon-only setting`).toContain(key);

@@ -8,7 +8,7 @@ import { describeEtcdError, etcdClient, EtcdError, normalizePrefix } from '../so
 import { pushEntries, type PushResult } from '../source/etcd/push.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
+import { commandCheck, daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { reloadAndWait } from '../daemon/reload.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
@@ -107,6 +107,7 @@ function flagLayer(flags: DirFlags): SettingsLayer {
     };
   }
   if (flags.publishDir !== undefined) layer.publish = { dir: flags.publishDir as string };
+  if (flags.publishFormat !== undefined) layer.publish = { ...layer.publish, format: flags.publishFormat as 'json' | 'original' | 'source' } as NonNullable<SettingsLayer['publish']>;
   if (flags.notifyWebhook !== undefined) layer.notify = { webhook: { url: flags.notifyWebhook as string } };
   const etcd: NonNullable<SettingsLayer['etcd']> = {};
   if (flags.etcd !== undefined) etcd.endpoints = (flags.etcd as string).split(',').map((e) => e.trim()).filter((e) => e !== '');
@@ -173,6 +174,7 @@ etcdOptions(dirOptions(program.command('run').description('run the daemon: keep 
   .option('--http-token-file <file>', 'bearer token file for the HTTP API (or $HOTCONF_HTTP_TOKEN)')
   .option('--allow-all-interfaces', 'allow --http to bind 0.0.0.0 or ::')
   .option('--publish-dir <dir>', 'publish every committed version into this directory, atomically')
+  .addOption(new Option('--publish-format <format>', 'published files: json (the value as <name>.json), original, or source (the source file name and exact bytes) (default: json)').choices(['json', 'original', 'source']))
   .option('--notify-webhook <url>', 'POST each committed version to this URL')
   .action(async (flags: DirFlags) => {
     await findConfig(flags);
@@ -186,7 +188,9 @@ dirOptions(program.command('check').description('validate every config (or the g
     const settings = await oneShotSettings(flags);
     let report: CheckReport;
     try {
-      report = await checkConfigs(settings, paths.length > 0 ? paths : undefined);
+      // validate.command judges the whole tree, as the daemon runs it before each commit.
+      const check = settings.validate ? { check: commandCheck(settings.validate, daemonLogger({ log: { level: 'warn' } }, 2)) } : {};
+      report = await checkConfigs({ ...settings, ...check }, paths.length > 0 ? paths : undefined);
     } catch (err) {
       process.stderr.write(`hotconf: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = EXIT.CANNOT_RUN;
@@ -207,7 +211,8 @@ dirOptions(program.command('check').description('validate every config (or the g
       // Escaped again here: a message may quote a name, and names are anyone's to choose (a newline would forge a line).
       for (const e of report.errors) process.stdout.write(`${escapeControl(e.message)}\n`);
       const bad = report.configs.filter((c) => !c.ok).length;
-      process.stdout.write(`${report.configs.length} config(s) checked, ${bad} invalid\n`);
+      const refused = report.errors.some((e) => e.code === 'E_APP_CHECK') ? ', refused by validate.command' : '';
+      process.stdout.write(`${report.configs.length} config(s) checked, ${bad} invalid${refused}\n`);
     }
     process.exitCode = report.ok ? EXIT.OK : EXIT.INVALID;
   });

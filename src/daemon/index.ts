@@ -4,7 +4,7 @@
 // with a watchdog that only pings while a probe batch still makes it through the pipeline.
 import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
 import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { isInside } from '../names.js';
 import type { Publisher } from '../publish/index.js';
 import { daemonLogger } from './log.js';
 import { SystemdNotifier } from './notify.js';
+import { commandCheck } from './appcheck.js';
 import { monotonicUs, runtimeDirOf, writeReloadOutcome, type ReloadOutcome } from './reload.js';
 import {
   diffSettings,
@@ -30,6 +31,7 @@ import {
 } from './settings.js';
 
 export { daemonLogger } from './log.js';
+export { commandCheck } from './appcheck.js';
 export { SettingsError } from './settings.js';
 /** For the CLI, which shows names and messages but may not import names.ts itself. */
 export { escapeControl } from '../names.js';
@@ -86,9 +88,15 @@ export async function etcdOptionsOf(etcd: EtcdSettings, env: NodeJS.ProcessEnv =
 }
 
 /** createHotconf's options from the daemon's settings (the source: a directory or etcd). */
-export async function hotconfOptionsOf(settings: DaemonSettings, env: NodeJS.ProcessEnv = process.env): Promise<HotconfOptions> {
-  const { etcd, configDir, ...rest } = settings;
-  return { ...rest, ...(etcd ? { etcd: await etcdOptionsOf(etcd, env) } : { configDir: configDir! }) };
+export async function hotconfOptionsOf(settings: DaemonSettings, env: NodeJS.ProcessEnv = process.env, logger?: Logger): Promise<HotconfOptions> {
+  const { etcd, configDir, validate, ...rest } = settings;
+  return {
+    ...rest,
+    ...(etcd ? { etcd: await etcdOptionsOf(etcd, env) } : { configDir: configDir! }),
+    // `publish.format: source` publishes the source's own bytes: the snapshot keeps them.
+    keepSource: settings.publish?.format === 'source',
+    ...(validate ? { check: commandCheck(validate, (logger ?? pino({ level: 'silent' })).child({ module: 'validate.command' }), env) } : {}),
+  };
 }
 
 /** Runs the daemon until SIGTERM/SIGINT; resolves with the process exit code. */
@@ -148,7 +156,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
 
   let hot: Hotconf;
   try {
-    hot = await createHotconf({ ...(await hotconfOptionsOf(settings, options.env ?? process.env)), logger });
+    hot = await createHotconf({ ...(await hotconfOptionsOf(settings, options.env ?? process.env, logger)), logger });
   } catch (err) {
     if (err instanceof InitialLoadError) {
       // The pipeline has logged the refusal with each problem; this says what it means for the process.

@@ -7,6 +7,7 @@ import { ConfigError, HotconfError } from '../errors.js';
 import { validateOnce } from '../check.js';
 import { HOT_OPTIONS, OPTION_DEFAULTS, type HotconfOptions, type HotOptionKey, type OptionKey, type RuntimeOptions } from '../options.js';
 import type { NotifyOptions, PublishOptions } from '../publish/index.js';
+import type { ValidateSettings } from './appcheck.js';
 
 /** Where the daemon reads its configs from when they live in etcd (instead of `configDir`). */
 export interface EtcdSettings {
@@ -62,6 +63,8 @@ export interface DaemonSettings extends Required<Pick<HotconfOptions, LibrarySet
   publish?: PublishOptions;
   /** Notify the application after each commit. */
   notify?: NotifyOptions;
+  /** The application's own check of each candidate version before commit (daemon/appcheck.ts); off when absent. */
+  validate?: ValidateSettings;
 }
 
 /** Deep-partial settings as they come from one layer (file, environment, flags). */

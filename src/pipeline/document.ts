@@ -3,10 +3,12 @@
 // `validateOnce` go through here, so a config means the same wherever it comes from.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { ConfigError, ReadError } from '../errors.js';
+import path from 'node:path';
 import type { ConfigParser } from '../load/worker.js';
 import type { ConfigFormat } from '../names.js';
 import { valueAt } from '../pointer.js';
 import type { EntryRead, ReadLimits } from '../source/index.js';
+import type { SourceText } from '../store/index.js';
 import { redact, type SchemaRegistry, type ValidationResult } from '../validate/index.js';
 
 /** The stages a document goes through, and their limits. */
@@ -22,8 +24,9 @@ export interface DocumentStages {
 
 /** What one config name came to in a batch. */
 export type Outcome =
-  | { kind: 'ok'; name: string; path: string; shown: string; value: unknown; hash: string; secrets: readonly string[] }
-  | { kind: 'error'; name: string; shown: string | undefined; errors: readonly ConfigError[] }
+  | { kind: 'ok'; name: string; path: string; shown: string; value: unknown; hash: string; secrets: readonly string[]; source?: SourceText }
+  /** `retry`: looked at again with the next batch whatever the policy (an application check's refusal). */
+  | { kind: 'error'; name: string; shown: string | undefined; errors: readonly ConfigError[]; retry?: boolean }
   | { kind: 'removed'; name: string }
   /** Written in place faster than it could be read whole: not an error, just not yet; looked at again. */
   | { kind: 'unsettled'; name: string; shown: string };
@@ -46,8 +49,12 @@ export async function validateDocument(
   return stages.registry.validateAsync(name, value ? value.value : parsed.value, parsed, shown, stages.requireSchema);
 }
 
-/** What a source's read of `name` comes to: a valid value with its hash, or why not. */
-export async function outcomeOf(name: string, read: EntryRead, stages: DocumentStages, limits: ReadLimits): Promise<Outcome> {
+/**
+ * What a source's read of `name` comes to: a valid value with its hash, or why not. With `keepSource`, a valid
+ * outcome keeps the source's text (for an application check and `publish.format: source`), and its hash covers
+ * that text too: an edit of comments or layout is then a new version, since what is handed on changed.
+ */
+export async function outcomeOf(name: string, read: EntryRead, stages: DocumentStages, limits: ReadLimits, keepSource = false): Promise<Outcome> {
   switch (read.kind) {
     case 'missing':
       return { kind: 'removed', name };
@@ -61,12 +68,16 @@ export async function outcomeOf(name: string, read: EntryRead, stages: DocumentS
     return { kind: 'error', name, shown: read.shown, errors: [err] };
   }
   try {
+    // Decoded before the parse, which may move the bytes to its worker thread. A document that is not valid
+    // UTF-8 is refused by the parse (E_ENCODING), so a kept text always gives back the exact bytes.
+    const text = keepSource ? Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength).toString('utf8') : undefined;
     const result = await validateDocument(name, read.bytes, read.format, read.shown, stages);
     if (!result.ok) return { kind: 'error', name, shown: read.shown, errors: result.errors };
     // The secret pointers are part of the hash: a schema change that makes a field secret is a change to
     // what may be shown, even when the value is the same.
-    const hash = contentHash(result.value, result.secrets);
-    return { kind: 'ok', name, path: read.path, shown: read.shown, value: result.value, hash, secrets: result.secrets };
+    const hash = contentHash(result.value, result.secrets, text);
+    const ok = { kind: 'ok', name, path: read.path, shown: read.shown, value: result.value, hash, secrets: result.secrets } as const;
+    return text === undefined ? ok : { ...ok, source: { file: name + path.posix.extname(read.path), text } };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     return { kind: 'error', name, shown: read.shown, errors: [err] };
@@ -79,7 +90,13 @@ export async function outcomeOf(name: string, read: EntryRead, stages: DocumentS
  * HMAC under a key that never leaves this process: a served hash cannot be used to guess a weak password. The
  * price: the hash of a config with secrets differs between processes (fleets compare `sourceRevision`).
  */
-export function contentHash(value: unknown, secrets: readonly string[] = []): string {
+export function contentHash(value: unknown, secrets: readonly string[] = [], text?: string): string {
+  // A kept source text enters the hash too (plainly when nothing is secret, through the HMAC otherwise: it holds
+  // the secrets' values as well).
+  if (text !== undefined) {
+    const textHash = secrets.length === 0 ? createHash('sha256').update(text).digest('hex') : createHmac('sha256', SECRET_HASH_KEY).update(text).digest('hex');
+    return createHash('sha256').update(contentHash(value, secrets)).update(`\0source:${textHash}`).digest('hex');
+  }
   if (secrets.length === 0) return createHash('sha256').update(canonicalJson(value)).digest('hex');
   const hidden = createHmac('sha256', SECRET_HASH_KEY).update(canonicalJson(secrets.map((p) => valueAt(value, p)))).digest('hex');
   return createHash('sha256')

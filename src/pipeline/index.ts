@@ -10,8 +10,10 @@ import { isConfigName } from '../names.js';
 import type { BatchPolicy } from '../options.js';
 import type { Source, SourceBatch } from '../source/index.js';
 import type { EntryInput, Store, Unsubscribe } from '../store/index.js';
+import { applyAppCheck, type AppCheck } from './appcheck.js';
 import { outcomeOf, type DocumentStages, type Outcome } from './document.js';
 
+export { applyAppCheck, boundOutput, secretValues, APP_CHECK_OUTPUT_CHARS, type AppCheck, type Candidate, type CandidateEntry } from './appcheck.js';
 export { contentHash, outcomeOf, validateDocument, type DocumentStages, type Outcome } from './document.js';
 
 export type ConfigState = 'ok' | 'error' | 'pending' | 'deleted';
@@ -54,6 +56,8 @@ export interface PipelineSettings {
   readonly concurrency: number;
   /** Most errors kept per refused config; the rest are counted ("and M more"). Default 20. */
   readonly maxErrorsPerConfig?: number;
+  /** Keep each valid config's source text (entry.source): an application check or `publish.format: source` needs it. */
+  readonly keepSource?: boolean;
 }
 
 export interface PipelineOptions {
@@ -63,6 +67,8 @@ export interface PipelineOptions {
   readonly schemaDir: string | undefined;
   readonly settings: () => PipelineSettings;
   readonly logger: Logger;
+  /** The application's check of each candidate version, between validation and commit (appcheck.ts). */
+  readonly check?: AppCheck | undefined;
 }
 
 export class Pipeline {
@@ -139,14 +145,28 @@ export class Pipeline {
 
     const settings = this.#o.settings();
     const limits = { maxFileBytes: settings.maxFileBytes };
-    const outcomes = await mapLimit([...names].sort(), settings.concurrency, async (name) => {
-      const o = await outcomeOf(name, await source.read(name, limits), this.#o.stages, limits);
+    const keepSource = settings.keepSource === true || this.#o.check !== undefined;
+    const read = await mapLimit([...names].sort(), settings.concurrency, async (name) => {
+      const o = await outcomeOf(name, await source.read(name, limits), this.#o.stages, limits, keepSource);
       if (o.kind !== 'removed' && !isConfigName(name)) return unusableName(name, o.shown);
       return o.kind === 'error' ? { ...o, errors: capErrors(o.errors, settings.maxErrorsPerConfig ?? 20) } : o;
     });
+    const outcomes = await this.#appCheck(read, policy, settings);
     const errors = this.#apply(outcomes, policy, settings, started, batch);
     await source.settled?.(batch);
     return errors;
+  }
+
+  /** The application's check of the candidate this batch would commit. Not run when nothing would change, nor
+   *  when `all-or-nothing` holds the batch back anyway. A refusal refuses the whole candidate (any policy). */
+  async #appCheck(outcomes: readonly Outcome[], policy: BatchPolicy, settings: PipelineSettings): Promise<readonly Outcome[]> {
+    const check = this.#o.check;
+    if (check === undefined) return outcomes;
+    if (policy === 'all-or-nothing' && outcomes.some((o) => o.kind === 'error' || o.kind === 'unsettled')) return outcomes;
+    const t0 = performance.now();
+    const result = await applyAppCheck(check, outcomes, this.#o.store.snapshot().configs, settings.keepOnDelete);
+    if (result.ran) this.#log.debug({ ms: round(performance.now() - t0), refused: result.refused !== undefined }, 'application check done');
+    return result.outcomes;
   }
 
   async #reloadSchemas(schemas: ReadonlySet<string> | 'all', source: Source): Promise<string[]> {
@@ -180,7 +200,7 @@ export class Pipeline {
     for (const o of outcomes) {
       if (o.kind === 'error') {
         this.problems.set(o.name, { state: 'error', file: o.shown, errors: o.errors, since: now });
-        if (holdBack) this.#retry.add(o.name);
+        if (holdBack || o.retry === true) this.#retry.add(o.name);
       } else if (o.kind === 'unsettled') {
         this.#retry.add(o.name);
         this.problems.set(o.name, { state: 'pending', file: o.shown, errors: [], since: now });
@@ -190,7 +210,7 @@ export class Pipeline {
       } else if (o.kind === 'ok') {
         if (this.problems.get(o.name)?.state === 'error') recovered.push(o.name);
         this.problems.delete(o.name);
-        set.push({ name: o.name, value: o.value, hash: o.hash, path: o.path, secrets: o.secrets });
+        set.push({ name: o.name, value: o.value, hash: o.hash, path: o.path, secrets: o.secrets, ...(o.source ? { source: o.source } : {}) });
       } else if (settings.keepOnDelete && store.snapshot().configs.has(o.name)) {
         this.problems.set(o.name, { state: 'deleted', file: undefined, errors: [], since: now });
       } else {

@@ -14,9 +14,11 @@ import { describe, fail } from './errors.js';
 export interface PublishOptions {
   /** Directory to publish into, created if missing. Required; never `/` nor an existing non-directory. */
   dir: string;
-  /** `json` (default): every config as `<name>.json`. `original`: YAML sources as `<name>.yaml` (the validated
-   *  value, re-serialized), JSON sources as `<name>.json`. */
-  format?: 'json' | 'original';
+  /** `json` (default): every config as `<name>.json`, the validated value. `original`: YAML sources as
+   *  `<name>.yaml` (the validated value, re-serialized), JSON sources as `<name>.json`. `source`: every config under
+   *  its source's own file name with the exact bytes that were validated (comments and all); needs the snapshot to
+   *  keep the source text (the library option `keepSource`, which the daemon sets). */
+  format?: 'json' | 'original' | 'source';
   /** Replace secret values (`entry.secrets`) with `[REDACTED]` in published files. Default false (the app usually needs them). */
   redactSecrets?: boolean;
   /** Published versions kept besides the current one, for readers still holding an old path. Default 1. */
@@ -50,7 +52,8 @@ export function checkPublish(o: PublishOptions): ResolvedPublish {
   const dir = path.resolve(o.dir);
   if (dir === path.parse(dir).root) fail(`publish.dir ${dir}: refusing to publish into the root directory`);
   const format = o.format ?? 'json';
-  if (format !== 'json' && format !== 'original') fail("publish.format must be 'json' or 'original'");
+  if (format !== 'json' && format !== 'original' && format !== 'source') fail("publish.format must be 'json', 'original' or 'source'");
+  if (format === 'source' && o.redactSecrets === true) fail('publish.format source publishes the exact bytes: it cannot redact secrets (use json or original with redactSecrets)');
   const keepVersions = o.keepVersions ?? 1;
   if (!Number.isInteger(keepVersions) || keepVersions < 0) fail('publish.keepVersions must be an integer >= 0');
   const group = o.group;
@@ -190,6 +193,12 @@ function render(entry: ConfigEntry, o: ResolvedPublish): Rendered {
   const segments = entry.name.split('/');
   if (segments.some((s) => s === '' || s === '.' || s.startsWith('..') || s.includes('\\') || s.includes('\0'))) {
     throw new Error(`config name ${JSON.stringify(entry.name)} cannot be published safely`);
+  }
+  if (o.format === 'source') {
+    // The exact bytes that were validated, under the source's own name (`prometheus.yml` stays `.yml`).
+    if (entry.source === undefined) throw new Error(`config ${JSON.stringify(entry.name)} has no source text to publish (publish.format source needs the library option keepSource)`);
+    const rel = entry.source.file;
+    return { rel, top: segments.length > 1 ? segments[0]! : rel, text: entry.source.text };
   }
   const value = o.redactSecrets ? redact(entry.value, entry.secrets) : entry.value;
   const yaml = o.format === 'original' && /^\.ya?ml$/i.test(path.extname(entry.path));

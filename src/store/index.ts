@@ -29,6 +29,16 @@ export interface ConfigEntry<V = unknown> {
   readonly version: number;
   /** JSON pointers of secret values inside `value` (for redaction); [] if none. */
   readonly secrets: readonly string[];
+  /** The source's own text, when kept (an application check, `publish.format: source`); undefined otherwise. It
+   *  holds secret values as written: never log or serve it. */
+  readonly source?: SourceText | undefined;
+}
+
+/** A config as its source holds it: the file (or key) name relative to the source's root (`prometheus.yml`,
+ *  `db/primary.yaml`) and its exact text (configs are valid UTF-8, so the text gives back the exact bytes). */
+export interface SourceText {
+  readonly file: string;
+  readonly text: string;
 }
 
 /**
@@ -82,6 +92,7 @@ export interface EntryInput {
   hash: string;
   path: string;
   secrets?: readonly string[];
+  source?: SourceText | undefined;
 }
 
 export interface CommitInput {
@@ -256,6 +267,7 @@ export class Store implements AsyncDisposable {
           path: entry.path,
           version,
           secrets: Object.freeze([...(entry.secrets ?? [])]),
+          ...(entry.source ? { source: Object.freeze({ file: entry.source.file, text: entry.source.text }) } : {}),
         }),
       );
       changed.push(entry.name);

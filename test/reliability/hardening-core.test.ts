@@ -129,13 +129,15 @@ describe('2. a config that never reads stable', { timeout: 60_000 }, () => {
     const { logger, lines } = await memoryLogger('info');
     await using hot = await createHotconf({ configDir: w.configDir, schemaDir: w.schemaDir, followExternalLinks: true, logger, debounceMs: 10 });
     await symlink('/proc/version', path.join(w.configDir, 'env.yaml'));
-    await w.config('app.yaml', 'port: 2\n');
     await until(() => hot.status().configs.find((c) => c.name === 'env')?.state === 'error', 'env refused');
     const env = hot.status().configs.find((c) => c.name === 'env')!;
     expect(env.error).toMatchObject({ code: 'E_UNSTABLE' });
     expect(hot.status().errors).toBe(1);
     expect(lines.some((l) => Array.isArray(l.errors) && (l.errors as Array<{ code: string }>).some((e) => e.code === 'E_UNSTABLE'))).toBe(true);
-    // all-or-nothing: app's edit is held back, and says by whom
+    // all-or-nothing: app's edit (made once env is refused, so the two cannot land in separate batches before it) is
+    // held back, and says by whom
+    await w.config('app.yaml', 'port: 2\n');
+    await until(() => hot.status().configs.find((c) => c.name === 'app')?.state !== 'ok', 'app edit seen');
     const app = hot.status().configs.find((c) => c.name === 'app')!;
     expect(app).toMatchObject({ state: 'pending', heldBy: ['env'] });
     expect(lines.some((l) => Array.isArray(l.heldBy) && (l.heldBy as string[]).includes('env'))).toBe(true);

@@ -42,7 +42,7 @@ function growth(samples: Sample[], key: Exclude<keyof Sample, 'types'>) {
   return { first, last, pct: first === 0 ? 0 : ((last - first) / first) * 100 };
 }
 
-/** An SSE client that remembers only the ids it saw (in order) and whether they ever went backwards. */
+/** An SSE client (ids are `<epoch>:<version>`) that remembers only the versions it saw (in order) and whether they ever went backwards. */
 function sseClient(url: string) {
   const st = { last: -1, events: 0, backwards: 0, ended: false, tail: '' };
   const req = http.get(`${url}/v1/events`, { agent: false }, (res) => {
@@ -51,7 +51,7 @@ function sseClient(url: string) {
       st.tail += d;
       const cut = st.tail.lastIndexOf('\n\n');
       if (cut < 0) return;
-      for (const m of st.tail.slice(0, cut).matchAll(/^id: (\d+)$/gm)) {
+      for (const m of st.tail.slice(0, cut).matchAll(/^id: (?:[0-9a-f]+:)?(\d+)$/gm)) {
         const id = Number(m[1]);
         if (id < st.last) st.backwards++;
         st.last = id;

@@ -4,12 +4,15 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   createHotconf,
+  type AppCheck,
+  type Candidate,
   type Change,
   type ChangeHandler,
   type DeepReadonly,
   type Hotconf,
   type HotconfOptions,
   type Snapshot,
+  type SourceText,
   type Unsubscribe,
 } from '../../src/index.js';
 import { memoryLogger, tempDir, until, type TempDir } from '../helpers.js';
@@ -213,5 +216,32 @@ describe('an untyped hotconf (createHotconf without a type argument)', () => {
     });
     await using changes = hot.changes();
     expectTypeOf(changes).toEqualTypeOf<AsyncIterableIterator<Change> & AsyncDisposable>();
+  });
+});
+
+describe('the check hook (option `check`)', () => {
+  it('gets the candidate, whose values are unknown; it returns nothing, a list of problems, or a promise of either', async () => {
+    await using w = await world();
+    const seen: string[][] = [];
+    await using hot = await createHotconf({
+      ...w.options,
+      check: async (candidate) => {
+        expectTypeOf(candidate).toEqualTypeOf<Candidate>();
+        expectTypeOf(candidate.get('app')).toBeUnknown();
+        expectTypeOf(candidate.configs.get('app')!.source).toEqualTypeOf<SourceText | undefined>();
+        seen.push([...candidate.changed]);
+        await Promise.resolve();
+        return candidate.configs.size > 5 ? ['too many configs'] : undefined;
+      },
+    });
+    expect(seen).toEqual([['app', 'db/primary']]);
+    expect(hot.snapshot().configs.get('app')!.source?.file).toBe('app.yaml');
+    const sync: HotconfOptions['check'] = () => undefined;
+    const list: HotconfOptions['check'] = () => ['a problem'];
+    expectTypeOf(sync).toEqualTypeOf<AppCheck>();
+    expectTypeOf(list).toEqualTypeOf<AppCheck>();
+    // @ts-expect-error: a problem list holds strings
+    const wrong: HotconfOptions['check'] = () => [1];
+    expect(wrong).toBeTypeOf('function');
   });
 });
