@@ -4,7 +4,8 @@
 // with a watchdog that only pings while a probe batch still makes it through the pipeline.
 import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
 import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
@@ -36,6 +37,10 @@ export { SettingsError } from './settings.js';
 /** For the CLI, which shows names and messages but may not import names.ts itself. */
 export { escapeControl } from '../names.js';
 export type { DaemonSettings, SettingsLayer } from './settings.js';
+
+const require = createRequire(import.meta.url);
+/** pino at level silent, loaded only when asked for (`hotconf check` makes no logger). */
+const silentLogger = (): Logger => (require('pino') as typeof import('pino')).pino({ level: 'silent' });
 
 /** Exit codes of every hotconf command (documented in the README). */
 export const EXIT = {
@@ -95,7 +100,7 @@ export async function hotconfOptionsOf(settings: DaemonSettings, env: NodeJS.Pro
     ...(etcd ? { etcd: await etcdOptionsOf(etcd, env) } : { configDir: configDir! }),
     // `publish.format: source` publishes the source's own bytes: the snapshot keeps them.
     keepSource: settings.publish?.format === 'source',
-    ...(validate ? { check: commandCheck(validate, (logger ?? pino({ level: 'silent' })).child({ module: 'validate.command' }), env) } : {}),
+    ...(validate ? { check: commandCheck(validate, (logger ?? silentLogger()).child({ module: 'validate.command' }), env) } : {}),
   };
 }
 
