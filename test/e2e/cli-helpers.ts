@@ -19,10 +19,10 @@ export interface Result {
   stderr: string;
 }
 
-/** Runs `hotconf …args` to completion. */
-export function hotconf(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Result> {
+/** Runs any command to completion, collecting its output. */
+export function runCommand(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(options.env), cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -30,6 +30,11 @@ export function hotconf(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Runs `hotconf …args` to completion. */
+export function hotconf(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Result> {
+  return runCommand(process.execPath, [BIN, ...args], { env: childEnv(options.env), cwd: options.cwd ?? ROOT });
 }
 
 export interface Daemon extends AsyncDisposable {

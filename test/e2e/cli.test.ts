@@ -1,11 +1,10 @@
 // The real CLI as a child process: check, get, usage errors, and `run` as an SRE drives it.
-import { spawn } from 'node:child_process';
 import { readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { world, type World } from '../hotconf/fixtures.js';
 import { tempDir, until } from '../helpers.js';
-import { BIN, hotconf, ROOT, startHotconf } from './cli-helpers.js';
+import { BIN, hotconf, ROOT, runCommand, startHotconf } from './cli-helpers.js';
 
 const dirs = (w: World) => ['--config-dir', w.configDir, '--schema-dir', w.schemaDir];
 
@@ -149,17 +148,9 @@ describe('usage', () => {
 
   it('`hotconf --help | head -1` exits 0 without an EPIPE stack, every time', async () => {
     for (let i = 0; i < 5; i++) {
-      const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
-        const child = spawn('/bin/sh', ['-c', `{ "${process.execPath}" "${BIN}" --help; echo "hotconf exited $?" >&2; } | head -1`], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, out, err }));
-      });
-      expect(r.out).toBe('Usage: hotconf [options] [command]\n');
-      expect(r.err).toBe('hotconf exited 0\n');
+      const r = await runCommand('/bin/sh', ['-c', `{ "${process.execPath}" "${BIN}" --help; echo "hotconf exited $?" >&2; } | head -1`]);
+      expect(r.stdout).toBe('Usage: hotconf [options] [command]\n');
+      expect(r.stderr).toBe('hotconf exited 0\n');
     }
   });
 

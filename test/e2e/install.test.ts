@@ -8,7 +8,7 @@ import { access, constants, cp, mkdir, readFile, rm, symlink, writeFile } from '
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { tempDir, until } from '../helpers.js';
-import { childEnv, ROOT } from './cli-helpers.js';
+import { childEnv, ROOT, runCommand } from './cli-helpers.js';
 
 // The receiving end, as systemd's: the repository's own unix-dgram (built by `npm ci` where a compiler is).
 const { createSocket } = createRequire(import.meta.url)('unix-dgram') as typeof import('unix-dgram');
@@ -19,16 +19,9 @@ interface Run {
   err: string;
 }
 
-function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
+async function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Run> {
+  const r = await runCommand(cmd, args, { cwd, env });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 /** The first `name` on the test's own PATH. */
