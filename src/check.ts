@@ -103,6 +103,9 @@ export type FileValidation =
   | { readonly ok: true; readonly value: unknown; readonly secrets: readonly string[] }
   | { readonly ok: false; readonly errors: readonly ConfigError[] };
 
+/** validateOnce's registries by schema file and options, at most 8 (oldest dropped first). */
+const ONCE_REGISTRIES = new Map<string, SchemaRegistry>();
+
 /**
  * Reads one file with the pipeline's safety rules and validates it (or, given `value`, an in-memory value
  * reported under the name `file`) against one schema file. No watcher, no store.
@@ -116,7 +119,7 @@ export async function validateOnce(
     workerThresholdBytes?: number;
   } & Pick<HotconfOptions, 'useDefaults' | 'schemaStrict' | 'unknownFormats' | 'maxSchemaBytes' | 'formats'> = {},
 ): Promise<FileValidation> {
-  const registry = new SchemaRegistry({
+  const registryOptions = {
     schemaDir: path.dirname(schemaFile),
     useDefaults: options.useDefaults ?? OPTION_DEFAULTS.useDefaults,
     schemaStrict: options.schemaStrict ?? OPTION_DEFAULTS.schemaStrict,
@@ -124,7 +127,19 @@ export async function validateOnce(
     maxSchemaBytes: options.maxSchemaBytes ?? OPTION_DEFAULTS.maxSchemaBytes,
     ...(options.formats ? { formats: options.formats } : {}),
     displayPath,
-  });
+  };
+  // The registry (its compiled schema) is kept for the next call with the same schema file and options: the daemon
+  // validates its settings file, then the merged settings, then again on every reload. reload() below still reads
+  // the file each time, and compiles again only when its text changed. Custom formats (functions) are not kept.
+  const key = options.formats ? undefined : JSON.stringify([path.resolve(schemaFile), registryOptions]);
+  let registry = key === undefined ? undefined : ONCE_REGISTRIES.get(key);
+  if (!registry) {
+    registry = new SchemaRegistry(registryOptions);
+    if (key !== undefined) {
+      if (ONCE_REGISTRIES.size >= 8) ONCE_REGISTRIES.delete(ONCE_REGISTRIES.keys().next().value!);
+      ONCE_REGISTRIES.set(key, registry);
+    }
+  }
   const name = registry.nameOfFile(schemaFile);
   if (name === undefined) throw new HotconfError('E_OPTIONS', `not a schema file (*${SCHEMA_SUFFIX}): ${schemaFile}`);
   await registry.reload([schemaFile]);

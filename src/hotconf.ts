@@ -3,7 +3,8 @@
 // lifecycle. Everything a library user calls is here; how each stage works lives in its own module
 // (ARCHITECTURE.md).
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
 import { Owner } from './async.js';
 import { HotconfError, InitialLoadError, type ConfigErrorJSON } from './errors.js';
 import { ConfigParser } from './load/worker.js';
@@ -294,6 +295,14 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
   }
 }
 
+const require = createRequire(import.meta.url);
+
+/** The logger when none is given: pino, JSON lines on stderr at level info. */
+function defaultLogger(): Logger {
+  const { pino } = require('pino') as typeof import('pino');
+  return pino({ name: 'hotconf', level: 'info' }, pino.destination(2));
+}
+
 /**
  * Starts hotconf: loads every config, validates it, and watches for changes. Resolves after the initial load;
  * rejects with an {@link InitialLoadError} listing every problem when the initial config is invalid (unless
@@ -301,7 +310,8 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
  */
 export async function createHotconf<T extends Record<string, unknown> = Record<string, unknown>>(options: HotconfOptions): Promise<Hotconf<T>> {
   const o = resolveOptions(options);
-  const logger = o.logger ?? pino({ name: 'hotconf', level: 'info' }, pino.destination(2));
+  // pino (~30 modules) is loaded only for this default logger: an application that passes its own never loads it here.
+  const logger = o.logger ?? defaultLogger();
   const hot = new Instance<T>(o, logger);
   await hot.start();
   if (o.signal) {

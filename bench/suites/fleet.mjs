@@ -45,7 +45,7 @@ function rssKiB(pid) {
 }
 
 /** etcd on free ports; kill9() and start() again on the same data dir. */
-async function etcdServer(dataDir) {
+export async function etcdServer(dataDir) {
   const [cport, pport] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${cport}`;
   const peer = `http://127.0.0.1:${pport}`;

@@ -4,16 +4,17 @@
 // with a watchdog that only pings while a probe batch still makes it through the pipeline.
 import { unwatchFile, watchFile } from 'node:fs';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
 import { settleWithin } from '../async.js';
 import { ConfigError, InitialLoadError } from '../errors.js';
 import { readFile } from 'node:fs/promises';
 import type { EtcdOptions } from '../source/etcd/client.js';
 import { createHotconf, type Hotconf, type HotconfOptions } from '../hotconf.js';
-import { startHttpServer, type HttpServer } from '../http/index.js';
-import { HotconfMetrics } from '../metrics/index.js';
+import type { HttpServer } from '../http/index.js';
+import type { HotconfMetrics } from '../metrics/index.js';
 import { isInside } from '../names.js';
-import { startPublisher, type Publisher } from '../publish/index.js';
+import type { Publisher } from '../publish/index.js';
 import { daemonLogger } from './log.js';
 import { SystemdNotifier } from './notify.js';
 import { commandCheck } from './appcheck.js';
@@ -36,6 +37,10 @@ export { SettingsError } from './settings.js';
 /** For the CLI, which shows names and messages but may not import names.ts itself. */
 export { escapeControl } from '../names.js';
 export type { DaemonSettings, SettingsLayer } from './settings.js';
+
+const require = createRequire(import.meta.url);
+/** pino at level silent, loaded only when asked for (`hotconf check` makes no logger). */
+const silentLogger = (): Logger => (require('pino') as typeof import('pino')).pino({ level: 'silent' });
 
 /** Exit codes of every hotconf command (documented in the README). */
 export const EXIT = {
@@ -95,7 +100,7 @@ export async function hotconfOptionsOf(settings: DaemonSettings, env: NodeJS.Pro
     ...(etcd ? { etcd: await etcdOptionsOf(etcd, env) } : { configDir: configDir! }),
     // `publish.format: source` publishes the source's own bytes: the snapshot keeps them.
     keepSource: settings.publish?.format === 'source',
-    ...(validate ? { check: commandCheck(validate, (logger ?? pino({ level: 'silent' })).child({ module: 'validate.command' }), env) } : {}),
+    ...(validate ? { check: commandCheck(validate, (logger ?? silentLogger()).child({ module: 'validate.command' }), env) } : {}),
   };
 }
 
@@ -179,6 +184,8 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
   try {
     if (settings.http) {
       const token = await readToken(settings, options.env ?? process.env);
+      // Loaded only when asked for (fastify, prom-client: ~70 modules, ~10 MB): a daemon without --http never has them.
+      const [{ HotconfMetrics }, { startHttpServer }] = await Promise.all([import('../metrics/index.js'), import('../http/index.js')]);
       metrics = new HotconfMetrics(hot);
       server = await startHttpServer(hot, {
         ...(settings.http.listen === undefined ? {} : { listen: settings.http.listen }),
@@ -195,7 +202,7 @@ async function startAndRun(options: DaemonOptions, early: EarlySignals): Promise
         },
       });
     }
-    if (settings.publish || settings.notify) publisher = await startPublisher(hot, publisherOptions(settings, logger, metrics));
+    if (settings.publish || settings.notify) publisher = await (await import('../publish/index.js')).startPublisher(hot, publisherOptions(settings, logger, metrics));
   } catch (err) {
     logger.fatal({ err }, 'cannot start the sidecar');
     await server?.close();
@@ -413,7 +420,7 @@ class Daemon {
     if (hot.some((key) => key.startsWith('notify.'))) {
       try {
         if (this.publisher) this.publisher.setNotify(next.notify);
-        else this.publisher = await startPublisher(this.hot, publisherOptions(next, this.logger, this.metrics));
+        else this.publisher = await (await import('../publish/index.js')).startPublisher(this.hot, publisherOptions(next, this.logger, this.metrics));
       } catch (err) {
         this.logger.error({ err }, 'new notify settings refused; keeping the current ones');
         return [`new notify settings refused; keeping the current ones: ${err instanceof Error ? err.message : String(err)}`];

@@ -3,8 +3,14 @@
 // When the output is journald's stream ($JOURNAL_STREAM names it), each line starts with the `<N>` syslog
 // priority journald reads (SyslogLevelPrefix=, on by default), so `journalctl -p err` finds the errors.
 import { fstatSync } from 'node:fs';
-import { pino, type DestinationStream, type Logger } from 'pino';
-import { prettyFactory } from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { DestinationStream, Logger } from 'pino';
+
+// pino (~30 modules) is loaded by the first logger (`hotconf check` never makes one), pino-pretty (31) only when
+// a terminal gets pretty lines: JSON output never needs it.
+const require = createRequire(import.meta.url);
+const pino = (): typeof import('pino').pino => (require('pino') as typeof import('pino')).pino;
+const prettyFactory: typeof import('pino-pretty').prettyFactory = (options) => (require('pino-pretty') as typeof import('pino-pretty')).prettyFactory(options);
 
 /** pino's level (10 trace … 60 fatal) as a syslog priority: fatal 2 (crit), error 3, warn 4, info 6, debug/trace 7. */
 export function syslogPriority(level: number): number {
@@ -62,7 +68,7 @@ function dropEmpty(object: Record<string, unknown>): Record<string, unknown> {
 
 /** pino's output stream: formats each line (pretty or JSON as it is) and prefixes each line with `<N>` for journald. */
 function outputStream(fd: 1 | 2, pretty: boolean, journald: boolean): DestinationStream {
-  const out = pino.destination({ dest: fd, sync: true });
+  const out = pino().destination({ dest: fd, sync: true });
   const format = pretty
     ? prettyFactory({
         colorize: !journald && (fd === 1 ? process.stdout : process.stderr).isTTY === true,
@@ -89,7 +95,7 @@ function outputStream(fd: 1 | 2, pretty: boolean, journald: boolean): Destinatio
 /** A logger for the daemon: JSON lines on `fd` (journald), pretty on a terminal. Secrets are redacted. */
 export function daemonLogger(settings: { log: { level: string; pretty?: boolean } }, fd: 1 | 2 = 1, env: NodeJS.ProcessEnv = process.env): Logger {
   const pretty = settings.log.pretty ?? (fd === 1 ? process.stdout : process.stderr).isTTY === true;
-  return pino(
+  return pino()(
     {
       name: 'hotconf',
       level: settings.log.level,

@@ -2,11 +2,12 @@
 // strict JSON, and hostile input (DESIGN.md point 9) is refused before any value exists. The parsed config keeps
 // its YAML tree, built lazily for JSON, so that validate can map a JSON pointer back to `file:line:col`.
 import { isUtf8 } from 'node:buffer';
-import { LineCounter, parseDocument, type Document, type ScalarTag, type YAMLError } from 'yaml';
+import type { Document, ScalarTag, YAMLError } from 'yaml';
 import { ParseError, ReadError } from '../errors.js';
 import type { ConfigFormat } from '../names.js';
 import { integerAtLeast } from './read.js';
 import { checkPlain, checkTree, FORBIDDEN_KEYS, locateInTree, type Fail } from './tree.js';
+import { yaml } from './yaml.js';
 
 export interface ParseOptions {
   /** Deepest nesting of maps/sequences accepted, in levels (the root collection is level 1). Default 64. */
@@ -178,7 +179,7 @@ function parseTree(
   jsonValue: unknown,
 ): ParsedConfig {
   const { maxDepth, maxAliasCount } = limits;
-  const lines = new LineCounter();
+  const lines = new (yaml().LineCounter)();
   const fail: Fail = (code, offset, detail) => {
     const pos = offset === undefined ? undefined : lines.linePos(offset);
     return new ParseError(code, { file: displayPath, line: pos?.line, col: pos?.col }, detail);
@@ -191,7 +192,7 @@ function parseTree(
 
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, {
+    doc = yaml().parseDocument(text, {
       lineCounter: lines,
       prettyErrors: false,
       schema: 'core',

@@ -1,10 +1,17 @@
 // The YAML tree checks of the parse stage: one pass over the parsed Document that refuses what a config must
 // not hold (too deep, too many aliases, duplicate or forbidden keys, bad merges), a last check that the value
 // is plain data, and the map from a JSON pointer back to the node's position that validate's errors carry.
-import { isAlias, isMap, isScalar, isSeq, type Alias, type Document, type LineCounter, type Node, type Pair, type YAMLMap, type YAMLSeq } from 'yaml';
+import type { Alias, Document, LineCounter, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
 import type { HotconfErrorCode, ParseError } from '../errors.js';
 import { parsePointer } from '../pointer.js';
 import type { ParseOptions, Position } from './parse.js';
+import { yaml } from './yaml.js';
+
+// yaml's node guards, through the lazy loader (a tree exists only after yaml parsed it, so these never load it).
+const isAlias = ((node: unknown) => yaml().isAlias(node)) as typeof import('yaml').isAlias;
+const isMap = ((node: unknown) => yaml().isMap(node)) as typeof import('yaml').isMap;
+const isScalar = ((node: unknown) => yaml().isScalar(node)) as typeof import('yaml').isScalar;
+const isSeq = ((node: unknown) => yaml().isSeq(node)) as typeof import('yaml').isSeq;
 
 /** Keys that would reach an object's prototype machinery: refused wherever they appear. */
 export const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

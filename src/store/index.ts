@@ -5,12 +5,17 @@
 
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
 import { settleWithin } from '../async.js';
 import { HotconfError } from '../errors.js';
 import { ChangeIterator } from './changes.js';
 
 export type { Logger } from 'pino';
+
+const require = createRequire(import.meta.url);
+/** pino at level silent, loaded only when a store is made without a logger. */
+const silentLogger = (): Logger => (require('pino') as typeof import('pino')).pino({ level: 'silent' });
 
 export interface ConfigEntry<V = unknown> {
   readonly name: string;
@@ -196,7 +201,7 @@ export class Store implements AsyncDisposable {
   #closing: Promise<void> | undefined;
 
   constructor(options: StoreOptions = {}) {
-    this.#logger = options.logger ?? pino({ level: 'silent' });
+    this.#logger = options.logger ?? silentLogger();
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.#onSubscriberError = options.onSubscriberError;
     if (!(this.#closeTimeoutMs >= 0)) throw new HotconfError('E_OPTIONS', 'closeTimeoutMs must be a number >= 0');

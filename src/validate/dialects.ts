@@ -3,17 +3,24 @@
 // ajv cannot mix drafts inside one instance (their keywords disagree: `items`, `$ref` siblings, `id`/`$id`),
 // so a `$ref` from one draft to another is refused with a message that says so (registry.ts).
 import { createRequire } from 'node:module';
-import { Ajv, type AnySchemaObject, type Options } from 'ajv';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import Ajv04Module from 'ajv-draft-04';
-import formatsModule from 'ajv-formats';
-import { RE2JS } from 're2js';
+import type { Ajv, AnySchemaObject, Options } from 'ajv';
+import type { Ajv2019 } from 'ajv/dist/2019.js';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
+import type { RE2JS } from 're2js';
 
-const addFormats = formatsModule.default;
-const Ajv04 = Ajv04Module.default;
+// ajv and its dialects (~110 CommonJS modules, ~100 ms to load) are required on the first instance of each
+// dialect, not when this module loads: `import 'hotconf'` and a process that never compiles a schema skip them.
 const require = createRequire(import.meta.url);
-const DRAFT_06_META = require('ajv/dist/refs/json-schema-draft-06.json') as AnySchemaObject;
+const ajvClass = {
+  'draft-04': () => (require('ajv-draft-04') as typeof import('ajv-draft-04')).default,
+  'draft-07': () => (require('ajv') as typeof import('ajv')).Ajv,
+  '2019-09': () => (require('ajv/dist/2019.js') as typeof import('ajv/dist/2019.js')).Ajv2019,
+  '2020-12': () => (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020,
+};
+const addFormats = (ajv: AnyAjv): void => void (require('ajv-formats') as typeof import('ajv-formats')).default(ajv);
+/** re2js (one 260 kB module), required on the first pattern. */
+export const re2 = (): typeof RE2JS => (require('re2js') as typeof import('re2js')).RE2JS;
+const draft06Meta = (): AnySchemaObject => require('ajv/dist/refs/json-schema-draft-06.json') as AnySchemaObject;
 
 export type Dialect = 'draft-04' | 'draft-07' | '2019-09' | '2020-12';
 
@@ -74,22 +81,8 @@ export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
     code: { regExp },
     logger: { log: () => undefined, warn: (...a: unknown[]) => o.onWarning(a.map(String).join(' ')), error: () => undefined },
   };
-  let ajv: AnyAjv;
-  switch (dialect) {
-    case 'draft-04':
-      ajv = new Ajv04(options);
-      break;
-    case 'draft-07':
-      ajv = new Ajv(options);
-      ajv.addMetaSchema(DRAFT_06_META);
-      break;
-    case '2019-09':
-      ajv = new Ajv2019(options);
-      break;
-    case '2020-12':
-      ajv = new Ajv2020(options);
-      break;
-  }
+  const ajv: AnyAjv = new (ajvClass[dialect]())(options);
+  if (dialect === 'draft-07') ajv.addMetaSchema(draft06Meta());
   addFormats(ajv);
   for (const [name, format] of Object.entries(o.formats)) ajv.addFormat(name, format);
   return ajv;
@@ -103,7 +96,7 @@ export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
 function linearRegExp(pattern: string, u: string, o: DialectOptions): RegExpLike {
   let compiled: ReturnType<typeof RE2JS.compile>;
   try {
-    compiled = RE2JS.compile(toRe2(pattern));
+    compiled = re2().compile(toRe2(pattern));
   } catch (err) {
     // Not even ECMAScript: the schema is invalid whatever the engine.
     new RegExp(pattern, u);

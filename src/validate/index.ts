@@ -95,6 +95,13 @@ interface Generation {
 }
 
 /**
+ * The instances that check schemas against their meta-schemas, one per dialect, shared by every registry of the
+ * process: they hold no user schema and their options never vary, and compiling a meta-schema costs ~100 ms (the
+ * daemon's settings file and its configs, or `hotconf check`, would pay it twice).
+ */
+const META = new Map<Dialect, AnyAjv>();
+
+/**
  * Loads and compiles the schemas of one directory. `validate()` is synchronous; `reload()` re-reads schema
  * files (all, or the ones named) and reports which config names must be validated again.
  */
@@ -108,8 +115,6 @@ export class SchemaRegistry {
   private compiling: { group: Group; refusals: string[] } | undefined;
   /** Groups being compiled (explaining a missing $ref compiles the schema it names, which may lead back). */
   private readonly inProgress = new Set<Group>();
-  /** The instances that check schemas against their meta-schemas: they hold no user schema. */
-  private readonly meta = new Map<Dialect, AnyAjv>();
   /** What was logged already (a message once per schema text). */
   private readonly logged = new Set<string>();
 
@@ -370,10 +375,10 @@ export class SchemaRegistry {
   }
 
   private metaAjv(dialect: Dialect): AnyAjv {
-    let ajv = this.meta.get(dialect);
+    let ajv = META.get(dialect);
     if (!ajv) {
       ajv = createAjv(dialect, { strict: false, useDefaults: false, formats: {}, onWarning: () => undefined, onUnsupportedPattern: (p) => new RegExp(p, 'u') });
-      this.meta.set(dialect, ajv);
+      META.set(dialect, ajv);
     }
     return ajv;
   }

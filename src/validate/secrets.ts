@@ -2,7 +2,8 @@
 // can apply to a value (through properties, items, contains, every branch of allOf/anyOf/oneOf/if/then/else,
 // references) is visited, and a value under `writeOnly: true` or `x-hotconf-secret: true` is a secret. Visiting a
 // branch that did not match only over-marks, which for secrets is the safe side.
-import { RE2JS } from 're2js';
+import type { RE2JS } from 're2js';
+import { re2 } from './dialects.js';
 import { escapePointer } from '../pointer.js';
 
 /** The keyword hotconf adds to mark a secret; `writeOnly: true` is treated the same. */
@@ -96,7 +97,7 @@ function patternMatches(pattern: string, key: string): boolean {
   let re = PATTERNS.get(pattern);
   if (re === undefined) {
     try {
-      re = RE2JS.compile(pattern);
+      re = re2().compile(pattern);
     } catch {
       re = null;
     }

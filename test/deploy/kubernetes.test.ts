@@ -71,6 +71,22 @@ describe('deploy/kubernetes', () => {
     expect(report.configs.length).toBeGreaterThan(0);
   });
 
+  it('requests at least the memory the footprint bench measured for `run --http` with the same NODE_OPTIONS, under the limit', async () => {
+    const { sidecar } = await world();
+    const results = JSON.parse(await readFile(path.join(ROOT, 'bench', 'results', 'footprint.json'), 'utf8'));
+    const mib = (q: string) => {
+      const m = /^(\d+)(Mi|Gi)$/.exec(q);
+      expect(m, q).not.toBeNull();
+      return Number(m![1]) * (m![2] === 'Gi' ? 1024 : 1);
+    };
+    const nodeOptions = sidecar.env.find((e: any) => e.name === 'NODE_OPTIONS')?.value;
+    const measured = results.rss[nodeOptions === undefined ? 'http' : 'http+semi'];
+    expect(nodeOptions === undefined || results.tables[0].notes.some((n: string) => n.includes(nodeOptions))).toBe(true);
+    const steadyMiB = Math.max(measured.afterStartKiB, measured.afterChangesKiB) / 1024;
+    expect(mib(sidecar.resources.requests.memory)).toBeGreaterThanOrEqual(steadyMiB);
+    expect(mib(sidecar.resources.limits.memory)).toBeGreaterThan(mib(sidecar.resources.requests.memory));
+  });
+
   it('probes /readyz and /healthz on the port hotconf listens on', async () => {
     const { sidecar, settings } = await world();
     const port = Number(String(settings.http.listen).split(':').at(-1));

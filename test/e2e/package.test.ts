@@ -37,6 +37,8 @@ async function runTraced(code: string): Promise<{ status: number | null; stdout:
   return { status, stdout, loaded };
 }
 
+const HEAVY = /\/dist\/(http|publish|metrics|daemon|cli)\/|\/node_modules\/(fastify|prom-client|etcd3|@grpc|commander|pino-pretty)\//;
+
 it("import 'hotconf' loads no shell: no http, publish, metrics, daemon or cli module, none of fastify, prom-client, etcd3, commander, pino-pretty", async () => {
   // Both loaders are asked: the ESM resolve hook sees every import, CommonJS's cache every require() below them.
   const { stdout, loaded } = await runTraced(
@@ -48,12 +50,31 @@ console.log(JSON.stringify({ names: Object.keys(m), cjs }));`,
   const { names, cjs } = JSON.parse(stdout) as { names: string[]; cjs: string[] };
   expect(loaded.some((u) => u.endsWith('/dist/index.js'))).toBe(true);
   const all = [...loaded, ...cjs];
-  // The test must see the packages a library user does load, or it proves nothing.
-  expect(all.some((u) => /\/node_modules\/(pino|yaml|ajv)\//.test(u))).toBe(true);
-  const heavy = all.filter((u) => /\/dist\/(http|publish|metrics|daemon|cli)\/|\/node_modules\/(fastify|prom-client|etcd3|@grpc|commander|pino-pretty)\//.test(u));
-  expect(heavy).toEqual([]);
+  expect(all.filter((u) => HEAVY.test(u))).toEqual([]);
+  // Nor, until they are needed (issue 16), the parsers and validators: ajv, yaml, re2js, and pino (a default logger).
+  expect(all.filter((u) => /\/node_modules\/(ajv|ajv-formats|ajv-draft-04|yaml|re2js|pino)\//.test(u))).toEqual([]);
   expect(names).toContain('createHotconf');
   for (const shell of ['startHttpServer', 'parseListen', 'HotconfMetrics', 'METRIC_NAMES', 'startPublisher']) expect(names).not.toContain(shell);
+});
+
+it('a library that loads a directory loads yaml, ajv and pino then, and still no shell', async () => {
+  await using tmp = await tempDir();
+  await tmp.write('config/app.yaml', 'port: 8080\n');
+  await tmp.write('schemas/app.schema.json', JSON.stringify({ type: 'object', properties: { port: { type: 'integer', pattern: '^x' } } }));
+  const { stdout, loaded } = await runTraced(
+    `const { createHotconf } = await import('hotconf');
+const hot = await createHotconf({ configDir: ${JSON.stringify(tmp.file('config'))}, schemaDir: ${JSON.stringify(tmp.file('schemas'))} });
+const value = hot.get('app');
+await hot.close();
+const { createRequire } = await import('node:module');
+console.log(JSON.stringify({ value, cjs: Object.keys(createRequire(import.meta.url).cache) }));`,
+  );
+  const { value, cjs } = JSON.parse(stdout) as { value: unknown; cjs: string[] };
+  expect(value).toEqual({ port: 8080 });
+  const all = [...loaded, ...cjs];
+  // The tracer sees the packages a library user does load, or the test above proves nothing.
+  for (const pkg of ['yaml', 'ajv', 'pino']) expect(all.some((u) => u.includes(`/node_modules/${pkg}/`))).toBe(true);
+  expect(all.filter((u) => HEAVY.test(u))).toEqual([]);
 });
 
 it('the shells are subpath exports: hotconf/http, hotconf/publish, hotconf/metrics', async () => {
