@@ -287,7 +287,8 @@ export class SchemaRegistry {
   private secretsOf(group: Group, value: unknown): string[] {
     const ajv = this.gen.instances.get(`plain ${group.dialect}`);
     const root = group.schema;
-    if (!ajv || typeof root !== 'object') return [];
+    // No instance: only a precompiled group, which has no reference to resolve (prepare).
+    if ((!ajv && !group.precompiled) || typeof root !== 'object') return [];
     const base = typeof root.$id === 'string' ? (resolveUri(root.$id, group.key) ?? group.key) : group.key;
     const refs = this.gen.refs;
     return findSecrets(root, value, base, (ref, b) => {
@@ -297,7 +298,7 @@ export class SchemaRegistry {
         target = null;
         const abs = resolveUri(ref, b);
         try {
-          const v = abs === undefined ? undefined : ajv.getSchema(abs);
+          const v = abs === undefined || !ajv ? undefined : ajv.getSchema(abs);
           const env = (v as { schemaEnv?: { baseId?: string } } | undefined)?.schemaEnv;
           if (v) target = { schema: v.schema, base: env?.baseId || abs! };
         } catch {
@@ -447,7 +448,9 @@ export class SchemaRegistry {
     group.schema = schema;
     // A schema generated at build time (hotconf's own settings schema) is used as such when nothing here could make
     // it compile differently: ajv's defaults for the rest, no formats of the user's, no reference out of itself.
-    if (!this.options.schemaStrict && Object.keys(this.options.formats ?? {}).length === 0 && !group.external && !mentionsSecret(group.text)) {
+    // Its secrets are found without ajv when it has no reference at all (secretsOf resolves references with ajv).
+    const eligible = !this.options.schemaStrict && Object.keys(this.options.formats ?? {}).length === 0 && !group.external;
+    if (eligible && !(mentionsSecret(group.text) && ANY_REF.test(group.text))) {
       group.precompiled = precompiledSchema(group.text, group.dialect, (pattern, reason) => this.onUnsupportedPattern(pattern, reason));
     }
   }
@@ -576,6 +579,9 @@ export function variantInstance(variant: Variant, dialect: Dialect, o: Omit<Dial
   });
   return ajv;
 }
+
+/** Any `$ref` (or dynamic one), inside its document or not. */
+const ANY_REF = /"\$(?:ref|dynamicRef|recursiveRef)"\s*:/;
 
 /** A `$ref` (or dynamic one) that leaves its own document. */
 const EXTERNAL_REF = /"\$(?:ref|dynamicRef|recursiveRef)"\s*:\s*"(?!#)/;

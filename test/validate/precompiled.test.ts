@@ -8,8 +8,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS_SCHEMA } from '../../src/daemon/settings.js';
 import { createAjv, type AnyAjv, type Dialect } from '../../src/validate/dialects.js';
-import { variantInstance } from '../../src/validate/index.js';
+import { parseConfig } from '../../src/load/index.js';
+import { SchemaRegistry, variantInstance } from '../../src/validate/index.js';
 import { DEFAULT_META, metaValidator, precompiledSchema } from '../../src/validate/precompiled.js';
+import { tempDir } from '../helpers.js';
 
 const VENDOR = fileURLToPath(new URL('../vendor/schemastore/schemas/', import.meta.url));
 const META_URIS: Array<[Dialect, string]> = [...(Object.entries(DEFAULT_META) as Array<[Dialect, string]>), ['draft-07', 'http://json-schema.org/draft-06/schema']];
@@ -97,5 +99,32 @@ describe("the generated validator of hotconf's settings schema", () => {
     // Random settings-shaped documents: the keys of the schema's properties with arbitrary values.
     const keys = Object.keys((JSON.parse(text) as { properties: object }).properties);
     fc.assert(fc.property(fc.dictionary(fc.constantFrom(...keys), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 }), (v) => void same(v)), { numRuns: 300 });
+  });
+});
+
+describe('a registry holding hotconf.schema.json', () => {
+  it('says the same, at the same lines and columns, whether it uses the generated validator or compiles a copy', async () => {
+    const text = await readFile(SETTINGS_SCHEMA, 'utf8');
+    await using tmp = await tempDir();
+    const exact = await tmp.write('exact/settings.schema.json', text); // the generated validator's text
+    const copy = await tmp.write('copy/settings.schema.json', `${text}\n`); // another text: compiled here
+    const regs = [new SchemaRegistry({ schemaDir: path.dirname(exact) }), new SchemaRegistry({ schemaDir: path.dirname(copy) })];
+    await regs[0]!.reload([exact]);
+    await regs[1]!.reload([copy]);
+    const docs = [
+      'configDir: config\ndebounceMs: 25\n',
+      'configDir: ""\ndebounceMs: -1\nlog:\n  level: loud\nextra: 1\n',
+      'etcd:\n  endpoints: [ftp://x]\n  prefix: p\n  bogus: true\n',
+      'publish:\n  dir: out\n  mode: "999"\nnotify:\n  signal:\n    name: HUP\n',
+      'notify:\n  webhook:\n    url: http://app.local/reload\n    headers:\n      Authorization: Bearer x\n',
+    ];
+    const verdicts = docs.map((doc) => {
+      const parsed = parseConfig(doc, 'yaml', 'hotconf.yaml');
+      const [a, b] = regs.map((r) => r.validate('settings', parsed.value, parsed, 'hotconf.yaml'));
+      expect(a).toEqual(b);
+      return a!.ok && a!.secrets.join(',');
+    });
+    expect(verdicts).toEqual(['', false, false, false, '/notify/webhook/headers']);
+    expect(regs.map((r) => r.validate('settings', 7, parseConfig('7', 'yaml', 'x'), 'x').ok)).toEqual([false, false]);
   });
 });
