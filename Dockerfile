@@ -22,6 +22,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The build generates the validators of the meta-schemas and of schemas/hotconf.schema.json (dist/generated).
+COPY scripts/build-validators.mjs ./scripts/
+COPY schemas ./schemas
 RUN npm run build
 
 # --- deps: production dependencies only ---------------------------------------------------------------------

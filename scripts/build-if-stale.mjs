@@ -1,5 +1,6 @@
 // `npm start`'s prestart: builds dist/ only when it is missing or older than a source, so that starting the demo
 // does not pay tsc's ~5 s each time. tsc rewrites every output, so dist/cli/main.js's mtime is the build's time.
+// The settings schema and the validator generator are inputs too (dist/generated, scripts/build-validators.mjs).
 import { spawnSync } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -9,7 +10,7 @@ const mtime = (file) => stat(file).then((s) => s.mtimeMs, () => undefined);
 
 const built = await mtime(path.join(root, 'dist', 'cli', 'main.js'));
 let newest = 0;
-const inputs = ['tsconfig.json', 'tsconfig.build.json', 'package.json'].map((f) => path.join(root, f));
+const inputs = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'schemas/hotconf.schema.json', 'scripts/build-validators.mjs'].map((f) => path.join(root, f));
 for (const e of await readdir(path.join(root, 'src'), { recursive: true, withFileTypes: true })) {
   if (e.isFile()) inputs.push(path.join(e.parentPath, e.name));
 }

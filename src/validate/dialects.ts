@@ -61,6 +61,9 @@ export interface DialectOptions {
   onWarning: (message: string) => void;
   /** A pattern the linear-time engine cannot run: returns the engine to use, or throws to refuse the schema. */
   onUnsupportedPattern: (pattern: string, reason: string) => RegExpLike;
+  /** Build time only (scripts/build-validators.mjs): keep each validator's source for ajv's standalone code, where
+   *  a pattern is made by calling `regExpCode` (an expression the generated module provides). */
+  source?: { regExpCode: string };
 }
 
 export interface RegExpLike {
@@ -69,7 +72,7 @@ export interface RegExpLike {
 
 /** A new ajv instance for `dialect`. */
 export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
-  const regExp = Object.assign((pattern: string, u: string) => linearRegExp(pattern, u, o), { code: 're2js' });
+  const regExp = Object.assign((pattern: string, u: string) => linearRegExp(pattern, u, o), { code: o.source?.regExpCode ?? 're2js' });
   const options: Options = {
     allErrors: o.allErrors ?? true,
     // Spec semantics unless strict is asked for: ajv's strict mode is a linter for schema authors. What it would
@@ -78,7 +81,7 @@ export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
     // ajv ties this one to strict mode, but it is about data: YAML's .inf and .nan (and JSON's 1e400) are no number.
     strictNumbers: true,
     useDefaults: o.useDefaults,
-    code: { regExp },
+    code: { regExp, ...(o.source ? { source: true } : {}) },
     logger: { log: () => undefined, warn: (...a: unknown[]) => o.onWarning(a.map(String).join(' ')), error: () => undefined },
   };
   const ajv: AnyAjv = new (ajvClass[dialect]())(options);
@@ -93,7 +96,7 @@ export function createAjv(dialect: Dialect, o: DialectOptions): AnyAjv {
  * RE2 has no lookaround and no backreferences; such a pattern goes to `onUnsupportedPattern`. `\uXXXX` and
  * `\u{X}` escapes are rewritten to RE2's `\x{X}`.
  */
-function linearRegExp(pattern: string, u: string, o: DialectOptions): RegExpLike {
+export function linearRegExp(pattern: string, u: string, o: Pick<DialectOptions, 'onUnsupportedPattern'>): RegExpLike {
   let compiled: ReturnType<typeof RE2JS.compile>;
   try {
     compiled = re2().compile(toRe2(pattern));

@@ -13,7 +13,8 @@ import { moreErrorsDetail, ReadError, SchemaError } from '../errors.js';
 import { parseConfig, readStable, type FileIdentity, type ParsedConfig, type Position } from '../load/index.js';
 import { isInside, SCHEMA_SUFFIX, schemaNameOf, toPosix } from '../names.js';
 import { escapePointer, parsePointer } from '../pointer.js';
-import { createAjv, dialectOf, type AnyAjv, type Dialect, type RegExpLike } from './dialects.js';
+import { createAjv, dialectOf, type AnyAjv, type Dialect, type DialectOptions, type RegExpLike } from './dialects.js';
+import { DEFAULT_META, metaValidator, precompiledSchema, type Precompiled } from './precompiled.js';
 import { findSecrets, mentionsSecret, resolveUri, SECRET_KEYWORD } from './secrets.js';
 
 /** Suffix of schema files in the schema directory (the naming rule's, names.ts). */
@@ -69,6 +70,8 @@ interface Group {
   validate?: ValidateFunction;
   /** Has a `$ref` to something outside itself: another schema's change may change its meaning. */
   external: boolean;
+  /** Its plain validator, generated at build time from the same text (precompiled.ts). */
+  precompiled?: Precompiled | undefined;
   readonly variants: Map<Variant, ValidateFunction | Error>;
 }
 
@@ -284,7 +287,8 @@ export class SchemaRegistry {
   private secretsOf(group: Group, value: unknown): string[] {
     const ajv = this.gen.instances.get(`plain ${group.dialect}`);
     const root = group.schema;
-    if (!ajv || typeof root !== 'object') return [];
+    // No instance: only a precompiled group, which has no reference to resolve (prepare).
+    if ((!ajv && !group.precompiled) || typeof root !== 'object') return [];
     const base = typeof root.$id === 'string' ? (resolveUri(root.$id, group.key) ?? group.key) : group.key;
     const refs = this.gen.refs;
     return findSecrets(root, value, base, (ref, b) => {
@@ -294,7 +298,7 @@ export class SchemaRegistry {
         target = null;
         const abs = resolveUri(ref, b);
         try {
-          const v = abs === undefined ? undefined : ajv.getSchema(abs);
+          const v = abs === undefined || !ajv ? undefined : ajv.getSchema(abs);
           const env = (v as { schemaEnv?: { baseId?: string } } | undefined)?.schemaEnv;
           if (v) target = { schema: v.schema, base: env?.baseId || abs! };
         } catch {
@@ -326,19 +330,11 @@ export class SchemaRegistry {
     const id = `${variant} ${dialect}`;
     let ajv = this.gen.instances.get(id);
     if (ajv) return ajv;
-    ajv = createAjv(dialect, {
+    ajv = variantInstance(variant, dialect, {
       strict: this.options.schemaStrict ?? false,
-      useDefaults: variant === 'defaults',
-      allErrors: variant !== 'first',
       formats: this.options.formats ?? {},
       onWarning: (message) => this.onWarning(message),
       onUnsupportedPattern: (pattern, reason) => this.onUnsupportedPattern(pattern, reason),
-    });
-    ajv.addKeyword({ keyword: SECRET_KEYWORD, schemaType: 'boolean' });
-    ajv.addKeyword({
-      keyword: SAFE_INTEGER_KEYWORD,
-      schemaType: 'boolean',
-      validate: (on: boolean, data: unknown) => !on || typeof data !== 'number' || !Number.isInteger(data) || Number.isSafeInteger(data),
     });
     this.gen.instances.set(id, ajv);
     for (const group of this.gen.groups.values()) {
@@ -346,9 +342,9 @@ export class SchemaRegistry {
       const schema = variant === 'safe' && typeof group.schema === 'object' ? markSafeIntegers(group.schema) : group.schema;
       // Checked against its meta-schema here rather than inside addSchema, to say where in the file; by an
       // instance that lives on, as compiling a meta-schema costs ~100 ms.
-      const meta = this.metaAjv(dialect);
-      if (variant === 'plain' && typeof schema === 'object' && !meta.validateSchema(schema)) {
-        const errors = meta.errors ?? [];
+      const metaErrors = variant === 'plain' && typeof schema === 'object' ? this.metaCheck(dialect, schema) : null;
+      if (metaErrors) {
+        const errors = metaErrors;
         const detail = errors
           .slice(0, 3)
           .map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`)
@@ -372,6 +368,18 @@ export class SchemaRegistry {
   private compiled(group: Group): ValidateFunction | undefined {
     if (!group.validate && !group.error && !this.inProgress.has(group)) this.compile(group);
     return group.validate;
+  }
+
+  /**
+   * The schema checked against its meta-schema: null when valid, else ajv's errors. The meta-schemas' validators
+   * are generated at build time (precompiled.ts); without them, an ajv instance per dialect compiles them.
+   */
+  private metaCheck(dialect: Dialect, schema: AnySchemaObject): ErrorObject[] | null {
+    const uri = typeof schema.$schema === 'string' ? schema.$schema : DEFAULT_META[dialect];
+    const pre = metaValidator(uri);
+    if (pre) return pre(schema) ? null : (pre.errors ?? []);
+    const meta = this.metaAjv(dialect);
+    return meta.validateSchema(schema) ? null : (meta.errors ?? []);
   }
 
   private metaAjv(dialect: Dialect): AnyAjv {
@@ -405,7 +413,7 @@ export class SchemaRegistry {
     this.gen = { groups, byName, instances: new Map(), hasSecrets, refs: new Map() };
     try {
       for (const group of groups.values()) this.prepare(group);
-      for (const group of groups.values()) if (!group.error) this.instance('plain', group.dialect!);
+      for (const group of groups.values()) if (!group.error && !group.precompiled) this.instance('plain', group.dialect!);
       return this.gen;
     } finally {
       this.gen = previous;
@@ -438,15 +446,24 @@ export class SchemaRegistry {
     if (typeof schema === 'object' && dialect.uri !== undefined) (schema as AnySchemaObject).$schema = dialect.uri;
     group.dialect = dialect.dialect;
     group.schema = schema;
+    // A schema generated at build time (hotconf's own settings schema) is used as such when nothing here could make
+    // it compile differently: ajv's defaults for the rest, no formats of the user's, no reference out of itself.
+    // Its secrets are found without ajv when it has no reference at all (secretsOf resolves references with ajv).
+    const eligible = !this.options.schemaStrict && Object.keys(this.options.formats ?? {}).length === 0 && !group.external;
+    if (eligible && !(mentionsSecret(group.text) && ANY_REF.test(group.text))) {
+      group.precompiled = precompiledSchema(group.text, group.dialect, (pattern, reason) => this.onUnsupportedPattern(pattern, reason));
+    }
   }
 
   private compile(group: Group): void {
-    const ajv = this.instance('plain', group.dialect!);
+    const ajv = group.precompiled ? undefined : this.instance('plain', group.dialect!);
     const outer = this.compiling; // compiling another group's schema to explain a missing $ref
     this.compiling = { group, refusals: [] };
     this.inProgress.add(group);
     try {
-      const validate = ajv.getSchema(group.key);
+      // What ajv said while compiling it at build time is heard now, as if it were compiled here.
+      for (const warning of group.precompiled?.warnings ?? []) this.onWarning(warning);
+      const validate = group.precompiled ? group.precompiled.validate : ajv!.getSchema(group.key);
       if (!validate) throw new Error('not added');
       if (this.compiling.refusals.length > 0) {
         const [first] = this.compiling.refusals;
@@ -550,6 +567,21 @@ export class SchemaRegistry {
 }
 
 export const DEFAULT_MAX_SCHEMA_BYTES = 16 * 1_048_576;
+
+/** A new ajv instance of one variant (see Variant) and dialect, with hotconf's keywords. Also used at build time. */
+export function variantInstance(variant: Variant, dialect: Dialect, o: Omit<DialectOptions, 'useDefaults' | 'allErrors'>): AnyAjv {
+  const ajv = createAjv(dialect, { ...o, useDefaults: variant === 'defaults', allErrors: variant !== 'first' });
+  ajv.addKeyword({ keyword: SECRET_KEYWORD, schemaType: 'boolean' });
+  ajv.addKeyword({
+    keyword: SAFE_INTEGER_KEYWORD,
+    schemaType: 'boolean',
+    validate: (on: boolean, data: unknown) => !on || typeof data !== 'number' || !Number.isInteger(data) || Number.isSafeInteger(data),
+  });
+  return ajv;
+}
+
+/** Any `$ref` (or dynamic one), inside its document or not. */
+const ANY_REF = /"\$(?:ref|dynamicRef|recursiveRef)"\s*:/;
 
 /** A `$ref` (or dynamic one) that leaves its own document. */
 const EXTERNAL_REF = /"\$(?:ref|dynamicRef|recursiveRef)"\s*:\s*"(?!#)/;
