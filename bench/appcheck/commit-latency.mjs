@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile, rename, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { onJsonLines } from '../lines.mjs';
 const BIN = path.resolve(process.argv[2] ?? 'dist', 'cli/main.js');
 async function run(withCheck) {
   const dir = await mkdtemp(path.join(tmpdir(), 'hc-measure-'));
@@ -14,8 +15,7 @@ async function run(withCheck) {
   await writeFile(`${dir}/hotconf.yaml`, withCheck ? 'validate:\n  command: [promtool, check, config, "{dir}/prometheus.yml"]\n' : '{}\n');
   const child = spawn(process.execPath, [BIN, 'run', '--config', `${dir}/hotconf.yaml`, '--config-dir', `${dir}/config`, '--schema-dir', `${dir}/schemas`, '--publish-dir', `${dir}/pub`, '--publish-format', 'source'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const commits = [];
-  let buf = '';
-  child.stdout.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\n')) >= 0) { const l = JSON.parse(buf.slice(0, i)); buf = buf.slice(i + 1); if (l.msg === 'config committed') commits.push(l); } });
+  onJsonLines(child.stdout, (l) => { if (l.msg === 'config committed') commits.push(l); });
   while (commits.length < 1) await new Promise((r) => setTimeout(r, 20));
   for (let i = 1; i <= 30; i++) {
     await writeFile(`${dir}/config/.tmp`, cfg(i)); await rename(`${dir}/config/.tmp`, `${dir}/config/prometheus.yml`);

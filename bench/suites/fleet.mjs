@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdClient } from '../../dist/source/etcd/client.js';
+import { onJsonLines } from '../lines.mjs';
 import { pushEntries } from '../../dist/source/etcd/push.js';
 import { median, pct, r1, sleep } from '../stats.mjs';
 
@@ -110,23 +111,10 @@ function instance(url, prefix, schemaDir) {
   });
   const committed = new Map(); // sourceRevision → epoch ms
   const state = { ready: false, errors: [], exited: false };
-  let buf = '';
-  child.stdout.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      let l;
-      try {
-        l = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      if (l.msg === 'hotconf running') state.ready = true;
-      if (l.msg === 'config committed' && l.sourceRevision) committed.set(l.sourceRevision, l.time);
-      if (l.level >= 50) state.errors.push(l.msg);
-    }
+  onJsonLines(child.stdout, (l) => {
+    if (l.msg === 'hotconf running') state.ready = true;
+    if (l.msg === 'config committed' && l.sourceRevision) committed.set(l.sourceRevision, l.time);
+    if (l.level >= 50) state.errors.push(l.msg);
   });
   child.stderr.on('data', () => undefined);
   child.once('exit', () => (state.exited = true));

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdServer } from './fleet.mjs';
+import { onJsonLines } from '../lines.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(root, 'dist', 'cli', 'main.js');
@@ -63,22 +64,9 @@ console.log(JSON.stringify({ ms, rss0: rss0 / 1024, rss: process.memoryUsage().r
 async function daemon(args, { ready = (l) => l.msg === 'hotconf running', idleMs = 1000, env = {} } = {}) {
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), ...env } });
   const state = { ready: false, commits: 0, exited: false, stderr: '' };
-  let buf = '';
-  child.stdout.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      let l;
-      try {
-        l = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      if (ready?.(l)) state.ready = true;
-      if (l.msg === 'config committed') state.commits++;
-    }
+  onJsonLines(child.stdout, (l) => {
+    if (ready?.(l)) state.ready = true;
+    if (l.msg === 'config committed') state.commits++;
   });
   child.stderr.on('data', (d) => (state.stderr = (state.stderr + d.toString()).slice(-2000)));
   child.once('exit', () => (state.exited = true));
