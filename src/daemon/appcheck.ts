@@ -2,13 +2,13 @@
 // application check. Each candidate version is laid out as the source holds it (same file names, exact bytes) in a
 // private directory, the command runs over it (argv, no shell, `{dir}` replaced, its own process group, a deadline),
 // and a non-zero exit refuses the version with what the command said. `hotconf check` runs the same.
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { HotconfError } from '../errors.js';
 import type { AppCheck, Candidate } from '../pipeline/index.js';
+import { runBounded } from '../publish/command.js';
 import { notifyEnvironment } from '../publish/notifiers.js';
 import { runtimeDirOf } from './reload.js';
 
@@ -77,45 +77,12 @@ async function layOut(candidate: Candidate, dir: string): Promise<void> {
 }
 
 /** Runs the command in its own process group; the whole group is killed at the deadline and after the run. */
-function runOver(o: Required<ValidateSettings>, dir: string, env: NodeJS.ProcessEnv): Promise<{ ok: boolean; why: string; output: string }> {
-  const [file, ...args] = o.command.map((a) => a.split('{dir}').join(dir)) as [string, ...string[]];
-  return new Promise((resolve) => {
-    let output = '';
-    let timedOut = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    const child = spawn(file, args, { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], shell: false, detached: true });
-    const killGroup = (signal: NodeJS.Signals) => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
-      } catch {
-        // ESRCH: the group is gone already
-      }
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_AFTER_MS);
-    }, o.timeoutMs);
-    const take = (chunk: string) => {
-      if (output.length < CAPTURE_CHARS) output += chunk.slice(0, CAPTURE_CHARS - output.length);
-    };
-    child.stdout.setEncoding('utf8').on('data', take);
-    child.stderr.setEncoding('utf8').on('data', take);
-    let settled = false;
-    const finish = (ok: boolean, why: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(killTimer);
-      // Whatever the command left running in its group goes with it.
-      killGroup('SIGKILL');
-      resolve({ ok, why, output });
-    };
-    child.on('error', (err) => finish(false, `could not run: ${err.message}`));
-    child.on('close', (code, signal) => {
-      if (timedOut) finish(false, `did not finish within ${o.timeoutMs} ms (validate.timeoutMs): killed`);
-      else if (code === 0) finish(true, 'exited 0');
-      else finish(false, code === null ? `was killed by ${signal}` : `exited with code ${code}`);
-    });
-  });
+async function runOver(o: Required<ValidateSettings>, dir: string, env: NodeJS.ProcessEnv): Promise<{ ok: boolean; why: string; output: string }> {
+  const argv = o.command.map((a) => a.split('{dir}').join(dir)) as [string, ...string[]];
+  const run = await runBounded(argv, { env, cwd: dir, timeoutMs: o.timeoutMs, killAfterMs: KILL_AFTER_MS, group: true, capture: 'both', keep: 'head', chars: CAPTURE_CHARS });
+  const { output } = run;
+  if (run.error !== undefined) return { ok: false, why: `could not run: ${run.error.message}`, output };
+  if (run.timedOut) return { ok: false, why: `did not finish within ${o.timeoutMs} ms (validate.timeoutMs): killed`, output };
+  if (run.code === 0) return { ok: true, why: 'exited 0', output };
+  return { ok: false, why: run.code === null ? `was killed by ${run.signal}` : `exited with code ${run.code}`, output };
 }

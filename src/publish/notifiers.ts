@@ -3,13 +3,13 @@
 // per target delivers one notice at a time; a newer version replaces a pending one, and what a notice says is
 // relative to what that target last acknowledged, so a notice replaced or failed loses nothing. Every final
 // result carries its reason (a webhook's status and the start of its answer), for the log, /v1/status and metrics.
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { sleep } from '../async.js';
 import { escapeControl } from '../names.js';
 import type { ConfigEntry, Logger, Snapshot } from '../store/index.js';
+import { runBounded } from './command.js';
 import { describe, fail } from './errors.js';
 
 export interface WebhookOptions {
@@ -417,47 +417,34 @@ async function sendSignal(o: SignalTarget, log: Logger): Promise<Delivery> {
   }
 }
 
-function runCommand(o: Required<CommandOptions>, env: NodeJS.ProcessEnv, hard: AbortSignal, log: Logger): Promise<Delivery> {
-  const [file, ...args] = o.command as [string, ...string[]];
+async function runCommand(o: Required<CommandOptions>, env: NodeJS.ProcessEnv, hard: AbortSignal, log: Logger): Promise<Delivery> {
   const t0 = performance.now();
-  return new Promise((resolve) => {
-    let stderr = '';
-    let timedOut = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'], shell: false });
-    const terminate = () => {
-      child.kill('SIGTERM');
-      killTimer ??= setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      terminate();
-    }, o.timeoutMs);
-    hard.addEventListener('abort', terminate);
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_TAIL_CHARS)));
-    let settled = false;
-    const finish = (outcome: 'ok' | 'failed', fields: Record<string, unknown>, why = '') => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(killTimer);
-      hard.removeEventListener('abort', terminate);
-      const ms = Math.round(performance.now() - t0);
-      if (outcome === 'ok') log.info({ command: file, ms }, 'command done');
-      else log.error({ command: file, ms, ...fields, stderr }, 'command failed');
-      const tail = escapeControl(stderr.trim().slice(-BODY_EXCERPT_BYTES));
-      resolve(outcome === 'ok' ? { outcome } : { outcome, reason: `${why}${tail === '' ? '' : `: ${tail}`}` });
-    };
-    child.on('error', (err) => finish('failed', { error: describe(err) }, describe(err)));
-    child.on('close', (code, signal) => {
-      if (code === 0 && !timedOut) finish('ok', {});
-      else {
-        const why = timedOut ? `timed out after ${o.timeoutMs} ms` : signal !== null ? `killed by ${signal}` : `exit code ${code}`;
-        finish('failed', { exitCode: code, signal, ...(timedOut ? { timeoutMs: o.timeoutMs } : {}) }, why);
-      }
-    });
+  const command = o.command[0];
+  const run = await runBounded(o.command as [string, ...string[]], {
+    env,
+    timeoutMs: o.timeoutMs,
+    killAfterMs: KILL_AFTER_MS,
+    abort: hard,
+    capture: 'stderr',
+    keep: 'tail',
+    chars: STDERR_TAIL_CHARS,
   });
+  const ms = Math.round(performance.now() - t0);
+  if (run.error === undefined && run.code === 0 && !run.timedOut) {
+    log.info({ command, ms }, 'command done');
+    return { outcome: 'ok' };
+  }
+  const stderr = run.output;
+  let why: string;
+  if (run.error !== undefined) {
+    why = describe(run.error);
+    log.error({ command, ms, error: why, stderr }, 'command failed');
+  } else {
+    why = run.timedOut ? `timed out after ${o.timeoutMs} ms` : run.signal !== null ? `killed by ${run.signal}` : `exit code ${run.code}`;
+    log.error({ command, ms, exitCode: run.code, signal: run.signal, ...(run.timedOut ? { timeoutMs: o.timeoutMs } : {}), stderr }, 'command failed');
+  }
+  const tail = escapeControl(stderr.trim().slice(-BODY_EXCERPT_BYTES));
+  return { outcome: 'failed', reason: `${why}${tail === '' ? '' : `: ${tail}`}` };
 }
 
 export function noticeBetween(base: ReadonlyMap<string, ConfigEntry>, snap: Snapshot): Notice {
