@@ -1,7 +1,7 @@
 // `hotconf reload --pid`, the unit's ExecReload=: it returns only once the reload it asked for is done, and fails
 // when that reload refused something. The real daemon and the real CLI as child processes, with the runtime
 // directory systemd would give them ($RUNTIME_DIRECTORY); test/e2e/systemd-box.test.ts does the same under systemd.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { world } from '../hotconf/fixtures.js';
 import { tempDir, until } from '../helpers.js';
@@ -14,6 +14,14 @@ async function slowWorld() {
   await w.config('svc.yaml', 'port: 80\n');
   await w.tmp.write('hotconf.yaml', 'configDir: config\nschemaDir: schemas\ndebounceMs: 60000\nmaxBatchDelayMs: 60000\nhttp:\n  listen: 127.0.0.1:0\n');
   return w;
+}
+
+
+/** A stand-in daemon (`node -e script`), ready once it has printed its first line; killed when disposed. */
+async function standIn(script: string): Promise<{ child: ChildProcess; [Symbol.asyncDispose](): Promise<void> }> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await until(() => new Promise<boolean>((resolve) => child.stdout.once('data', () => resolve(true))), 'the stand-in ready');
+  return { child, [Symbol.asyncDispose]: () => Promise.resolve(void child.kill('SIGKILL')) };
 }
 
 describe('hotconf reload', () => {
@@ -100,15 +108,10 @@ describe('hotconf reload', () => {
       console.log('ready');
       setTimeout(() => {}, 30000);
     `;
-    const fake = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      await until(() => new Promise<boolean>((resolve) => fake.stdout.once('data', () => resolve(true))), 'the stand-in ready');
-      const reload = await hotconf(['reload', '--pid', String(fake.pid)], { env: { RUNTIME_DIRECTORY: run.dir } });
-      expect(reload.code).toBe(1);
-      expect(reload.stderr).toMatch(/^the one asked for\nhotconf: reload failed \(process \d+: version 3, 1 ms\)/);
-    } finally {
-      fake.kill('SIGKILL');
-    }
+    await using fake = await standIn(script);
+    const reload = await hotconf(['reload', '--pid', String(fake.child.pid)], { env: { RUNTIME_DIRECTORY: run.dir } });
+    expect(reload.code).toBe(1);
+    expect(reload.stderr).toMatch(/^the one asked for\nhotconf: reload failed \(process \d+: version 3, 1 ms\)/);
   });
 
   it('fails with exit 3 when the daemon exits before its reload finished', async () => {
@@ -119,14 +122,9 @@ describe('hotconf reload', () => {
       console.log('ready');
       setTimeout(() => {}, 30000);
     `;
-    const fake = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      await until(() => new Promise<boolean>((resolve) => fake.stdout.once('data', () => resolve(true))), 'the stand-in ready');
-      const reload = await hotconf(['reload', '--pid', String(fake.pid)], { env: { RUNTIME_DIRECTORY: run.dir } });
-      expect(reload.code).toBe(3);
-      expect(reload.stderr).toContain(`process ${fake.pid} exited before its reload finished`);
-    } finally {
-      fake.kill('SIGKILL');
-    }
+    await using fake = await standIn(script);
+    const reload = await hotconf(['reload', '--pid', String(fake.child.pid)], { env: { RUNTIME_DIRECTORY: run.dir } });
+    expect(reload.code).toBe(3);
+    expect(reload.stderr).toContain(`process ${fake.child.pid} exited before its reload finished`);
   });
 });
