@@ -17,6 +17,7 @@ import { redact } from '../validate/index.js';
 import { CLOSE_GRACE_MS, Feed, parseEventId } from './feed.js';
 import { ConnectionLimit, crossSiteRefusal, HostGuard, openFileLimit, type Refusal } from './guard.js';
 import { clearStaleSocket, parseListen, removeSocket } from './listen.js';
+import { PAGE_ROUTES, statusPageRoutes } from './status-page.js';
 
 export { parseListen, type ListenTarget } from './listen.js';
 
@@ -100,8 +101,10 @@ const connectionHeadroom = (maxConnections: number) => Math.max(1, Math.min(64, 
 const RETRY_AFTER_S = '5';
 /** Requests carry no body worth more (POST /v1/reload takes none). */
 const BODY_LIMIT_BYTES = 16_384;
+/** When this process started (ms since the epoch): GET /v1/status `startedAt`. */
+const STARTED_AT = Math.round(performance.timeOrigin);
 /** Routes that answer without a token: probes must work before anyone can be given one. */
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
+const PUBLIC_ROUTES = new Set<string>(['/healthz', '/readyz', ...PAGE_ROUTES]);
 
 /** Starts the HTTP API for `hot`. Resolves once listening. `await using server = await startHttpServer(hot)`. */
 export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): Promise<HttpServer> {
@@ -290,11 +293,11 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     }
     const lastEventId = single(req.headers['last-event-id']) ?? single(req.query.lastEventId);
     reply.hijack();
-    feed.attach(reply.raw, lastEventId, req.log);
+    feed.attach(reply.raw, lastEventId, req.log, single(req.query.problems) === 'true');
     return undefined;
   });
 
-  app.get('/v1/status', () => ({ ...hot.status(), ...options.status?.() }));
+  app.get('/v1/status', () => ({ ...hot.status(), startedAt: STARTED_AT, ...options.status?.() }));
 
   app.post('/v1/reload', async (_req, reply) => {
     const result = await hot.reload();
@@ -302,6 +305,9 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   });
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+
+  // The status page at `/` and the routes only it needs (status-page.ts).
+  const page = statusPageRoutes(app as unknown as FastifyInstance, hot, sendError);
 
   let url: string;
   try {
@@ -317,6 +323,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     }
   } catch (err) {
     feed.close();
+    page.close();
     closeMetrics();
     await app.close();
     throw err;
@@ -336,6 +343,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       feed.close();
+      page.close();
       closeMetrics();
       for (const socket of fresh) socket.destroy();
       // Requests in flight may finish, but not forever.
@@ -421,7 +429,7 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
 function allowedMethods(path: string): string | undefined {
   if (path === '/v1/reload') return 'POST';
   if (path === '/v1/events') return 'GET';
-  if (['/v1/configs', '/v1/status', '/healthz', '/readyz', '/metrics'].includes(path) || path.startsWith('/v1/configs/')) {
+  if (['/v1/configs', '/v1/status', '/v1/errors', '/v1/history', '/healthz', '/readyz', '/metrics', ...PAGE_ROUTES].includes(path) || path.startsWith('/v1/configs/')) {
     return 'GET, HEAD';
   }
   return undefined;

@@ -34,6 +34,7 @@ export function excerptsOf(text: string, errors: readonly ConfigError[], marks: 
   const wanted = [...new Set(errors.map((e) => e.line).filter((l): l is number => l !== undefined && l >= 1))].sort((a, b) => a - b);
   if (wanted.length === 0) return { excerpts: [] };
   const all = text.split(/\r?\n|\r/);
+  if (all.length > 1 && all.at(-1) === '') all.pop(); // the end of the last line, not a line
   const ranges: Array<[number, number]> = [];
   for (const line of wanted) {
     const from = Math.max(1, line - EXCERPT_CONTEXT_LINES);
