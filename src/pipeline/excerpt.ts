@@ -88,7 +88,7 @@ function secretNeedles(values: readonly unknown[]): string[] {
   const add = (v: unknown): void => {
     if (Array.isArray(v)) for (const x of v) add(x);
     else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) add(x);
-    else if (v !== undefined && v !== null) {
+    else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') {
       const text = String(v);
       for (const t of [text, JSON.stringify(text).slice(1, -1), ...text.split(/\r?\n/)]) if (t.trim() !== '') out.add(t);
     }

@@ -33,7 +33,7 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
   });
 
   /** A page that records every body the server sent it (the event stream aside: it never ends). */
-  async function openPage(): Promise<{ page: Page; bodies: string[]; close(): Promise<void> }> {
+  async function openPage(): Promise<{ page: Page; bodies: string[]; close: () => Promise<void> }> {
     const context = await browser.newContext({ viewport: { width: 960, height: 720 } });
     const page = await context.newPage();
     const bodies: string[] = [];
@@ -47,7 +47,7 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
     return {
       page,
       bodies,
-      async close() {
+      close: async () => {
         await Promise.all(pending);
         await context.close();
         expect(errors).toEqual([]);
@@ -131,7 +131,7 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
     await expect.poll(() => page.locator('#login-error').textContent(), WAIT).toBe('The token was refused.');
     expect(await page.locator('#main').isHidden()).toBe(true);
     expect(await page.locator('tr[data-config]').count()).toBe(0);
-    expect(await page.evaluate(() => sessionStorage.getItem('hotconf.token'))).toBeNull();
+    expect(await page.evaluate('sessionStorage.getItem("hotconf.token")')).toBeNull();
     await page.screenshot({ path: path.join(DOCS, 'status-page-token.png') });
 
     await page.fill('#token', TOKEN);

@@ -1,6 +1,7 @@
 // The status page's routes over real HTTP on loopback: the page's files (no data, no token needed, a strict CSP),
 // GET /v1/errors (a refused config's errors with its source lines, secrets masked by schema), GET /v1/history
 // (recent versions with redacted diffs, bounded), startedAt in /v1/status, and the `problems` events of the stream.
+import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { HISTORY_MAX_VERSIONS } from '../../src/http/history.js';
 import { until } from '../helpers.js';
@@ -11,6 +12,7 @@ interface ErrorsBody {
   version: number;
   configs: Array<{
     name: string;
+    since: number;
     errors: Array<{ line: number; col: number; pointer: string; message: string }>;
     excerpts?: Array<{ line: number; lines: string[] }>;
     withheld?: string;
@@ -43,7 +45,7 @@ describe('the page files', () => {
     const js = await rawRequest(s.server, '/page.js');
     expect(js.status).toBe(200);
     expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
-    expect(() => new Function(js.body)).not.toThrow();
+    expect(() => new Script(js.body)).not.toThrow(); // it parses
     const css = await rawRequest(s.server, '/page.css');
     expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
     for (const body of [html.body, js.body, css.body]) {
@@ -96,7 +98,7 @@ describe('GET /v1/errors', () => {
     await using s = await serve(w);
     const refused = async (name: string, since = 0) =>
       until(async () => {
-        const b = (await (await s.get('/v1/errors')).json()) as ErrorsBody & { configs: Array<{ since: number }> };
+        const b = (await (await s.get('/v1/errors')).json()) as ErrorsBody;
         return b.configs.find((c) => c.name === name && c.since > since);
       }, `${name} refused`);
 
@@ -106,7 +108,7 @@ describe('GET /v1/errors', () => {
     expect(typo.excerpts![0]!.lines).toEqual(['port: 80', 'passwrd: [REDACTED]']);
 
     await w.configAtomic('app.yaml', `port: 80\npassword: "${SECRET}\nn: 1\n`); // an unterminated quote
-    const broken = await refused('app', (typo as { since: number }).since);
+    const broken = await refused('app', typo.since);
     expect(broken.errors[0]!.message).toMatch(/app\.yaml:\d+:\d+: /);
     expect(broken.excerpts).toBeUndefined();
     expect(broken.withheld).toMatch(/could not be parsed and its schema marks secrets/);
@@ -127,7 +129,7 @@ describe('GET /v1/history', () => {
     await using s = await serve(w);
     const history = async (q = '') => (await (await s.get(`/v1/history${q}`)).json()) as HistoryBody;
     const first = await history();
-    expect(first.versions).toEqual([{ version: 1, from: 0, at: expect.any(Number), sourceRevision: null, configs: [{ name: 'app', hash: expect.any(String), kind: 'added', changes: [], truncated: false }], more: 0 }]);
+    expect(first.versions).toEqual([{ version: 1, from: 0, at: expect.any(Number) as unknown, sourceRevision: null, configs: [{ name: 'app', hash: expect.any(String) as unknown, kind: 'added', changes: [], truncated: false }], more: 0 }]);
 
     await w.configAtomic('app.yaml', svc(1, 'host: h\n').replace(SECRET, 'an0ther-s3cret'));
     await until(async () => (await history()).version === 2, 'version 2');
@@ -135,7 +137,7 @@ describe('GET /v1/history', () => {
     expect(v2!.configs).toEqual([
       {
         name: 'app',
-        hash: expect.any(String),
+        hash: expect.any(String) as unknown,
         kind: 'changed',
         changes: [
           { pointer: '/host', op: 'add', to: '"h"' },
