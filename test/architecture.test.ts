@@ -24,7 +24,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   check: ['pipeline', 'source/files', 'errors', 'names', 'async', 'load', 'validate', 'options'],
   index: ['hotconf', 'check', 'pipeline', 'source', 'source/files', 'source/etcd', 'store', 'errors', 'validate'],
   metrics: ['hotconf', 'store'],
-  http: ['hotconf', 'store', 'metrics', 'errors', 'names', 'pointer', 'validate'],
+  http: ['hotconf', 'store', 'metrics', 'errors', 'names', 'validate'],
   publish: ['hotconf', 'store', 'errors', 'names', 'async', 'validate'],
   daemon: ['hotconf', 'check', 'http', 'metrics', 'publish', 'source/etcd', 'options', 'errors', 'names', 'async', 'store', 'pipeline'],
   cli: ['daemon', 'index', 'source/etcd', 'options'],

@@ -3,7 +3,6 @@
 // versions, each with at most HISTORY_MAX_CONFIGS configs of at most HISTORY_MAX_CHANGES value changes, each value
 // shown as at most HISTORY_MAX_VALUE_CHARS characters of JSON; a diff walks at most HISTORY_MAX_NODES values.
 import type { Hotconf } from '../hotconf.js';
-import { valueAt } from '../pointer.js';
 import type { Change, ConfigEntry, Unsubscribe } from '../store/index.js';
 import { redact, REDACTED } from '../validate/index.js';
 
@@ -11,7 +10,7 @@ export const HISTORY_MAX_VERSIONS = 50;
 export const HISTORY_MAX_CONFIGS = 100;
 export const HISTORY_MAX_CHANGES = 50;
 export const HISTORY_MAX_VALUE_CHARS = 200;
-export const HISTORY_MAX_NODES = 100_000;
+export const HISTORY_MAX_NODES = 50_000;
 
 /** One value that changed: where, and what it was and became (JSON text, cut to HISTORY_MAX_VALUE_CHARS). */
 export interface ValueChange {
@@ -48,6 +47,9 @@ export interface VersionRecord {
 export class VersionHistory {
   readonly #records: VersionRecord[] = [];
   readonly #unsubscribe: Unsubscribe;
+  /** Changes heard but not yet diffed: the diff runs after the store's other subscribers (the event stream first). */
+  #pending: Change[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
 
   constructor(hot: Hotconf) {
     const snap = hot.snapshot();
@@ -63,16 +65,31 @@ export class VersionHistory {
         more: Math.max(0, names.length - HISTORY_MAX_CONFIGS),
       });
     }
-    this.#unsubscribe = hot.onConfigChange((change) => this.#record(change));
+    this.#unsubscribe = hot.onConfigChange((change) => {
+      this.#pending.push(change);
+      this.#scheduled ??= setImmediate(() => this.#flush());
+    });
   }
 
   /** The newest `limit` versions, newest first. */
   recent(limit: number): readonly VersionRecord[] {
+    this.#flush();
     return this.#records.slice(-limit).reverse();
   }
 
   close(): void {
     this.#unsubscribe();
+    clearImmediate(this.#scheduled);
+    this.#pending = [];
+  }
+
+  #flush(): void {
+    clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    const pending = this.#pending;
+    this.#pending = [];
+    // Only the last HISTORY_MAX_VERSIONS can be kept: older ones are not diffed at all.
+    for (const change of pending.slice(-HISTORY_MAX_VERSIONS)) this.#record(change);
   }
 
   #record(change: Change): void {
@@ -96,69 +113,75 @@ export class VersionHistory {
   }
 }
 
-/** The value changes from `before` to `after`, both redacted; a secret that changed shows as `[REDACTED]` both sides. */
+/** The value changes from `before` to `after`; a secret (of either) shows as `"[REDACTED]"`, and a changed one as
+ *  `"[REDACTED]"` both sides: that it changed, never what to. */
 export function diffEntries(before: ConfigEntry | undefined, after: ConfigEntry): { changes: ValueChange[]; truncated: boolean } {
   const out: ValueChange[] = [];
-  const budget = { nodes: HISTORY_MAX_NODES, truncated: false };
-  const a = before === undefined ? undefined : redact(before.value, before.secrets);
-  const b = redact(after.value, after.secrets);
-  walk(a, b, '', out, budget, before === undefined);
-  // Redacted both sides, a changed secret looks unchanged: say that it changed (never what to).
-  if (before !== undefined) {
-    const shown = new Set(out.map((c) => c.pointer));
-    for (const pointer of new Set([...before.secrets, ...after.secrets])) {
-      if (shown.has(pointer) || out.length >= HISTORY_MAX_CHANGES) continue;
-      const was = valueAt(before.value, pointer);
-      const now = valueAt(after.value, pointer);
-      if (was !== undefined && now !== undefined && !sameJson(was, now)) out.push({ pointer, op: 'replace', from: JSON.stringify(REDACTED), to: JSON.stringify(REDACTED) });
-    }
-  }
+  const secrets = new Set([...(before?.secrets ?? []), ...after.secrets]);
+  const walk = new Walk(out, secrets);
+  if (before === undefined) out.push({ pointer: '', op: 'add', to: walk.shown(after.value, '') });
+  else walk.diff(before.value, after.value, '');
   out.sort((x, y) => (x.pointer < y.pointer ? -1 : x.pointer > y.pointer ? 1 : 0));
-  return { changes: out.slice(0, HISTORY_MAX_CHANGES), truncated: budget.truncated || out.length > HISTORY_MAX_CHANGES };
+  return { changes: out.slice(0, HISTORY_MAX_CHANGES), truncated: walk.truncated || out.length > HISTORY_MAX_CHANGES };
 }
 
-function walk(a: unknown, b: unknown, pointer: string, out: ValueChange[], budget: { nodes: number; truncated: boolean }, isNew: boolean): void {
-  if (out.length > HISTORY_MAX_CHANGES || budget.nodes-- <= 0) {
-    budget.truncated = true;
-    return;
+/** One diff: both values walked together, within the node budget, secrets never descended into. */
+class Walk {
+  nodes = HISTORY_MAX_NODES;
+  truncated = false;
+  constructor(
+    readonly out: ValueChange[],
+    readonly secrets: ReadonlySet<string>,
+  ) {}
+
+  /** JSON text of `v` at `pointer`, redacted, cut. */
+  shown(v: unknown, pointer: string): string {
+    const text = JSON.stringify(this.secrets.size === 0 ? v : redact(v, [...this.secrets].filter((p) => p === pointer || p.startsWith(`${pointer}/`)).map((p) => p.slice(pointer.length)))) ?? 'null';
+    return text.length > HISTORY_MAX_VALUE_CHARS ? `${text.slice(0, HISTORY_MAX_VALUE_CHARS)}…` : text;
   }
-  if (isNew) {
-    out.push({ pointer, op: 'add', to: shown(b) });
-    return;
-  }
-  const objects = isPlainObject(a) && isPlainObject(b);
-  const arrays = Array.isArray(a) && Array.isArray(b);
-  if (objects || arrays) {
-    const keys = arrays
-      ? Array.from({ length: Math.max((a as unknown[]).length, (b as unknown[]).length) }, (_, i) => String(i))
-      : [...new Set([...Object.keys(a as object), ...Object.keys(b as object)])].sort();
-    for (const key of keys) {
-      const child = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-      const inA = Object.hasOwn(a as object, key);
-      const inB = Object.hasOwn(b as object, key);
-      const va = (a as Record<string, unknown>)[key];
-      const vb = (b as Record<string, unknown>)[key];
-      if (!inA) out.push({ pointer: child, op: 'add', to: shown(vb) });
-      else if (!inB) out.push({ pointer: child, op: 'remove', from: shown(va) });
-      else walk(va, vb, child, out, budget, false);
-      if (out.length > HISTORY_MAX_CHANGES || budget.truncated) {
-        budget.truncated = true;
-        return;
-      }
+
+  diff(a: unknown, b: unknown, pointer: string): void {
+    if (this.out.length > HISTORY_MAX_CHANGES || this.nodes-- <= 0) {
+      this.truncated = true;
+      return;
     }
-    return;
+    if (a === b) return;
+    if (this.secrets.has(pointer)) {
+      if (JSON.stringify(a) !== JSON.stringify(b)) this.out.push({ pointer, op: 'replace', from: SHOWN_SECRET, to: SHOWN_SECRET });
+      return;
+    }
+    if (Array.isArray(a) && Array.isArray(b)) {
+      const n = Math.max(a.length, b.length);
+      for (let i = 0; i < n && !this.truncated; i++) this.#child(a, b, String(i), `${pointer}/${i}`, i < a.length, i < b.length);
+      return;
+    }
+    if (isPlainObject(a) && isPlainObject(b)) {
+      for (const key of Object.keys(a)) {
+        if (this.truncated) return;
+        this.#child(a, b, key, `${pointer}/${escape(key)}`, true, Object.hasOwn(b, key));
+      }
+      for (const key of Object.keys(b)) {
+        if (this.truncated) return;
+        if (!Object.hasOwn(a, key)) this.#child(a, b, key, `${pointer}/${escape(key)}`, false, true);
+      }
+      return;
+    }
+    if (!Object.is(a, b)) this.out.push({ pointer, op: 'replace', from: this.shown(a, pointer), to: this.shown(b, pointer) });
   }
-  if (!Object.is(a, b)) out.push({ pointer, op: 'replace', from: shown(a), to: shown(b) });
+
+  #child(a: object, b: object, key: string, pointer: string, inA: boolean, inB: boolean): void {
+    const va = (a as Record<string, unknown>)[key];
+    const vb = (b as Record<string, unknown>)[key];
+    if (!inA) this.out.push({ pointer, op: 'add', to: this.shown(vb, pointer) });
+    else if (!inB) this.out.push({ pointer, op: 'remove', from: this.shown(va, pointer) });
+    else this.diff(va, vb, pointer);
+    if (this.out.length > HISTORY_MAX_CHANGES) this.truncated = true;
+  }
 }
 
-function shown(v: unknown): string {
-  const text = JSON.stringify(v) ?? 'null';
-  return text.length > HISTORY_MAX_VALUE_CHARS ? `${text.slice(0, HISTORY_MAX_VALUE_CHARS)}…` : text;
-}
+const SHOWN_SECRET = JSON.stringify(REDACTED);
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
+const escape = (key: string) => (key.includes('~') || key.includes('/') ? key.replaceAll('~', '~0').replaceAll('/', '~1') : key);
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);

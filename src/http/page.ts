@@ -62,7 +62,7 @@ export const PAGE_HTML = `<!doctype html>
     <h2>Fleet</h2>
     <p id="fleet-releases"></p>
     <table id="fleet">
-      <thead><tr><th>Instance</th><th>Release</th><th>State</th><th>Seen</th><th>Errors</th></tr></thead>
+      <thead><tr><th>Instance</th><th>Release</th><th>Target</th><th>State</th><th>Errors</th><th>Last seen</th></tr></thead>
       <tbody></tbody>
     </table>
   </section>
@@ -189,7 +189,8 @@ export const PAGE_JS = String.raw`'use strict';
     if (src.connected === false) where += ' (disconnected' + (src.lastError ? ': ' + src.lastError : '') + ')';
     $('source').textContent = where;
     $('revision').textContent = status.sourceRevision || src.revision || '–';
-    $('release').textContent = src.release ? String(src.release) : '–';
+    var release = status.release !== undefined && status.release !== null ? status.release : src.release;
+    $('release').textContent = release !== undefined && release !== null ? String(release) + (status.stale && status.stale.since ? ' (stale: etcd unreachable, served from the cache since ' + status.stale.since + ')' : '') : '–';
     $('started').textContent = when(status.startedAt);
     $('error-count').textContent = String(status.errors);
   }
@@ -274,14 +275,17 @@ export const PAGE_JS = String.raw`'use strict';
     fleetShown = fleet !== null;
     $('fleet-section').hidden = !fleetShown;
     if (!fleetShown) return;
-    $('fleet-releases').textContent = 'stable ' + fleet.stable + (fleet.canary ? ' · canary ' + fleet.canary.release + ' on ' + fleet.canary.ids.join(', ') : ' · no canary');
+    var canary = fleet.canary ? ' · canary ' + fleet.canary.release + ' on ' + fleet.canary.ids.join(', ') + (fleet.canary.auto ? ' (automatic)' : '') : ' · no canary';
+    $('fleet-releases').textContent = 'stable ' + fleet.stable + canary + ' · ' + fleet.instances.length + ' instance(s)';
     replace(document.querySelector('#fleet tbody'), fleet.instances.map(function (i) {
-      return el('tr', { 'data-instance': i.id }, [
-        el('td', {}, [el('code', {}, [i.id])]),
-        el('td', {}, [String(i.release)]),
+      var errors = Array.isArray(i.errors) ? i.errors.map(function (e) { return typeof e === 'string' ? e : errorLine(e); }).join('; ') : String(i.errors || 0);
+      return el('tr', { 'data-instance': i.id, 'data-release': String(i.release) }, [
+        el('td', {}, [el('code', {}, [i.id]), i.host ? el('span', { class: 'muted' }, [' ' + i.host + (i.pid ? ' pid ' + i.pid : '')]) : null]),
+        el('td', {}, [i.release === null || i.release === undefined ? '–' : String(i.release), i.staleSince ? el('span', { class: 'state-pending' }, [' stale since ' + when(i.staleSince)]) : null]),
+        el('td', {}, [i.target === null || i.target === undefined ? '–' : String(i.target)]),
         el('td', { class: 'state state-' + i.state }, [i.state]),
+        el('td', {}, [errors]),
         el('td', {}, [when(typeof i.seenAt === 'string' ? Date.parse(i.seenAt) : i.seenAt)]),
-        el('td', {}, [(i.errors || []).map(function (e) { return typeof e === 'string' ? e : errorLine(e); }).join('; ')]),
       ]);
     }));
   }
@@ -395,6 +399,11 @@ export const PAGE_JS = String.raw`'use strict';
 
   // Relative times stay true while nothing changes.
   setInterval(function () { if (!$('main').hidden) refresh().catch(onFailure); }, 60000);
+  // Other instances of a fleet change without an event here: their section is read again every few seconds.
+  setInterval(function () {
+    if ($('main').hidden || !fleetShown) return;
+    api('/v1/fleet').then(renderFleet).catch(onFailure);
+  }, 5000);
   open();
 })();
 `;

@@ -72,6 +72,8 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
     await expect.poll(() => page.locator('#source').textContent(), WAIT).toBe(`files ${w.configDir}`);
     await expect.poll(() => page.locator('#started').textContent(), WAIT).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ/);
     await page.locator('#versions li[data-version="1"]').waitFor(WAIT);
+    // A directory is no fleet (GET /v1/fleet answers 404): no fleet section.
+    expect(await page.locator('#fleet-section').isHidden()).toBe(true);
     // A marker that a reload would wipe: every later step must find it.
     await page.evaluate(() => Object.assign(globalThis, { hotconfMarker: 42 }));
     await page.screenshot({ path: path.join(DOCS, 'status-page.png') });
