@@ -134,7 +134,7 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
     expect(await page.locator('#main').isHidden()).toBe(true);
     expect(await page.locator('tr[data-config]').count()).toBe(0);
     expect(await page.evaluate('sessionStorage.getItem("hotconf.token")')).toBeNull();
-    await page.screenshot({ path: path.join(DOCS, 'status-page-token.png') });
+    await page.screenshot({ path: path.join(DOCS, 'status-page-token.png'), clip: { x: 0, y: 0, width: 960, height: 200 } });
 
     await page.fill('#token', TOKEN);
     await page.click('#login button');
