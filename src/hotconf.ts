@@ -18,9 +18,10 @@ import { Store, type Change, type ChangeHandler, type DeepReadonly, type Snapsho
 import { SchemaRegistry } from './validate/index.js';
 
 export type { BatchPolicy, HotconfOptions, RuntimeOptions } from './options.js';
-export type { BatchResult, ConfigState, SourceExcerpt, SourceExcerpts } from './pipeline/index.js';
+export type { BatchResult, ConfigState } from './pipeline/index.js';
 
 export type { DeepReadonly };
+export type { SourceExcerpt, SourceExcerpts } from './pipeline/index.js';
 
 export interface ConfigStatus {
   readonly name: string;

@@ -17,7 +17,7 @@ import { redact } from '../validate/index.js';
 import { CLOSE_GRACE_MS, Feed, parseEventId } from './feed.js';
 import { ConnectionLimit, crossSiteRefusal, HostGuard, openFileLimit, type Refusal } from './guard.js';
 import { clearStaleSocket, parseListen, removeSocket } from './listen.js';
-import { PAGE_ROUTES, statusPageRoutes } from './status-page.js';
+import { PAGE_GETS, PAGE_ROUTES, statusPageRoutes } from './status-page.js';
 
 export { parseListen, type ListenTarget } from './listen.js';
 
@@ -101,8 +101,6 @@ const connectionHeadroom = (maxConnections: number) => Math.max(1, Math.min(64, 
 const RETRY_AFTER_S = '5';
 /** Requests carry no body worth more (POST /v1/reload takes none). */
 const BODY_LIMIT_BYTES = 16_384;
-/** When this process started (ms since the epoch): GET /v1/status `startedAt`. */
-const STARTED_AT = Math.round(performance.timeOrigin);
 /** Routes that answer without a token: probes must work before anyone can be given one. */
 const PUBLIC_ROUTES = new Set<string>(['/healthz', '/readyz', ...PAGE_ROUTES]);
 
@@ -297,7 +295,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     return undefined;
   });
 
-  app.get('/v1/status', () => ({ ...hot.status(), startedAt: STARTED_AT, ...options.status?.() }));
+  app.get('/v1/status', () => ({ ...hot.status(), ...options.status?.() }));
 
   app.post('/v1/reload', async (_req, reply) => {
     const result = await hot.reload();
@@ -427,9 +425,11 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
 }
 
 function allowedMethods(path: string): string | undefined {
+  if ((PAGE_GETS as readonly string[]).includes(path)) return 'GET, HEAD';
+
   if (path === '/v1/reload') return 'POST';
   if (path === '/v1/events') return 'GET';
-  if (['/v1/configs', '/v1/status', '/v1/errors', '/v1/history', '/healthz', '/readyz', '/metrics', ...PAGE_ROUTES].includes(path) || path.startsWith('/v1/configs/')) {
+  if (['/v1/configs', '/v1/status', '/healthz', '/readyz', '/metrics'].includes(path) || path.startsWith('/v1/configs/')) {
     return 'GET, HEAD';
   }
   return undefined;

@@ -9,6 +9,10 @@ import { HISTORY_MAX_VERSIONS, VersionHistory } from './history.js';
 
 /** The page's own files: answered without the token (they hold no data). */
 export const PAGE_ROUTES = ['/', '/page.js', '/page.css'] as const;
+/** Every GET route added here (for the 405 answer's Allow). */
+export const PAGE_GETS = [...PAGE_ROUTES, '/v1/errors', '/v1/history'] as const;
+/** When this process started (ms since the epoch): GET /v1/status `startedAt`. */
+const STARTED_AT = Math.round(performance.timeOrigin);
 /** The page's script and styles come from this server only, and nothing else loads (no inline script, no frames). */
 export const PAGE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -19,6 +23,11 @@ type Send = (reply: FastifyReply, status: number, code: string, message: string)
 /** Adds the page and its routes to `app`; returns what must be closed with the server. */
 export function statusPageRoutes(app: FastifyInstance, hot: Hotconf, sendError: Send): { close(): void } {
   const history = new VersionHistory(hot);
+
+  // GET /v1/status says when the process started: added to its answer here, with the page's other additions.
+  app.addHook('preSerialization', async (req, _reply, payload: unknown) =>
+    req.routeOptions.url === '/v1/status' && typeof payload === 'object' && payload !== null ? { ...payload, startedAt: STARTED_AT } : payload,
+  );
 
   const asset = (type: string, pick: (page: typeof import('./page.js')) => string) => async (_req: unknown, reply: FastifyReply) => {
     // Loaded on the first request: a server nobody opens the page on never holds it.
