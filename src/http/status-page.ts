@@ -25,8 +25,8 @@ export function statusPageRoutes(app: FastifyInstance, hot: Hotconf, sendError: 
   const history = new VersionHistory(hot);
 
   // GET /v1/status says when the process started: added to its answer here, with the page's other additions.
-  app.addHook('preSerialization', async (req, _reply, payload: unknown) =>
-    req.routeOptions.url === '/v1/status' && typeof payload === 'object' && payload !== null ? { ...payload, startedAt: STARTED_AT } : payload,
+  app.addHook('preSerialization', async (req, reply, payload: unknown) =>
+    req.routeOptions.url === '/v1/status' && reply.statusCode === 200 && typeof payload === 'object' && payload !== null ? { ...payload, startedAt: STARTED_AT } : payload,
   );
 
   const asset = (type: string, pick: (page: typeof import('./page.js')) => string) => async (_req: unknown, reply: FastifyReply) => {
