@@ -44,6 +44,10 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
     });
     const errors: string[] = [];
     page.on('pageerror', (err) => errors.push(err.message));
+    // The CSP must not have to refuse anything the page itself does (no inline script or style, no other origin).
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) errors.push(m.text());
+    });
     return {
       page,
       bodies,
