@@ -291,7 +291,7 @@ export class SchemaRegistry {
   secretsFor(name: string, value: unknown): readonly string[] | undefined {
     const group = this.gen.byName.get(name);
     if (!group) return [];
-    if (!mentionsSecret(group.text)) return [];
+    if (!this.mayMarkSecrets(group)) return [];
     if (group.error || !this.compiled(group)) return undefined;
     try {
       return this.secretsOf(group, value);
@@ -303,7 +303,12 @@ export class SchemaRegistry {
   /** Does the schema of config `name` mark any secret (or is there no telling: a broken schema)? */
   marksSecrets(name: string): boolean {
     const group = this.gen.byName.get(name);
-    return group !== undefined && (group.error !== undefined || mentionsSecret(group.text));
+    return group !== undefined && (group.error !== undefined || this.mayMarkSecrets(group));
+  }
+
+  /** Its own text marks a secret, or it refers to other schemas and some schema does. */
+  private mayMarkSecrets(group: Group): boolean {
+    return mentionsSecret(group.text) || (group.external && this.gen.hasSecrets);
   }
 
   private secretsOf(group: Group, value: unknown): string[] {

@@ -113,6 +113,15 @@ describe('GET /v1/errors', () => {
     expect(broken.excerpts).toBeUndefined();
     expect(broken.withheld).toMatch(/could not be parsed and its schema marks secrets/);
 
+    // A secret marked by another schema file, through a $ref: masked too, and an unparsable document withheld.
+    await w.schema('common', { type: 'string', writeOnly: true });
+    await w.schema('viaref', { type: 'object', properties: { port: { type: 'integer', maximum: 10 }, password: { $ref: 'common.schema.json' } } });
+    await w.configAtomic('viaref.yaml', `password: ${SECRET}\nport: 11\n`);
+    const viaRef = await refused('viaref', () => true);
+    expect(viaRef.excerpts![0]!.lines).toEqual(['password: [REDACTED]', 'port: 11']);
+    await w.configAtomic('viaref.yaml', `password: ${SECRET}\nport: [11\n`);
+    expect((await refused('viaref', (c) => c.withheld !== undefined)).withheld).toMatch(/schema marks secrets/);
+
     // A schema without secrets: the lines of a document that does not parse are shown.
     await w.configAtomic('plain.yaml', 'port: [1\n');
     const plain = await refused('plain', () => true);
