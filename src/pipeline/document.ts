@@ -54,17 +54,17 @@ export async function validateDocument(
 /**
  * What a source's read of `name` comes to: a valid value with its hash, or why not. With `keepSource`, a valid
  * outcome keeps the source's text (for an application check and `publish.format: source`), and its hash covers
- * that text too: an edit of comments or layout is then a new version, since what is handed on changed.
+ * that text too: an edit of comments or layout is then a new version, since what is handed on changed. With
+ * `excerpt`, a refused document keeps the lines around its errors (excerpt.ts); `live()`: the secret values of the
+ * config's last good value, masked there too (asked only for a refused document).
  */
-/** With `excerpt`, a refused document keeps the lines around its errors (excerpt.ts); `live`: the secret values of
- *  the config's last good value, masked there too. */
 export async function outcomeOf(
   name: string,
   read: EntryRead,
   stages: DocumentStages,
   limits: ReadLimits,
   keepSource = false,
-  excerpt?: { readonly live: readonly string[] },
+  excerpt?: { live(): readonly string[] },
 ): Promise<Outcome> {
   switch (read.kind) {
     case 'missing':
@@ -91,7 +91,7 @@ export async function outcomeOf(
     const result = await stages.registry.validateAsync(name, parsed.value, parsed, read.shown, stages.requireSchema);
     if (!result.ok) {
       const refused = { kind: 'error', name, shown: read.shown, errors: result.errors } as const;
-      return excerpt === undefined ? refused : { ...refused, excerpts: refusedExcerpts(name, textNow(), result.errors, stages, excerpt.live, parsed) };
+      return excerpt === undefined ? refused : { ...refused, excerpts: refusedExcerpts(name, textNow(), result.errors, stages, excerpt.live(), parsed) };
     }
     // The secret pointers are part of the hash: a schema change that makes a field secret is a change to
     // what may be shown, even when the value is the same.
@@ -101,7 +101,7 @@ export async function outcomeOf(
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const refused = { kind: 'error', name, shown: read.shown, errors: [err] } as const;
-    return excerpt === undefined ? refused : { ...refused, excerpts: refusedExcerpts(name, textNow(), [err], stages, excerpt.live, parsed) };
+    return excerpt === undefined ? refused : { ...refused, excerpts: refusedExcerpts(name, textNow(), [err], stages, excerpt.live(), parsed) };
   }
 }
 

@@ -11,6 +11,8 @@ export const EXCERPT_CONTEXT_LINES = 3;
 export const EXCERPT_MAX_LINE_CHARS = 240;
 /** Most excerpts kept per config (errors on nearby lines share one). */
 export const EXCERPT_MAX = 5;
+/** Most lines kept per config, all excerpts together (errors on many nearby lines make one long excerpt). */
+export const EXCERPT_MAX_LINES = 60;
 
 /** Lines `line` … `line + lines.length - 1` (1-based) of a refused document. */
 export interface SourceExcerpt {
@@ -43,6 +45,12 @@ export function excerptsOf(text: string, errors: readonly ConfigError[], marks: 
     if (last !== undefined && from <= last[1] + 1) last[1] = Math.max(last[1], to);
     else if (ranges.length < EXCERPT_MAX) ranges.push([from, to]);
   }
+  let budget = EXCERPT_MAX_LINES;
+  for (const r of ranges) {
+    r[1] = Math.min(r[1], r[0] + budget - 1);
+    budget -= r[1] - r[0] + 1;
+  }
+  while (ranges.length > 0 && ranges.at(-1)![1] < ranges.at(-1)![0]) ranges.pop();
   const masked = maskedColumns(all, marks.positions);
   const needles = secretNeedles(marks.values);
   const excerpts = ranges.map(([from, to]) => ({

@@ -15,7 +15,7 @@ import type { SourceExcerpts } from './excerpt.js';
 import { outcomeOf, type DocumentStages, type Outcome } from './document.js';
 
 export { applyAppCheck, boundOutput, secretValues, APP_CHECK_OUTPUT_CHARS, type AppCheck, type Candidate, type CandidateEntry } from './appcheck.js';
-export { EXCERPT_CONTEXT_LINES, EXCERPT_MAX, EXCERPT_MAX_LINE_CHARS, type SourceExcerpt, type SourceExcerpts } from './excerpt.js';
+export { EXCERPT_CONTEXT_LINES, EXCERPT_MAX, EXCERPT_MAX_LINES, EXCERPT_MAX_LINE_CHARS, type SourceExcerpt, type SourceExcerpts } from './excerpt.js';
 export { contentHash, outcomeOf, validateDocument, type DocumentStages, type Outcome } from './document.js';
 
 export type ConfigState = 'ok' | 'error' | 'pending' | 'deleted';
@@ -151,8 +151,8 @@ export class Pipeline {
     const limits = { maxFileBytes: settings.maxFileBytes };
     const keepSource = settings.keepSource === true || this.#o.check !== undefined;
     const read = await mapLimit([...names].sort(), settings.concurrency, async (name) => {
-      const live = this.#o.store.snapshot().configs.get(name);
-      const o = await outcomeOf(name, await source.read(name, limits), this.#o.stages, limits, keepSource, { live: live === undefined ? [] : secretValues([live]) });
+      const live = () => secretValues([this.#o.store.snapshot().configs.get(name) ?? { value: undefined, secrets: [] }]);
+      const o = await outcomeOf(name, await source.read(name, limits), this.#o.stages, limits, keepSource, { live });
       if (o.kind !== 'removed' && !isConfigName(name)) return unusableName(name, o.shown);
       return o.kind === 'error' ? { ...o, errors: capErrors(o.errors, settings.maxErrorsPerConfig ?? 20) } : o;
     });

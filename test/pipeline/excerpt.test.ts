@@ -2,7 +2,7 @@
 // on the lines that continue them, and wherever their values are written.
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { EXCERPT_CONTEXT_LINES, EXCERPT_MAX, EXCERPT_MAX_LINE_CHARS, excerptsOf } from '../../src/pipeline/excerpt.js';
+import { EXCERPT_CONTEXT_LINES, EXCERPT_MAX, EXCERPT_MAX_LINES, EXCERPT_MAX_LINE_CHARS, excerptsOf } from '../../src/pipeline/excerpt.js';
 
 const at = (line: number, col = 1) => new ConfigError('E_SCHEMA', { file: 'f.yaml', line, col, pointer: '/x' }, 'bad');
 const none = { positions: [], values: [] };
@@ -17,6 +17,9 @@ describe('excerptsOf', () => {
     const far = Array.from({ length: EXCERPT_MAX + 3 }, (_, i) => at(10 + i * 20));
     const got = excerptsOf(text, far, none);
     expect('excerpts' in got && got.excerpts.map((e) => e.line)).toEqual(Array.from({ length: EXCERPT_MAX }, (_, i) => 7 + i * 20));
+    // Errors on many nearby lines: one long excerpt, cut at EXCERPT_MAX_LINES lines in all.
+    const dense = excerptsOf(text, Array.from({ length: 40 }, (_, i) => at(10 + i * 4)), none);
+    expect('excerpts' in dense && dense.excerpts.map((e) => [e.line, e.lines.length])).toEqual([[7, EXCERPT_MAX_LINES]]);
     // The first and last lines bound the window; the newline at the end is no line of its own.
     expect(excerptsOf('a: 1\nb: 2\n', [at(1)], none)).toEqual({ excerpts: [{ line: 1, lines: ['a: 1', 'b: 2'] }] });
     expect(excerptsOf('a: 1\n', [new ConfigError('E_NO_SCHEMA', { file: 'f' }, 'no schema')], none)).toEqual({ excerpts: [] });
