@@ -11,7 +11,7 @@ import { valueAt } from '../pointer.js';
 import type { EntryRead, ReadLimits } from '../source/index.js';
 import type { SourceText } from '../store/index.js';
 import { redact, type SchemaRegistry, type ValidationResult } from '../validate/index.js';
-import { excerptsOf, type SourceExcerpts } from './excerpt.js';
+import { EXCERPT_MAX_SECRETS, excerptsOf, type SourceExcerpts } from './excerpt.js';
 
 /** The stages a document goes through, and their limits. */
 export interface DocumentStages {
@@ -123,6 +123,8 @@ function refusedExcerpts(
   }
   const secrets = stages.registry.secretsFor(name, parsed.value);
   if (secrets === undefined) return { withheld: 'its schema cannot tell where its secrets are: its lines are not shown' };
+  // Each secret is located in the document: bounded, since a position costs up to the size of its map.
+  if (secrets.length > EXCERPT_MAX_SECRETS) return { withheld: `it holds more than ${EXCERPT_MAX_SECRETS} secret values: its lines are not shown` };
   const positions = secrets.map((p) => parsed.locate(p)).filter((p) => p !== undefined);
   return excerptsOf(text, errors, { positions, values: [...live, ...secrets.map((p) => valueAt(parsed.value, p))] });
 }

@@ -11,6 +11,8 @@ export const EXCERPT_CONTEXT_LINES = 3;
 export const EXCERPT_MAX_LINE_CHARS = 240;
 /** Most excerpts kept per config (errors on nearby lines share one). */
 export const EXCERPT_MAX = 5;
+/** A refused document with more secret values than this is not excerpted (each is located, at a cost). */
+export const EXCERPT_MAX_SECRETS = 1000;
 /** Most lines kept per config, all excerpts together (errors on many nearby lines make one long excerpt). */
 export const EXCERPT_MAX_LINES = 60;
 
@@ -51,8 +53,10 @@ export function excerptsOf(text: string, errors: readonly ConfigError[], marks: 
     budget -= r[1] - r[0] + 1;
   }
   while (ranges.length > 0 && ranges.at(-1)![1] < ranges.at(-1)![0]) ranges.pop();
-  const masked = maskedColumns(all, marks.positions);
-  const needles = secretNeedles(marks.values);
+  const masked = maskedColumns(all, marks.positions, ranges.at(-1)?.[1] ?? 0);
+  // Only the secrets written somewhere in the lines shown are looked for line by line.
+  const shownText = ranges.map(([from, to]) => all.slice(from - 1, to).join('\n')).join('\n');
+  const needles = secretNeedles(marks.values).filter((n) => shownText.includes(n));
   const excerpts = ranges.map(([from, to]) => ({
     line: from,
     lines: all.slice(from - 1, to).map((text, i) => {
@@ -67,24 +71,28 @@ export function excerptsOf(text: string, errors: readonly ConfigError[], marks: 
 }
 
 /**
- * Line → the column from which it is masked: a secret's line from where its value starts, and the lines that
- * continue it (a YAML block or multi-line scalar, a JSON object or array laid out over lines): the ones below it
- * indented more than its line (or, for a value that starts its line, as much), up to the first that is not.
+ * Line → the column from which it is masked, up to `lastLine`: a secret's line from where its value starts, and
+ * the lines that continue it (a YAML block or multi-line scalar, a JSON object or array laid out over lines): the
+ * ones below it indented more than its line (or, for a value that starts its line, as much), up to the first that
+ * is not. One pass over the lines, whatever the number of secrets: the open secrets are kept as their distinct
+ * indentation floors.
  */
-function maskedColumns(lines: readonly string[], positions: readonly Position[]): Map<number, number> {
+function maskedColumns(lines: readonly string[], positions: readonly Position[], lastLine: number): Map<number, number> {
   const masked = new Map<number, number>();
+  const starts = new Map<number, number[]>();
+  for (const p of positions) if (p.line <= lastLine) starts.set(p.line, [...(starts.get(p.line) ?? []), p.col]);
   const indent = (t: string) => t.length - t.trimStart().length;
-  for (const p of positions) {
-    const first = lines[p.line - 1];
-    if (first === undefined) continue;
-    masked.set(p.line, Math.min(masked.get(p.line) ?? Infinity, p.col));
-    const startsLine = first.slice(0, p.col - 1).trim() === '';
-    const floor = startsLine ? indent(first) : indent(first) + 1;
-    for (let n = p.line + 1; n <= lines.length; n++) {
-      const t = lines[n - 1]!;
-      if (t.trim() === '') continue;
-      if (indent(t) < floor) break;
-      masked.set(n, Math.min(masked.get(n) ?? Infinity, indent(t) + 1));
+  const floors = new Set<number>();
+  for (let n = 1; n <= Math.min(lastLine, lines.length); n++) {
+    const t = lines[n - 1]!;
+    if (t.trim() !== '' && floors.size > 0) {
+      const own = indent(t);
+      for (const f of floors) if (own < f) floors.delete(f);
+      if (floors.size > 0) masked.set(n, own + 1);
+    }
+    for (const col of starts.get(n) ?? []) {
+      masked.set(n, Math.min(masked.get(n) ?? Infinity, col));
+      floors.add(t.slice(0, col - 1).trim() === '' ? indent(t) : indent(t) + 1);
     }
   }
   return masked;

@@ -15,7 +15,7 @@ import type { SourceExcerpts } from './excerpt.js';
 import { outcomeOf, type DocumentStages, type Outcome } from './document.js';
 
 export { applyAppCheck, boundOutput, secretValues, APP_CHECK_OUTPUT_CHARS, type AppCheck, type Candidate, type CandidateEntry } from './appcheck.js';
-export { EXCERPT_CONTEXT_LINES, EXCERPT_MAX, EXCERPT_MAX_LINES, EXCERPT_MAX_LINE_CHARS, type SourceExcerpt, type SourceExcerpts } from './excerpt.js';
+export { EXCERPT_CONTEXT_LINES, EXCERPT_MAX, EXCERPT_MAX_LINES, EXCERPT_MAX_SECRETS, EXCERPT_MAX_LINE_CHARS, type SourceExcerpt, type SourceExcerpts } from './excerpt.js';
 export { contentHash, outcomeOf, validateDocument, type DocumentStages, type Outcome } from './document.js';
 
 export type ConfigState = 'ok' | 'error' | 'pending' | 'deleted';

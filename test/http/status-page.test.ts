@@ -4,6 +4,7 @@
 import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { HISTORY_MAX_VERSIONS } from '../../src/http/history.js';
+import { EXCERPT_MAX_SECRETS } from '../../src/pipeline/index.js';
 import { until } from '../helpers.js';
 import { world } from '../hotconf/fixtures.js';
 import { NESTED_SECRET, rawRequest, SECRET, serve, svc, TOKEN } from './fixtures.js';
@@ -121,6 +122,11 @@ describe('GET /v1/errors', () => {
     expect(viaRef.excerpts![0]!.lines).toEqual(['password: [REDACTED]', 'port: 11']);
     await w.configAtomic('viaref.yaml', `password: ${SECRET}\nport: [11\n`);
     expect((await refused('viaref', (c) => c.withheld !== undefined)).withheld).toMatch(/schema marks secrets/);
+
+    // More secret values than EXCERPT_MAX_SECRETS: not excerpted (locating each one costs).
+    await w.schema('many', { type: 'object', properties: { port: { type: 'integer', maximum: 10 }, s: { type: 'array', items: { type: 'string', writeOnly: true } } } });
+    await w.configAtomic('many.yaml', `port: 11\ns:\n${Array.from({ length: EXCERPT_MAX_SECRETS + 1 }, (_, i) => `  - ${SECRET}-${i}\n`).join('')}`);
+    expect((await refused('many', () => true)).withheld).toBe(`it holds more than ${EXCERPT_MAX_SECRETS} secret values: its lines are not shown`);
 
     // A schema without secrets: the lines of a document that does not parse are shown.
     await w.configAtomic('plain.yaml', 'port: [1\n');
