@@ -19,7 +19,9 @@ const TOKEN = 'page-t0ken-0123456789abcdef';
 /** Browser conditions: generous, a loaded machine may be slow; never a measure of speed. */
 const WAIT = { timeout: 30_000 };
 
-const app = (port: number, password = SECRET) => `host: app.internal\npassword: ${password}\nport: ${port}\nnested:\n  token: ${NESTED_SECRET}\n`;
+const app = (port: number, password = SECRET, host = 'app.internal') => `host: ${host}\npassword: ${password}\nport: ${port}\nnested:\n  token: ${NESTED_SECRET}\n`;
+/** Text that would be markup if the page wrote what it is sent as HTML. */
+const MARKUP = '"<img src=x class=injected>"';
 
 // In CI the browser is installed (.ci/run): there a missing one fails, never skips.
 describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page (headless chromium)', () => {
@@ -83,14 +85,15 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
     await page.screenshot({ path: path.join(DOCS, 'status-page.png') });
 
     // An invalid edit (port over its maximum), with the secret on a line of the excerpt.
-    await w.configAtomic('app.yaml', app(99_999));
+    await w.configAtomic('app.yaml', app(99_999, SECRET, MARKUP));
     const refused = page.locator('.config-error[data-config="app"]');
     await refused.waitFor(WAIT);
     const where = `${path.join(w.configDir, 'app.yaml')}:3:7: /port: must be <= 65535`;
     await expect.poll(() => refused.locator('.error-line').first().textContent(), WAIT).toBe(where);
     const excerpt = (await refused.locator('pre.excerpt').textContent()) ?? '';
     expect(excerpt).toContain('port: 99999');
-    expect(excerpt).toContain('host: app.internal');
+    expect(excerpt).toContain(`host: ${MARKUP}`); // shown as text, never as markup
+    expect(await page.locator('img.injected').count()).toBe(0);
     expect(excerpt).toContain('password: [REDACTED]');
     expect(excerpt).toContain('token: [REDACTED]');
     await expect.poll(() => page.locator('tr[data-config="app"]').getAttribute('data-state'), WAIT).toBe('error');
