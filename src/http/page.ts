@@ -275,6 +275,11 @@ export const PAGE_JS = String.raw`'use strict';
     fleetShown = fleet !== null;
     $('fleet-section').hidden = !fleetShown;
     if (!fleetShown) return;
+    if (fleet.unreadable) {
+      // Shown once known to be a fleet: etcd may be down for a while, the section says so rather than vanish.
+      $('fleet-releases').textContent = 'The fleet cannot be read now: ' + fleet.unreadable;
+      return;
+    }
     var canary = fleet.canary ? ' · canary ' + fleet.canary.release + ' on ' + fleet.canary.ids.join(', ') + (fleet.canary.auto ? ' (automatic)' : '') : ' · no canary';
     $('fleet-releases').textContent = 'stable ' + fleet.stable + canary + ' · ' + fleet.instances.length + ' instance(s)';
     replace(document.querySelector('#fleet tbody'), fleet.instances.map(function (i) {
@@ -292,6 +297,14 @@ export const PAGE_JS = String.raw`'use strict';
 
   // ---- data ---------------------------------------------------------------------------------------------
 
+  /** GET /v1/fleet: null when this is no fleet (404); once it was one, a failure to read it is said, not hidden. */
+  function readFleet() {
+    return api('/v1/fleet').catch(function (e) {
+      if (e instanceof Unauthorized) throw e;
+      return fleetShown ? { unreadable: e && e.message ? e.message : String(e) } : null;
+    });
+  }
+
   /** Fetches everything and renders it; concurrent calls coalesce into one more round. */
   function refresh() {
     if (refreshing) { again = true; return refreshing; }
@@ -299,7 +312,7 @@ export const PAGE_JS = String.raw`'use strict';
       try {
         do {
           again = false;
-          var all = await Promise.all([api('/v1/status'), api('/v1/errors'), api('/v1/history?limit=20'), api('/v1/fleet').catch(function (e) { if (e instanceof Unauthorized) throw e; return null; })]);
+          var all = await Promise.all([api('/v1/status'), api('/v1/errors'), api('/v1/history?limit=20'), readFleet()]);
           var changedAt = {};
           all[2].versions.forEach(function (v) { changedAt[v.version] = v.at; });
           renderSummary(all[0]);
@@ -402,7 +415,7 @@ export const PAGE_JS = String.raw`'use strict';
   // Other instances of a fleet change without an event here: their section is read again every few seconds.
   setInterval(function () {
     if ($('main').hidden || !fleetShown) return;
-    api('/v1/fleet').then(renderFleet).catch(onFailure);
+    readFleet().then(renderFleet).catch(onFailure);
   }, 5000);
   open();
 })();
