@@ -65,6 +65,8 @@ export interface Snapshot<T extends Record<string, unknown> = Record<string, unk
   /** The store's identity, random per store (so per process): versions restart at 1 in every new store, and
    *  `epoch` + `version` together name one snapshot wherever it is seen (SSE ids, long-polls). */
   readonly epoch: string;
+  /** Every config of this version, in the order the names were first added. A read-only Map that shares its
+   *  entries with the other versions: to clone it or send it to another thread, copy it (`new Map(configs)`). */
   readonly configs: ReadonlyMap<string, ConfigEntry>;
   /** Date.now() of the commit that made this version. */
   readonly committedAt: number;
