@@ -410,7 +410,7 @@ program
   .option('--schema-dir <dir>', "directory of <name>.schema.json files (default: ./hotconf.yaml's, else ./schemas)")
   .option('--out <file>', 'write the declarations to this file (default: print them)')
   .option('--check', 'exit 1 when --out is out of date with the schemas (for CI), naming what changed; write nothing')
-  .addHelpText('after', '\nExit codes: 0 ok (or up to date), 1 out of date (--check), 2 usage error or a bad schema, 3 bad settings.')
+  .addHelpText('after', '\nExit codes: 0 ok (or up to date), 1 out of date (--check), 2 usage error or a bad schema, 3 bad settings or no schema directory.')
   .action(async (flags: { config?: string; schemaDir?: string; out?: string; check?: boolean }) => {
     if (flags.check && flags.out === undefined) {
       process.stderr.write('hotconf: types --check compares a file: pass --out FILE (the committed declarations)\n');

@@ -38,7 +38,11 @@ export interface GeneratedTypes {
 
 /** The schemas cannot give declarations: each problem is one line naming the file and what is wrong. */
 export class TypesError extends Error {
-  constructor(readonly problems: readonly string[]) {
+  /** 2 for a bad schema, 3 when there is nothing to read (no such directory): the CLI's exit codes. */
+  constructor(
+    readonly problems: readonly string[],
+    readonly exitCode: 2 | 3 = 2,
+  ) {
     super(problems.join('\n'));
   }
 }
@@ -61,7 +65,7 @@ export function typeNameOf(name: string): string {
 export async function generateTypes(options: TypesOptions): Promise<GeneratedTypes> {
   const schemaDir = path.resolve(options.schemaDir);
   if (!(await stat(schemaDir).then((s) => s.isDirectory(), () => false))) {
-    throw new TypesError([`hotconf: ${displayPath(schemaDir)}: no such schema directory`]);
+    throw new TypesError([`hotconf: ${displayPath(schemaDir)}: no such schema directory`], 3);
   }
   const problems: string[] = [];
   const files = new Map<string, string>(); // config name -> absolute file
@@ -335,8 +339,8 @@ export async function typesCommand(options: TypesOptions & { out?: string | unde
   } catch (err) {
     if (!(err instanceof TypesError)) throw err;
     for (const p of err.problems) process.stderr.write(`${p}\n`);
-    process.stderr.write(`hotconf: no declarations generated: ${err.problems.length} problem(s) with the schemas above\n`);
-    return 2;
+    if (err.exitCode === 2) process.stderr.write(`hotconf: no declarations generated: ${err.problems.length} problem(s) with the schemas above\n`);
+    return err.exitCode;
   }
   if (options.check) {
     const out = options.out!;
