@@ -195,7 +195,9 @@ async function compileAll(
     }
     // References are made absolute against the schema's own URL (as ajv resolves them), then named by the one URL
     // of the schema they reach.
-    const copy = forGenerator(structuredClone(schema), (ref) => {
+    // A whole schema file may be a boolean: `true` takes anything (unknown), `false` nothing (never).
+    const object = schema === true ? { tsType: 'unknown' } : schema === false ? { tsType: 'never' } : structuredClone(schema);
+    const copy = forGenerator(object, (ref) => {
       if (ref.startsWith('#')) return ref;
       let abs: URL;
       try {

@@ -273,6 +273,31 @@ describe('hotconf types', () => {
   });
 });
 
+it('any schema a config may have: a boolean file, a non-object schema, names that are no identifiers, a clash with Configs', { timeout: 60_000 }, async () => {
+  await using tmp = await tempDir();
+  await tmp.write('schemas/anything.schema.json', 'true\n');
+  await tmp.write('schemas/nothing.schema.json', 'false\n');
+  await tmp.write('schemas/greeting.schema.json', '{"type": "string"}');
+  await tmp.write('schemas/configs.schema.json', '{"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": false}');
+  await tmp.write('schemas/x/my-svc.v2.schema.json', '{"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": false}');
+  const gen = await hotconf(['types', '--schema-dir', 'schemas', '--out', 'config-types.ts'], { cwd: tmp.dir });
+  expect(gen.code, gen.stderr).toBe(0);
+  const types = await readFile(tmp.file('config-types.ts'), 'utf8');
+  expect(/export type Configs = \{\n([\s\S]*?)\n\};/.exec(types)?.[1]).toBe(
+    "  anything: Anything;\n  configs: Configs1;\n  greeting: Greeting;\n  nothing: Nothing;\n  'x/my-svc.v2': XMySvcV2;",
+  );
+  expect(types).toMatch(/^export type Anything = unknown;$/m);
+  expect(types).toMatch(/^export type Nothing = never;$/m);
+  expect(types).toMatch(/^export type Greeting = string;$/m);
+  await tmp.write('package.json', JSON.stringify({ type: 'module' }));
+  await tmp.write(
+    'use.ts',
+    `import { createHotconf } from '${DIST}';\nimport type { Configs } from './config-types.js';\nconst hot = await createHotconf<Configs>({ configDir: 'c', schemaDir: 'schemas' });\nconst g: string | undefined = hot.get('greeting');\nconst a: number | undefined = hot.get('x/my-svc.v2')?.a;\nconst b: number | undefined = hot.get('configs')?.a;\nexport { g, a, b };\n`,
+  );
+  const compiled = await tsc(tmp, ['use.ts']);
+  expect(compiled.code, compiled.out).toBe(0);
+});
+
 /** Runs the CLI under a resolve hook that writes every module URL it resolves to stderr; returns those URLs. */
 async function loadedBy(tmp: TempDir, args: string[]): Promise<{ code: number | null; loaded: string[] }> {
   const hooks = await tmp.write(
