@@ -97,7 +97,12 @@ export async function generateTypes(options: TypesOptions): Promise<GeneratedTyp
   for (const name of names) {
     const file = files.get(name)!;
     const bytes = await readFile(file);
-    const schema = JSON.parse(bytes.toString('utf8')) as unknown;
+    let schema: unknown;
+    try {
+      schema = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw new TypesError([`${displayPath(file)}: changed while it was read (no longer JSON); run again`]);
+    }
     documents.set(file, schema);
     const id = typeof schema === 'object' && schema !== null ? ((schema as { $id?: unknown; id?: unknown }).$id ?? (schema as { id?: unknown }).id) : undefined;
     if (typeof id === 'string' && !id.startsWith('#')) byId.set(id.replace(/#.*$/, ''), file);
@@ -140,11 +145,11 @@ export function staleness(committed: string, fresh: GeneratedTypes): string[] {
   const was = schemasOfHeader(committed);
   const out: string[] = [];
   for (const s of fresh.schemas) {
-    const old = was.get(s.file);
+    const old = was.get(escapeControl(s.file));
     if (old === undefined) out.push(`${escapeControl(s.name)}: new schema ${escapeControl(s.file)}`);
     else if (old !== s.sha256) out.push(`${escapeControl(s.name)}: ${escapeControl(s.file)} changed`);
   }
-  const now = new Set(fresh.schemas.map((s) => s.file));
+  const now = new Set(fresh.schemas.map((s) => escapeControl(s.file)));
   for (const file of [...was.keys()].sort()) {
     if (!now.has(file)) out.push(`${escapeControl(schemaNameOf(file) ?? file)}: ${escapeControl(file)} is gone`);
   }
@@ -215,7 +220,7 @@ async function compileAll(
       const top = copy as Record<string, unknown>;
       top.title = typeNameOf(name);
       const own = typeof top.description === 'string' ? `\n\n${top.description}` : '';
-      top.description = `The config \`${name}\` (${toPosix(path.relative(schemaDir, file))}).${own}`;
+      top.description = `The config \`${escapeControl(name)}\` (${escapeControl(toPosix(path.relative(schemaDir, file)))}).${own}`;
     }
     return copy;
   };
