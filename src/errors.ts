@@ -31,7 +31,9 @@ export type HotconfErrorCode =
   | 'E_INITIAL_LOAD'
   | 'E_SOURCE_UNAVAILABLE'
   | 'E_SOURCE_AUTH'
-  | 'E_PUSH_CONFLICT';
+  | 'E_PUSH_CONFLICT'
+  | 'E_SOURCE_LIMIT'
+  | 'E_FLEET';
 
 export interface HotconfErrorOptions {
   cause?: unknown;

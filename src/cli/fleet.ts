@@ -1,0 +1,379 @@
+// The fleet's commands (issue 15): `push` (a validated directory as release N, or plain keys with --plain),
+// `history`, `rollback`, `diff` and `rollout status|promote|abort`. main.ts wires them with the flag helpers it
+// shares with `run` and `check`.
+import { InvalidArgumentError, type Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { describeEtcdError, etcdClient, EtcdError, normalizePrefix, type EtcdOptions } from '../source/etcd/client.js';
+import { chooseCanary, type Head } from '../source/etcd/layout.js';
+import { pushEntries, type PushResult } from '../source/etcd/push.js';
+import { DEFAULT_KEEP, entryOf, history, publishRelease, readHead, rollback, type PublishResult, type ReleaseEntry } from '../source/etcd/releases.js';
+import { finishRollout, listInstances, rolloutStatus, waitRollout } from '../source/etcd/rollout.js';
+import { escapeControl, etcdOptionsOf, EXIT, loadSettings, SettingsError, type DaemonSettings, type SettingsLayer } from '../daemon/index.js';
+import { checkConfigs, type CheckReport } from '../index.js';
+
+/** Exit codes of the fleet commands beyond the common ones (0 ok, 1 invalid config, 2 usage, 3 cannot run). */
+export const FLEET_EXIT = {
+  /** `push --wait`: the canary was aborted (an instance refused the release, or `rollout abort`). */
+  ROLLOUT_ABORTED: 4,
+  /** `push --wait`: the canary was neither promoted nor aborted before --timeout (or another release replaced it). */
+  ROLLOUT_UNFINISHED: 5,
+} as const;
+
+export interface FleetFlags {
+  config?: string | undefined;
+  configDir?: string | undefined;
+  schemaDir?: string | undefined;
+  [flag: string]: unknown;
+}
+
+/** What main.ts lends: its shared flag sets and the settings layer of the flags. */
+export interface FleetWiring {
+  dirOptions(cmd: Command): Command;
+  etcdOptions(cmd: Command): Command;
+  findConfig(flags: FleetFlags, options?: { etcdIsASource?: boolean }): Promise<void>;
+  flagLayer(flags: FleetFlags): SettingsLayer;
+}
+
+const wholeNumber = (value: string): number => {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number >= 0');
+  return Number(value);
+};
+const positive = (value: string): number => {
+  const n = wholeNumber(value);
+  if (n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  return n;
+};
+const seconds = (value: string): number => {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError('expected a number of seconds');
+  return Number(value);
+};
+
+const out = (s: string) => process.stdout.write(s);
+const err = (s: string) => process.stderr.write(`hotconf: ${s}\n`);
+const json = (v: unknown) => out(`${JSON.stringify(v, null, 2)}\n`);
+
+/** user@host, recorded in each release and head move. */
+export function author(): string {
+  let user = process.env.USER ?? process.env.LOGNAME ?? 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry (a container with an arbitrary uid): the environment's name
+  }
+  return `${user}@${os.hostname()}`;
+}
+
+/** Loads settings (flags < env < file); problems are printed and `undefined` returned (exit 3). */
+async function settingsOf(w: FleetWiring, flags: FleetFlags, keepConfigDir: boolean): Promise<DaemonSettings | undefined> {
+  try {
+    return await loadSettings({ settingsFile: flags.config, flags: w.flagLayer(flags) }, { keepConfigDir });
+  } catch (e) {
+    if (!(e instanceof SettingsError)) throw e;
+    for (const problem of e.errors) err(problem.message);
+    return undefined;
+  }
+}
+
+/** Runs `fn` with a client on the settings' etcd; etcd's errors are printed and become exit 3. */
+async function withEtcd(settings: DaemonSettings, fn: (client: Etcd3, prefix: string, options: EtcdOptions) => Promise<number>): Promise<number> {
+  if (!settings.etcd?.endpoints || !settings.etcd.prefix) {
+    err('this command needs --etcd URL[,URL] and --etcd-prefix PREFIX (or HOTCONF_ETCD and HOTCONF_ETCD_PREFIX)');
+    return EXIT.USAGE;
+  }
+  const options = await etcdOptionsOf(settings.etcd);
+  const client = await etcdClient(options);
+  try {
+    return await fn(client, normalizePrefix(settings.etcd.prefix), options);
+  } catch (e) {
+    err((e instanceof EtcdError ? e : describeEtcdError(e, options.endpoints)).message);
+    return EXIT.CANNOT_RUN;
+  } finally {
+    client.close();
+  }
+}
+
+/** The etcd-only commands: settings without a config directory. */
+async function etcdCommand(w: FleetWiring, flags: FleetFlags, fn: (client: Etcd3, prefix: string, settings: DaemonSettings) => Promise<number>): Promise<number> {
+  const settings = await settingsOf(w, flags, false);
+  if (!settings) return EXIT.CANNOT_RUN;
+  return withEtcd(settings, (client, prefix) => fn(client, prefix, settings));
+}
+
+interface PushFlags extends FleetFlags {
+  plain?: boolean;
+  prune?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+  message?: string;
+  keep?: number;
+  canary?: string;
+  bake?: number;
+  auto?: boolean;
+  wait?: boolean;
+  timeout?: number;
+  adopt?: boolean;
+}
+
+export function fleetCommands(program: Command, w: FleetWiring): void {
+  w.etcdOptions(w.dirOptions(program.command('push').description('validate a config directory, then publish it to etcd as the next release (or, with --plain, as plain keys)')))
+    .option('-m, --message <text>', 'why: recorded in the release (hotconf history)')
+    .option('--dry-run', 'print what would change, write nothing')
+    .option('--json', 'print a JSON report instead of lines')
+    .option('--keep <n>', `releases kept in etcd; older ones and content no kept release uses are removed (default: ${DEFAULT_KEEP})`, positive)
+    .option('--canary <k>', 'give the release to K instances (or P%), chosen by a stable hash of their ids; the others stay on the stable release')
+    .option('--auto', 'with --canary: abort at once if a canary instance refuses the release; promote once every one has run it healthily for --bake')
+    .option('--bake <seconds>', 'with --auto: how long every canary instance must run the release healthily (default: 60)', seconds)
+    .option('--wait', `with --canary: wait until the canary is promoted (exit 0) or aborted (exit ${FLEET_EXIT.ROLLOUT_ABORTED}); unfinished at --timeout: exit ${FLEET_EXIT.ROLLOUT_UNFINISHED}`)
+    .option('--timeout <seconds>', 'with --wait: give up waiting after this long (default: 600)', seconds)
+    .option('--adopt', 'publish a release onto a prefix that holds plain config keys (which instances then ignore)')
+    .option('--prune', 'plain keys: with --adopt, delete them after the release switch; with --plain, delete the keys the directory lacks')
+    .option('--plain', 'write the configs as plain keys (<prefix>app.yaml) in one guarded transaction, without releases (at most ~60 files)')
+    .addHelpText('after', `\nExit codes: 0 ok (with --wait: promoted), 1 invalid config, 2 usage, 3 cannot run (etcd unreachable or refusing, a canary in progress, plain keys without --adopt), ${FLEET_EXIT.ROLLOUT_ABORTED} canary aborted (--wait), ${FLEET_EXIT.ROLLOUT_UNFINISHED} --wait timed out.`)
+    .action(async (flags: PushFlags) => {
+      process.exitCode = await push(w, flags);
+    });
+
+  w.etcdOptions(program.command('history').description('list the releases kept in etcd, newest first'))
+    .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+    .option('--json', 'print JSON')
+    .option('--limit <k>', 'show the newest K releases', positive)
+    .action(async (flags: FleetFlags & { json?: boolean; limit?: number }) => {
+      process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
+        const h = await history(client, prefix, flags.limit);
+        if (flags.json) {
+          json(h.releases.map(({ release, createdAt, author: by, message, changed, removed, state, entries, rollbackOf, aborted }) => ({ release, createdAt, author: by, message, changed, removed, state, entries, ...(rollbackOf === undefined ? {} : { rollbackOf }), ...(aborted ? { aborted } : {}) })));
+          return EXIT.OK;
+        }
+        if (!h.head) {
+          out(`no releases under ${escapeControl(prefix)}\n`);
+          return EXIT.OK;
+        }
+        const rows = [['RELEASE', 'CREATED', 'AUTHOR', 'STATE', 'CHANGED', 'REMOVED', 'MESSAGE']];
+        for (const r of h.releases) {
+          const state = r.state === 'aborted' ? `aborted (${r.aborted?.why ?? ''})` : r.state || '-';
+          rows.push([String(r.release), r.createdAt.replace(/\.\d+Z$/, 'Z'), r.author, r.state === 'aborted' ? 'aborted' : state, String(r.changed.length), String(r.removed.length), r.message + (r.state === 'aborted' ? ` [aborted: ${r.aborted?.why ?? ''}]` : '')]);
+        }
+        out(table(rows.map((row) => row.map(escapeControl))));
+        return EXIT.OK;
+      });
+    });
+
+  w.etcdOptions(program.command('rollback').description("publish an earlier release's content as a new release (history stays linear)"))
+    .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+    .requiredOption('--to <n>', 'the release whose content the fleet goes back to', positive)
+    .option('-m, --message <text>', 'why (default: "rollback to release N")')
+    .option('--keep <n>', `releases kept in etcd (default: ${DEFAULT_KEEP})`, positive)
+    .option('--json', 'print JSON')
+    .action(async (flags: FleetFlags & { to: number; message?: string; keep?: number; json?: boolean }) => {
+      process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
+        const res = await rollback(client, prefix, flags.to, { author: author(), ...(flags.message === undefined ? {} : { message: flags.message }), ...(flags.keep === undefined ? {} : { keep: flags.keep }) });
+        report(prefix, res, { json: flags.json === true, dryRun: false, what: `rollback to release ${flags.to}` });
+        return EXIT.OK;
+      });
+    });
+
+  const rollout = program.command('rollout').description('the canary in progress: status, promote, abort');
+  w.etcdOptions(rollout.command('status').description('the stable release, the canary, and every live instance'))
+    .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+    .option('--json', 'print JSON: {stable, canary, instances: [{id, release, state, seenAt, …}]}')
+    .action(async (flags: FleetFlags & { json?: boolean }) => {
+      process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
+        const s = await rolloutStatus(client, prefix);
+        if (flags.json) {
+          json(s);
+          return EXIT.OK;
+        }
+        if (s.stable === null) out(`no releases under ${escapeControl(prefix)}\n`);
+        else out(`stable: release ${s.stable}\n`);
+        if (s.canary) out(`canary: ${canaryLine(s.canary)}\n`);
+        else if (s.stable !== null) out(`canary: none (last: ${escapeControl(s.reason ?? '')} by ${escapeControl(s.by ?? '')})\n`);
+        const now = Date.now();
+        const rows = [['INSTANCE', 'RELEASE', 'TARGET', 'STATE', 'ERRORS', 'SEEN']];
+        for (const i of s.instances) rows.push([i.id, String(i.release ?? '-'), String(i.target ?? '-'), i.state, String(i.errors), `${Math.max(0, Math.round((now - i.seenAt) / 1000))} s ago`]);
+        out(s.instances.length === 0 ? 'no live instances\n' : table(rows.map((row) => row.map(escapeControl))));
+        return EXIT.OK;
+      });
+    });
+  for (const action of ['promote', 'abort'] as const) {
+    w.etcdOptions(rollout.command(action).description(action === 'promote' ? 'send the canary release to every instance' : 'return the canary instances to the stable release'))
+      .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+      .option('-m, --message <text>', 'why: recorded in the head (and, for abort, in the release)')
+      .action(async (flags: FleetFlags & { message?: string }) => {
+        process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
+          const canary = await finishRollout(client, prefix, action, { by: author(), ...(flags.message === undefined ? {} : { reason: `${action}: ${flags.message}` }) });
+          out(action === 'promote' ? `release ${canary.release} promoted: every instance now runs it\n` : `release ${canary.release} aborted: ${canary.ids.length} canary instance(s) return to the stable release\n`);
+          return EXIT.OK;
+        });
+      });
+  }
+}
+
+function canaryLine(c: NonNullable<Head['canary']>): string {
+  const auto = c.auto ? `, automatic (bake ${c.auto.bakeMs / 1000} s)` : '';
+  return `release ${c.release} on ${c.ids.length} instance(s): ${c.ids.map(escapeControl).join(', ')}${auto}, since ${new Date(c.startedAt).toISOString()}`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function report(prefix: string, res: PublishResult, o: { json: boolean; dryRun: boolean; what?: string }): void {
+  const { plan } = res;
+  const created = res.release !== undefined;
+  const release = created ? res.release : o.dryRun ? plan.release : plan.parent;
+  if (o.json) {
+    json({
+      release: release ?? null,
+      created,
+      prefix,
+      dryRun: o.dryRun,
+      parent: plan.parent ?? null,
+      changed: plan.changed,
+      removed: plan.removed,
+      unchanged: plan.unchanged,
+      uploaded: { blobs: plan.upload, bytes: plan.uploadBytes },
+      revision: res.revision ?? null,
+      canary: res.head?.canary && created ? { release: res.head.canary.release, ids: res.head.canary.ids, auto: res.head.canary.auto ?? null } : null,
+      gc: res.gc ?? null,
+      prunedPlainKeys: res.prunedPlain,
+    });
+    return;
+  }
+  const parentKeys = new Set(plan.removed);
+  for (const key of plan.changed) out(`${plan.parent === undefined ? '+' : '~'} ${escapeControl(key)}\n`);
+  for (const key of parentKeys) out(`- ${escapeControl(key)}\n`);
+  const counts = `${plan.changed.length} changed, ${plan.removed.length} removed, ${plan.unchanged} unchanged`;
+  if (o.dryRun) {
+    out(`dry run: release ${plan.release} would have ${counts}; ${plan.upload} blob(s) to upload (${plan.upload === 0 ? 0 : plan.uploadBytes} bytes); nothing written\n`);
+    if (plan.plainKeys.length > 0) out(`note: ${prefix} holds ${plan.plainKeys.length} plain config key(s); the push needs --adopt\n`);
+    return;
+  }
+  if (!created) {
+    out(`release ${plan.parent}: nothing to push, it holds these ${plan.unchanged} config(s) already\n`);
+    return;
+  }
+  out(`release ${res.release}: ${counts}${o.what ? ` (${o.what})` : ''}; revision ${res.revision}\n`);
+  if (res.head?.canary) out(`canary: ${canaryLine(res.head.canary)}; the others stay on release ${res.head.stable}\n`);
+  const gc = res.gc;
+  if (gc && gc.releases + gc.manifests + gc.blobs > 0) out(`removed ${gc.releases} old release(s), ${gc.manifests} manifest part(s), ${gc.blobs} blob(s)\n`);
+  if (res.prunedPlain > 0) out(`deleted ${res.prunedPlain} plain key(s)\n`);
+}
+
+/** `hotconf push`: every file valid first (else exit 1, nothing written), then a release (or plain keys). */
+async function push(w: FleetWiring, flags: PushFlags): Promise<number> {
+  const usage = (msg: string) => {
+    err(msg);
+    return EXIT.USAGE;
+  };
+  if (flags.plain && (flags.canary !== undefined || flags.adopt || flags.message !== undefined || flags.keep !== undefined)) return usage('--plain writes plain keys: it takes none of --canary, --adopt, --message, --keep');
+  if ((flags.auto || flags.bake !== undefined || flags.wait) && flags.canary === undefined) return usage('--auto, --bake and --wait go with --canary K');
+  if (flags.bake !== undefined && !flags.auto) return usage('--bake goes with --auto');
+  if (flags.timeout !== undefined && !flags.wait) return usage('--timeout goes with --wait');
+  if (flags.prune && !flags.plain && !flags.adopt) return usage('--prune deletes plain keys: with --adopt (after the first release) or with --plain');
+  await w.findConfig(flags, { etcdIsASource: false }); // push reads a directory and writes etcd
+  const settings = await settingsOf(w, flags, true);
+  if (!settings) return EXIT.CANNOT_RUN;
+  if (!settings.etcd?.endpoints || !settings.etcd.prefix) return usage('push needs --etcd URL[,URL] and --etcd-prefix PREFIX (or HOTCONF_ETCD and HOTCONF_ETCD_PREFIX)');
+  const configDir = path.resolve(settings.configDir!);
+  const dirSettings = { ...settings, configDir };
+  delete dirSettings.etcd;
+  let checked: CheckReport;
+  try {
+    checked = await checkConfigs(dirSettings);
+  } catch (e) {
+    err(e instanceof Error ? e.message : String(e));
+    return EXIT.CANNOT_RUN;
+  }
+  if (!checked.ok) {
+    for (const e of checked.errors) process.stderr.write(`${escapeControl(e.message)}\n`);
+    err(`${checked.configs.filter((c) => !c.ok).length} of ${checked.configs.length} config(s) invalid; nothing was written to etcd`);
+    return EXIT.INVALID;
+  }
+  // The bytes as they are on disk (comments and all): every instance parses and validates them again.
+  const files = new Map<string, Uint8Array>();
+  for (const c of checked.configs) {
+    const file = path.resolve(c.file!);
+    files.set(path.relative(configDir, file).split(path.sep).join('/'), await readFile(file));
+  }
+  return withEtcd(settings, async (client, prefix) => {
+    if (flags.plain) return plainPush(client, prefix, files, flags);
+    let canary: { ids: string[]; auto?: { bakeMs: number } } | undefined;
+    if (flags.canary !== undefined) {
+      const live = (await listInstances(client, prefix)).map((i) => i.id);
+      let ids: string[];
+      try {
+        ids = chooseCanary(live, flags.canary);
+      } catch (e) {
+        return usage((e as Error).message);
+      }
+      if (ids.length === 0) {
+        err(`--canary ${flags.canary}: no live instance under ${prefix} to choose from (${live.length} registered); start \`hotconf run --etcd\` instances first, or push without --canary`);
+        return EXIT.CANNOT_RUN;
+      }
+      if (ids.length >= live.length) process.stderr.write(`hotconf: note: --canary ${flags.canary} covers every live instance (${live.length})\n`);
+      canary = { ids, ...(flags.auto ? { auto: { bakeMs: Math.round((flags.bake ?? 60) * 1000) } } : {}) };
+    }
+    const entries = new Map<string, ReleaseEntry>([...files].map(([key, bytes]) => [key, entryOf(bytes)]));
+    const by = author();
+    const res = await publishRelease(client, prefix, entries, {
+      author: by,
+      ...(flags.message === undefined ? {} : { message: flags.message }),
+      ...(canary ? { canary } : {}),
+      dryRun: flags.dryRun === true,
+      ...(flags.keep === undefined ? {} : { keep: flags.keep }),
+      adopt: flags.adopt === true,
+      prunePlain: flags.prune === true,
+      onConflict: (attempt) => err(`the release head under ${prefix} moved while pushing (attempt ${attempt}); planning again`),
+    });
+    report(prefix, res, { json: flags.json === true, dryRun: flags.dryRun === true });
+    if (!flags.wait || res.release === undefined) return EXIT.OK;
+    const release = res.release;
+    if (!flags.json) out(`waiting for the canary of release ${release} to be ${flags.auto ? 'promoted or aborted automatically' : 'promoted or aborted (hotconf rollout promote|abort)'}…\n`);
+    const ac = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => ac.abort());
+    const end = await waitRollout(client, prefix, release, {
+      by,
+      timeoutMs: (flags.timeout ?? 600) * 1000,
+      signal: ac.signal,
+      onWait: (why) => process.stderr.write(`hotconf: waiting: ${escapeControl(why)}\n`),
+    });
+    const line = `release ${release} ${end.outcome === 'timeout' ? 'still in canary' : end.outcome}: ${escapeControl(end.why)}`;
+    if (end.outcome === 'promoted') {
+      out(`${line}\n`);
+      return EXIT.OK;
+    }
+    err(line);
+    return end.outcome === 'aborted' ? FLEET_EXIT.ROLLOUT_ABORTED : FLEET_EXIT.ROLLOUT_UNFINISHED;
+  });
+}
+
+/** `push --plain`: today's plain keys, in one guarded transaction. */
+async function plainPush(client: Etcd3, prefix: string, files: ReadonlyMap<string, Uint8Array>, flags: PushFlags): Promise<number> {
+  const head = await readHead(client, prefix);
+  if (head.head) {
+    err(`${prefix} is in release mode (release ${head.head.stable} is stable): instances ignore plain keys there; push without --plain`);
+    return EXIT.CANNOT_RUN;
+  }
+  const desired = new Map([...files].map(([key, bytes]) => [prefix + key, bytes]));
+  const result: PushResult = await pushEntries(client, prefix, desired, {
+    prune: flags.prune === true,
+    dryRun: flags.dryRun === true,
+    onConflict: (attempt) => err(`the keys under ${prefix} changed while pushing (attempt ${attempt}); reading them again`),
+  });
+  const { plan } = result;
+  if (flags.json) {
+    json({ prefix, dryRun: flags.dryRun === true, revision: result.revision ?? null, readAt: plan.revision, put: [...plan.put.keys()], removed: plan.remove, unchanged: plan.unchanged });
+    return EXIT.OK;
+  }
+  for (const key of plan.put.keys()) out(`${plan.guard.has(key) ? '~' : '+'} ${escapeControl(key)}\n`);
+  for (const key of plan.remove) out(`- ${escapeControl(key)}\n`);
+  const changes = plan.put.size + plan.remove.length;
+  if (flags.dryRun) out(`dry run: ${changes} change(s), ${plan.unchanged.length} unchanged, at revision ${plan.revision}; nothing written\n`);
+  else if (result.revision === undefined) out(`nothing to push: ${prefix} already holds these ${plan.unchanged.length} config(s) (revision ${plan.revision})\n`);
+  else out(`pushed ${changes} change(s) in one transaction: revision ${result.revision}\n`);
+  return EXIT.OK;
+}
