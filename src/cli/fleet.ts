@@ -2,16 +2,16 @@
 // `history`, `rollback`, `diff` and `rollout status|promote|abort`. main.ts wires them with the flag helpers it
 // shares with `run` and `check`.
 import { InvalidArgumentError, type Command } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { describeEtcdError, etcdClient, EtcdError, normalizePrefix, type EtcdOptions } from '../source/etcd/client.js';
-import { chooseCanary, type Head } from '../source/etcd/layout.js';
+import { chooseCanary, sha256, type Head } from '../source/etcd/layout.js';
 import { pushEntries, type PushResult } from '../source/etcd/push.js';
-import { DEFAULT_KEEP, entryOf, history, publishRelease, readHead, rollback, type PublishResult, type ReleaseEntry } from '../source/etcd/releases.js';
+import { DEFAULT_KEEP, entryOf, history, publishRelease, readContent, readHead, readRelease, rollback, type PublishResult, type ReleaseEntry } from '../source/etcd/releases.js';
 import { finishRollout, listInstances, rolloutStatus, waitRollout } from '../source/etcd/rollout.js';
-import { escapeControl, etcdOptionsOf, EXIT, loadSettings, SettingsError, type DaemonSettings, type SettingsLayer } from '../daemon/index.js';
+import { escapeControl, etcdOptionsOf, EXIT, loadSettings, redactSourceText, SettingsError, type DaemonSettings, type SettingsLayer } from '../daemon/index.js';
 import { checkConfigs, type CheckReport } from '../index.js';
 
 /** Exit codes of the fleet commands beyond the common ones (0 ok, 1 invalid config, 2 usage, 3 cannot run). */
@@ -173,6 +173,13 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
         report(prefix, res, { json: flags.json === true, dryRun: false, what: `rollback to release ${flags.to}` });
         return EXIT.OK;
       });
+    });
+
+  w.etcdOptions(w.dirOptions(program.command('diff').description('a unified diff per config between two releases, or a release and a directory (secret values redacted by schema)')))
+    .option('--from <n>', 'the release to compare from (default: the stable release)', positive)
+    .option('--to <m>', 'the release to compare to (default: the config directory, as push finds it)', positive)
+    .action(async (flags: FleetFlags & { from?: number; to?: number }) => {
+      process.exitCode = await diff(w, flags);
     });
 
   const rollout = program.command('rollout').description('the canary in progress: status, promote, abort');
@@ -376,4 +383,120 @@ async function plainPush(client: Etcd3, prefix: string, files: ReadonlyMap<strin
   else if (result.revision === undefined) out(`nothing to push: ${prefix} already holds these ${plan.unchanged.length} config(s) (revision ${plan.revision})\n`);
   else out(`pushed ${changes} change(s) in one transaction: revision ${result.revision}\n`);
   return EXIT.OK;
+}
+
+/** One side of a diff: config key → text to show (redacted), or a notice that it cannot be shown. */
+type Side = Map<string, ({ text: string } | { hidden: string }) & { sha: string }>;
+
+/**
+ * The texts of `files` (relative key → bytes) with their secrets redacted: validated against the schemas of
+ * `settings` (a secret is where the schema says, in the value) in a private temporary directory, removed after.
+ */
+async function redactedSide(settings: DaemonSettings, files: ReadonlyMap<string, Uint8Array>, dir?: string): Promise<Side> {
+  let configDir = dir;
+  let tmp: string | undefined;
+  if (configDir === undefined) {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'hotconf-diff-'));
+    await chmod(tmp, 0o700);
+    configDir = tmp;
+    for (const [key, bytes] of files) {
+      const file = path.join(tmp, ...key.split('/'));
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      await writeFile(file, bytes, { mode: 0o600 });
+    }
+  }
+  try {
+    const checkSettings = { ...settings, configDir };
+    delete checkSettings.etcd;
+    delete checkSettings.validate; // the diff judges each config's text, not the tree
+    const report = await checkConfigs(checkSettings);
+    const byKey = new Map(report.configs.filter((c) => c.file !== undefined).map((c) => [path.relative(configDir, path.resolve(c.file!)).split(path.sep).join('/'), c]));
+    const side: Side = new Map();
+    for (const [key, bytes] of files) {
+      const c = byKey.get(key);
+      const text = c?.ok ? redactSourceText(bytes, key, c.secrets) : undefined;
+      const sha = sha256(bytes);
+      side.set(key, text !== undefined ? { text, sha } : { sha, hidden: c?.ok ? 'its secrets could not be located in the text' : 'invalid against the schemas, so its secrets cannot be located' });
+    }
+    return side;
+  } finally {
+    if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+async function diff(w: FleetWiring, flags: FleetFlags & { from?: number; to?: number }): Promise<number> {
+  const toDir = flags.to === undefined;
+  if (toDir) await w.findConfig(flags, { etcdIsASource: false });
+  const settings = await settingsOf(w, flags, toDir);
+  if (!settings) return EXIT.CANNOT_RUN;
+  return withEtcd(settings, async (client, prefix) => {
+    const { head } = await readHead(client, prefix);
+    if (!head) {
+      err(`${prefix} holds no release yet (hotconf push publishes the first)`);
+      return EXIT.CANNOT_RUN;
+    }
+    const release = async (n: number) => {
+      const meta = await readRelease(client, prefix, n);
+      if (!meta) throw new EtcdError('E_FLEET', `release ${n} is not in etcd under ${prefix} (see \`hotconf history\`)`);
+      return readContent(client, prefix, meta);
+    };
+    const from = flags.from ?? head.stable;
+    const fromSide = await redactedSide(settings, await release(from));
+    let toSide: Side;
+    let toName: string;
+    if (flags.to !== undefined) {
+      toSide = await redactedSide(settings, await release(flags.to));
+      toName = `release ${flags.to}`;
+    } else {
+      const configDir = path.resolve(settings.configDir!);
+      const checkSettings = { ...settings, configDir };
+      delete checkSettings.etcd;
+      delete checkSettings.validate;
+      const files = new Map<string, Uint8Array>();
+      for (const c of (await checkConfigs(checkSettings)).configs) {
+        if (c.file !== undefined) files.set(path.relative(configDir, path.resolve(c.file)).split(path.sep).join('/'), await readFile(path.resolve(c.file)));
+      }
+      toSide = await redactedSide(settings, files, configDir);
+      toName = shownDir(configDir);
+    }
+    const { createTwoFilesPatch } = await import('diff');
+    const keys = [...new Set([...fromSide.keys(), ...toSide.keys()])].sort();
+    let changed = 0;
+    for (const key of keys) {
+      const a = fromSide.get(key);
+      const b = toSide.get(key);
+      const textOf = (s: typeof a) => (s === undefined ? '' : 'text' in s ? s.text : `# [not shown: ${s.hidden}]\n`);
+      if (a && b && a.sha === b.sha) continue;
+      if (a && b && 'text' in a && 'text' in b && a.text === b.text) {
+        changed++;
+        out(`# ${escapeControl(key)}: only secret values differ (not shown)\n`);
+        continue;
+      }
+      if (a && b && 'hidden' in a && 'hidden' in b) {
+        changed++;
+        out(`# ${escapeControl(key)}: not shown (${a.hidden})\n`);
+        continue;
+      }
+      changed++;
+      const patch = createTwoFilesPatch(
+        a ? `release ${from}/${key}` : '/dev/null',
+        b ? (flags.to !== undefined ? `release ${flags.to}/${key}` : `${toName}/${key}`) : '/dev/null',
+        textOf(a),
+        textOf(b),
+        undefined,
+        undefined,
+        { context: 3 },
+      );
+      // jsdiff's first line is "===…"; keep the ---/+++ header and the hunks.
+      out(patch.split('\n').slice(1).map(escapeControl).join('\n'));
+    }
+    out(changed === 0 ? `no differences between release ${from} and ${toName}\n` : `${changed} config(s) differ between release ${from} and ${toName}\n`);
+    return EXIT.OK;
+  });
+}
+
+/** `./config` inside the current directory, else the absolute path. */
+function shownDir(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? dir : `./${rel}`;
 }
