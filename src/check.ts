@@ -187,7 +187,9 @@ export function redactSourceText(bytes: Uint8Array, file: string, secrets: reado
   spans.sort((a, b) => a[0] - b[0]);
   let out = '';
   let at = 0;
-  for (const [start, end] of spans) {
+  for (const [start, whole] of spans) {
+    let end = whole;
+    while (end > start && /\s/.test(text[end - 1]!)) end--; // a block scalar's range ends after its line break
     if (end <= at) continue; // inside a span already redacted (a secret within a secret object)
     out += text.slice(at, Math.max(at, start)) + JSON.stringify(REDACTED);
     at = end;
