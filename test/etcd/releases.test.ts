@@ -215,6 +215,11 @@ describe.skipIf(!HAVE_ETCD)('rollout', () => {
     expect(again).toMatchObject({ release: 3, plan: { parent: 1 } });
     await finishRollout(client, p, 'promote', { by: 'ops@x' });
     expect((await readHead(client, p)).head).toMatchObject({ stable: 3, canary: null, reason: 'promote release 3' });
+
+    // A rollback during a canary ends it: the canary's release is marked aborted.
+    await publishRelease(client, p, tree({ 'app.yaml': 'port: 4\n' }), { author: 'a', canary: { ids: ['a'] } });
+    expect(await rollback(client, p, 1, { author: 'ops@x' })).toMatchObject({ release: 5, head: { stable: 5, canary: null } });
+    expect((await meta(p, 4)).aborted).toMatchObject({ by: 'ops@x', why: 'rollback to release 1' });
   });
 
   test('--auto: the waiter aborts when a canary instance refuses the release, naming it and its errors', async () => {

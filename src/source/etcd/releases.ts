@@ -309,14 +309,17 @@ export async function publishRelease(client: Etcd3, prefix: string, entries: Rea
       { key: buf(k.release(release)), target: 'Create', result: 'Equal', create_revision: '0' },
       gcMod === '0' ? { key: buf(k.gc), target: 'Create', result: 'Equal', create_revision: '0' } : { key: buf(k.gc), target: 'Mod', result: 'Equal', mod_revision: gcMod },
     ];
-    const txn = await client.kv.txn({
-      compare,
-      success: [
-        { request_put: { key: buf(k.release(release)), value: buf(JSON.stringify(meta)) } },
-        { request_put: { key: buf(k.head), value: buf(JSON.stringify(newHead)) } },
-      ],
-      failure: [],
-    });
+    const success: IRequestOp[] = [
+      { request_put: { key: buf(k.release(release)), value: buf(JSON.stringify(meta)) } },
+      { request_put: { key: buf(k.head), value: buf(JSON.stringify(newHead)) } },
+    ];
+    // A rollback during a canary ends it: its release is marked aborted, in the same transaction.
+    const ended = head?.canary && !canary ? await readRelease(client, prefix, head.canary.release, revision) : undefined;
+    if (ended) {
+      const aborted: ReleaseMeta = { ...ended, aborted: { at, by: options.author, why: newHead.reason } };
+      success.push({ request_put: { key: buf(k.release(ended.release)), value: buf(JSON.stringify(aborted)) } });
+    }
+    const txn = await client.kv.txn({ compare, success, failure: [] });
     if (txn.succeeded) {
       const gc = await collectGarbage(client, prefix, { keep: options.keep ?? DEFAULT_KEEP, headMod: txn.header.revision, olderThan: headMod });
       let prunedPlain = 0;
