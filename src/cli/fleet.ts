@@ -228,7 +228,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-function report(prefix: string, res: PublishResult, o: { json: boolean; dryRun: boolean; what?: string }): void {
+function report(prefix: string, res: PublishResult, o: { json: boolean; dryRun: boolean; what?: string; rollout?: { outcome: string; why: string } }): void {
   const { plan } = res;
   const created = res.release !== undefined;
   const release = created ? res.release : o.dryRun ? plan.release : plan.parent;
@@ -247,12 +247,13 @@ function report(prefix: string, res: PublishResult, o: { json: boolean; dryRun: 
       canary: res.head?.canary && created ? { release: res.head.canary.release, ids: res.head.canary.ids, auto: res.head.canary.auto ?? null } : null,
       gc: res.gc ?? null,
       prunedPlainKeys: res.prunedPlain,
+      ...(o.rollout ? { rollout: o.rollout } : {}),
     });
     return;
   }
-  const parentKeys = new Set(plan.removed);
-  for (const key of plan.changed) out(`${plan.parent === undefined ? '+' : '~'} ${escapeControl(key)}\n`);
-  for (const key of parentKeys) out(`- ${escapeControl(key)}\n`);
+  const added = new Set(plan.added);
+  for (const key of plan.changed) out(`${added.has(key) ? '+' : '~'} ${escapeControl(key)}\n`);
+  for (const key of plan.removed) out(`- ${escapeControl(key)}\n`);
   const counts = `${plan.changed.length} changed, ${plan.removed.length} removed, ${plan.unchanged} unchanged`;
   if (o.dryRun) {
     out(`dry run: release ${plan.release} would have ${counts}; ${plan.upload} blob(s) to upload (${plan.upload === 0 ? 0 : plan.uploadBytes} bytes); nothing written\n`);
@@ -336,8 +337,10 @@ async function push(w: FleetWiring, flags: PushFlags): Promise<number> {
       prunePlain: flags.prune === true,
       onConflict: (attempt) => err(`the release head under ${prefix} moved while pushing (attempt ${attempt}); planning again`),
     });
-    report(prefix, res, { json: flags.json === true, dryRun: flags.dryRun === true });
-    if (!flags.wait || res.release === undefined) return EXIT.OK;
+    const waiting = flags.wait === true && res.release !== undefined;
+    // --json --wait: one JSON document, after the outcome.
+    if (!(waiting && flags.json)) report(prefix, res, { json: flags.json === true, dryRun: flags.dryRun === true });
+    if (!waiting) return EXIT.OK;
     const release = res.release;
     if (!flags.json) out(`waiting for the canary of release ${release} to be ${flags.auto ? 'promoted or aborted automatically' : 'promoted or aborted (hotconf rollout promote|abort)'}…\n`);
     const ac = new AbortController();
@@ -349,8 +352,9 @@ async function push(w: FleetWiring, flags: PushFlags): Promise<number> {
       onWait: (why) => process.stderr.write(`hotconf: waiting: ${escapeControl(why)}\n`),
     });
     const line = `release ${release} ${end.outcome === 'timeout' ? 'still in canary' : end.outcome}: ${escapeControl(end.why)}`;
+    if (flags.json) report(prefix, res, { json: true, dryRun: false, rollout: { outcome: end.outcome, why: end.why } });
     if (end.outcome === 'promoted') {
-      out(`${line}\n`);
+      if (!flags.json) out(`${line}\n`);
       return EXIT.OK;
     }
     err(line);

@@ -55,6 +55,12 @@ describe.skipIf(!HAVE_ETCD)('hotconf push (releases), history, rollback, diff', 
     const r2 = await push('/f1/', 'v2', '--message', 'second', '--json');
     expect(r2.code).toBe(0);
     expect(JSON.parse(r2.stdout)).toMatchObject({ release: 2, created: true, parent: 1, changed: ['app.yaml', 'db.yaml'], removed: [], unchanged: 0, canary: null });
+    await tmp.write('v2b/app.yaml', 'port: 81\n');
+    await tmp.write('v2b/db.yaml', '# the database\nuser: app2\npassword: s3cret-two\nport: 5432\n');
+    await tmp.write('v2b/new.yaml', 'port: 1\n');
+    await tmp.write('schemas/new.schema.json', SCHEMA);
+    const dry = await push('/f1/', 'v2b', '--dry-run');
+    expect(dry.stdout).toBe('+ new.yaml\ndry run: release 3 would have 1 changed, 0 removed, 2 unchanged; 1 blob(s) to upload (8 bytes); nothing written\n');
     const again = await push('/f1/', 'v2');
     expect(again.stdout).toContain('release 2: nothing to push, it holds these 2 config(s) already');
 
@@ -93,7 +99,6 @@ describe.skipIf(!HAVE_ETCD)('hotconf push (releases), history, rollback, diff', 
     await tmp.write('v3/app.yaml', 'port: 80\n');
     await tmp.write('v3/db.yaml', '# the database\nuser: app\npassword: changed!\nport: 5432\n');
     await tmp.write('v3/new.yaml', 'port: 1\n');
-    await tmp.write('schemas/new.schema.json', SCHEMA);
     const dd = await hotconf(['diff', ...at('/f1/'), '--schema-dir', tmp.file('schemas'), '--config-dir', tmp.file('v3')]);
     expect(dd.stdout).toContain('# db.yaml: only secret values differ (not shown)');
     expect(dd.stdout).toContain('--- /dev/null\n');
@@ -196,7 +201,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf push --canary, rollout', () => {
     expect(a.stderr).toContain(`hotconf: release 2 aborted: auto-abort: instance ${head.ids[0]} refused release 2 (2 errors)`);
 
     await register('/auto/', { id: head.ids[0]!, release: 1, target: 1 });
-    const promoted = push('/auto/', 'a3', '--canary', '1', '--auto', '--bake', '1', '--wait');
+    const promoted = push('/auto/', 'a3', '--canary', '1', '--auto', '--bake', '1', '--wait', '--json');
     const h3 = await until(async () => {
       const h = await client.get(fleetKeys('/auto/').head).json() as { canary: { release: number; ids: string[] } | null } | null;
       return h?.canary?.release === 3 ? h.canary : undefined;
@@ -205,7 +210,11 @@ describe.skipIf(!HAVE_ETCD)('hotconf push --canary, rollout', () => {
     const p = await promoted;
     expect(p.stderr).toContain('waiting: ');
     expect(p.code).toBe(0);
-    expect(p.stdout).toContain(`release 3 promoted: auto-promote: every canary instance (1) ran release 3 healthily for 1 s`);
+    expect(JSON.parse(p.stdout)).toMatchObject({
+      release: 3,
+      canary: { release: 3, ids: h3.ids },
+      rollout: { outcome: 'promoted', why: 'auto-promote: every canary instance (1) ran release 3 healthily for 1 s' },
+    });
     // A canary nobody decides: --wait gives up at --timeout with exit 5.
     const stuck = await push('/auto/', 'a1', '--canary', '1', '--wait', '--timeout', '1');
     expect(stuck.code).toBe(5);

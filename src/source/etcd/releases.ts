@@ -179,6 +179,8 @@ export interface PublishPlan {
   /** The stable release it is made from (undefined: the first release). */
   readonly parent: number | undefined;
   readonly changed: readonly string[];
+  /** The changed keys the parent does not have. */
+  readonly added: readonly string[];
   readonly removed: readonly string[];
   readonly unchanged: number;
   /** Blobs this push uploads (the others exist). */
@@ -257,6 +259,7 @@ export async function publishRelease(client: Etcd3, prefix: string, entries: Rea
       release,
       parent: parentMeta?.release,
       changed,
+      added: changed.filter((key) => !parent.has(key)),
       removed,
       unchanged,
       upload: missing.size,
