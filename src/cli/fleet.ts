@@ -130,7 +130,7 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
     .option('--timeout <seconds>', 'with --wait: give up waiting after this long (default: 600)', seconds)
     .option('--adopt', 'publish a release onto a prefix that holds plain config keys (which instances then ignore)')
     .option('--prune', 'plain keys: with --adopt, delete them after the release switch; with --plain, delete the keys the directory lacks')
-    .option('--plain', 'write the configs as plain keys (<prefix>app.yaml) in one guarded transaction, without releases (at most ~60 files)')
+    .option('--plain', 'write the configs as plain keys (<prefix>app.yaml) in one guarded transaction, without releases (at most 128 files under etcd defaults)')
     .addHelpText('after', `\nExit codes: 0 ok (with --wait: promoted), 1 invalid config, 2 usage, 3 cannot run (etcd unreachable or refusing, a canary in progress, plain keys without --adopt), ${FLEET_EXIT.ROLLOUT_ABORTED} canary aborted (--wait), ${FLEET_EXIT.ROLLOUT_UNFINISHED} --wait timed out.`)
     .action(async (flags: PushFlags) => {
       process.exitCode = await push(w, flags);

@@ -117,8 +117,15 @@ describe.skipIf(!HAVE_ETCD)('releases', () => {
     expect(blobs).toEqual([sha256('a: 1\n'), sha256('port: 4\n'), sha256('port: 5\n')].sort());
     const manifests = new Set((await keysUnder(k.manifests)).map((key) => key.slice(k.manifests.length).split('/')[0]));
     expect(manifests).toEqual(new Set([(await meta(p, 4)).manifest, (await meta(p, 5)).manifest]));
+    // With a canary in progress, --keep 1 keeps the stable release and the canary's.
+    await publishRelease(client, p, tree({ 'shared.yaml': 'a: 1\n', 'app.yaml': 'port: 6\n' }), { author: 'a', keep: 1, canary: { ids: ['x'] } });
+    expect((await keysUnder(k.releases)).map((key) => key.slice(k.releases.length))).toEqual(['0000000005', '0000000006']);
+    await finishRollout(client, p, 'abort', { by: 'a' });
+    await publishRelease(client, p, tree({ 'shared.yaml': 'a: 1\n', 'app.yaml': 'port: 7\n' }), { author: 'a', keep: 1 });
+    expect((await keysUnder(k.releases)).map((key) => key.slice(k.releases.length))).toEqual(['0000000007']);
+    expect((await keysUnder(k.blobs)).map((key) => key.slice(k.blobs.length)).sort()).toEqual([sha256('a: 1\n'), sha256('port: 7\n')].sort());
     // A rollback to a release GC removed is refused clearly.
-    expect(((await rollback(client, p, 2, { author: 'a' }).catch((e: unknown) => e)) as Error).message).toContain('release 2 is not in etcd under /gc/ (kept: 4…5');
+    expect(((await rollback(client, p, 2, { author: 'a' }).catch((e: unknown) => e)) as Error).message).toContain('release 2 is not in etcd under /gc/ (kept: 7;');
   });
 
   test('a push that reuses content GC deletes meanwhile does not land naming it: the gc key fails its switch, it uploads again', async () => {

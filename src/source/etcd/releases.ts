@@ -437,7 +437,7 @@ export async function rollback(client: Etcd3, prefix: string, to: number, option
   const meta = await readRelease(client, prefix, to);
   if (!meta) {
     const kept = (await listReleases(client, prefix)).map((m) => m.release);
-    throw new EtcdError('E_FLEET', `release ${to} is not in etcd under ${prefix} (kept: ${kept.length > 0 ? `${kept[0]}…${kept.at(-1)}` : 'none'}; see \`hotconf history\`)`);
+    throw new EtcdError('E_FLEET', `release ${to} is not in etcd under ${prefix} (kept: ${kept.length === 0 ? 'none' : kept.length === 1 ? String(kept[0]) : `${kept[0]}…${kept.at(-1)}`}; see \`hotconf history\`)`);
   }
   const manifest = await readManifest(client, prefix, meta);
   return publishRelease(client, prefix, manifest, { ...options, rollbackOf: to, message: options.message || `rollback to release ${to}` });
