@@ -9,7 +9,7 @@ import type { Etcd3 } from 'etcd3';
 import { describeEtcdError, etcdClient, EtcdError, normalizePrefix, type EtcdOptions } from '../source/etcd/client.js';
 import { chooseCanary, sha256, type Head } from '../source/etcd/layout.js';
 import { pushEntries, type PushResult } from '../source/etcd/push.js';
-import { DEFAULT_KEEP, entryOf, history, publishRelease, readContent, readHead, readRelease, rollback, type PublishResult, type ReleaseEntry } from '../source/etcd/releases.js';
+import { DEFAULT_KEEP, entryOf, history, publishRelease, readBlobs, readHead, readManifest, readRelease, rollback, type PublishResult, type ReleaseEntry } from '../source/etcd/releases.js';
 import { finishRollout, listInstances, rolloutStatus, waitRollout } from '../source/etcd/rollout.js';
 import { escapeControl, etcdOptionsOf, EXIT, loadSettings, redactSourceText, SettingsError, type DaemonSettings, type SettingsLayer } from '../daemon/index.js';
 import { checkConfigs, type CheckReport } from '../index.js';
@@ -392,39 +392,42 @@ async function plainPush(client: Etcd3, prefix: string, files: ReadonlyMap<strin
 /** One side of a diff: config key → text to show (redacted), or a notice that it cannot be shown. */
 type Side = Map<string, ({ text: string } | { hidden: string }) & { sha: string }>;
 
-/**
- * The texts of `files` (relative key → bytes) with their secrets redacted: validated against the schemas of
- * `settings` (a secret is where the schema says, in the value) in a private temporary directory, removed after.
- */
-async function redactedSide(settings: DaemonSettings, files: ReadonlyMap<string, Uint8Array>, dir?: string): Promise<Side> {
-  let configDir = dir;
-  let tmp: string | undefined;
-  if (configDir === undefined) {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'hotconf-diff-'));
+/** Settings to check a directory with: no etcd, no validate.command (the diff judges each config's text). */
+function dirCheck(settings: DaemonSettings, configDir: string): DaemonSettings {
+  const s = { ...settings, configDir };
+  delete s.etcd;
+  delete s.validate;
+  return s;
+}
+
+const keyOf = (configDir: string, file: string) => path.relative(configDir, path.resolve(file)).split(path.sep).join('/');
+
+/** `files` as shown: redacted by the secrets `report` found in each (a config it did not pass is not shown). */
+function sideOf(report: CheckReport, configDir: string, files: ReadonlyMap<string, Uint8Array>): Side {
+  const byKey = new Map(report.configs.filter((c) => c.file !== undefined).map((c) => [keyOf(configDir, c.file!), c]));
+  const side: Side = new Map();
+  for (const [key, bytes] of files) {
+    const c = byKey.get(key);
+    const text = c?.ok ? redactSourceText(bytes, key, c.secrets) : undefined;
+    const sha = sha256(bytes);
+    side.set(key, text !== undefined ? { text, sha } : { sha, hidden: c?.ok ? 'its secrets could not be located in the text' : 'invalid against the schemas, so its secrets cannot be located' });
+  }
+  return side;
+}
+
+/** Release content as shown: validated against the schemas in a private temporary directory (removed after). */
+async function redactedSide(settings: DaemonSettings, files: ReadonlyMap<string, Uint8Array>): Promise<Side> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'hotconf-diff-'));
+  try {
     await chmod(tmp, 0o700);
-    configDir = tmp;
     for (const [key, bytes] of files) {
       const file = path.join(tmp, ...key.split('/'));
       await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
       await writeFile(file, bytes, { mode: 0o600 });
     }
-  }
-  try {
-    const checkSettings = { ...settings, configDir };
-    delete checkSettings.etcd;
-    delete checkSettings.validate; // the diff judges each config's text, not the tree
-    const report = await checkConfigs(checkSettings);
-    const byKey = new Map(report.configs.filter((c) => c.file !== undefined).map((c) => [path.relative(configDir, path.resolve(c.file!)).split(path.sep).join('/'), c]));
-    const side: Side = new Map();
-    for (const [key, bytes] of files) {
-      const c = byKey.get(key);
-      const text = c?.ok ? redactSourceText(bytes, key, c.secrets) : undefined;
-      const sha = sha256(bytes);
-      side.set(key, text !== undefined ? { text, sha } : { sha, hidden: c?.ok ? 'its secrets could not be located in the text' : 'invalid against the schemas, so its secrets cannot be located' });
-    }
-    return side;
+    return sideOf(await checkConfigs(dirCheck(settings, tmp)), tmp, files);
   } finally {
-    if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
+    await rm(tmp, { recursive: true, force: true });
   }
 }
 
@@ -439,49 +442,50 @@ async function diff(w: FleetWiring, flags: FleetFlags & { from?: number; to?: nu
       err(`${prefix} holds no release yet (hotconf push publishes the first)`);
       return EXIT.CANNOT_RUN;
     }
-    const release = async (n: number) => {
+    const manifestOf = async (n: number) => {
       const meta = await readRelease(client, prefix, n);
       if (!meta) throw new EtcdError('E_FLEET', `release ${n} is not in etcd under ${prefix} (see \`hotconf history\`)`);
-      return readContent(client, prefix, meta);
+      return readManifest(client, prefix, meta);
     };
     const from = flags.from ?? head.stable;
-    const fromSide = await redactedSide(settings, await release(from));
+    const fromManifest = await manifestOf(from);
+    // Only the configs whose bytes differ are read, checked and shown.
+    const only = <T>(m: ReadonlyMap<string, T>, keys: ReadonlySet<string>) => new Map([...m].filter(([key]) => keys.has(key)));
+    const differing = (to: ReadonlyMap<string, string>) =>
+      new Set([...new Set([...fromManifest.keys(), ...to.keys()])].filter((key) => fromManifest.get(key)?.sha !== to.get(key)));
     let toSide: Side;
     let toName: string;
+    let keys: Set<string>;
     if (flags.to !== undefined) {
-      toSide = await redactedSide(settings, await release(flags.to));
+      const toManifest = await manifestOf(flags.to);
+      keys = differing(new Map([...toManifest].map(([key, e]) => [key, e.sha])));
+      toSide = await redactedSide(settings, await readBlobs(client, prefix, only(toManifest, keys)));
       toName = `release ${flags.to}`;
     } else {
       const configDir = path.resolve(settings.configDir!);
-      const checkSettings = { ...settings, configDir };
-      delete checkSettings.etcd;
-      delete checkSettings.validate;
+      const report = await checkConfigs(dirCheck(settings, configDir));
       const files = new Map<string, Uint8Array>();
-      for (const c of (await checkConfigs(checkSettings)).configs) {
-        if (c.file !== undefined) files.set(path.relative(configDir, path.resolve(c.file)).split(path.sep).join('/'), await readFile(path.resolve(c.file)));
-      }
-      toSide = await redactedSide(settings, files, configDir);
+      for (const c of report.configs) if (c.file !== undefined) files.set(keyOf(configDir, c.file), await readFile(path.resolve(c.file)));
+      keys = differing(new Map([...files].map(([key, bytes]) => [key, sha256(bytes)])));
+      toSide = sideOf(report, configDir, only(files, keys));
       toName = shownDir(configDir);
     }
+    const fromSide = await redactedSide(settings, await readBlobs(client, prefix, only(fromManifest, keys)));
     const { createTwoFilesPatch } = await import('diff');
-    const keys = [...new Set([...fromSide.keys(), ...toSide.keys()])].sort();
     let changed = 0;
-    for (const key of keys) {
+    for (const key of [...keys].sort()) {
       const a = fromSide.get(key);
       const b = toSide.get(key);
       const textOf = (s: typeof a) => (s === undefined ? '' : 'text' in s ? s.text : `# [not shown: ${s.hidden}]\n`);
-      if (a && b && a.sha === b.sha) continue;
+      changed++;
       if (a && b && 'text' in a && 'text' in b && a.text === b.text) {
-        changed++;
         out(`# ${escapeControl(key)}: only secret values differ (not shown)\n`);
         continue;
       }
       if (a && b && 'hidden' in a && 'hidden' in b) {
-        changed++;
         out(`# ${escapeControl(key)}: not shown (${a.hidden})\n`);
         continue;
       }
-      changed++;
       const patch = createTwoFilesPatch(
         a ? `release ${from}/${key}` : '/dev/null',
         b ? (flags.to !== undefined ? `release ${flags.to}/${key}` : `${toName}/${key}`) : '/dev/null',

@@ -102,13 +102,32 @@ export async function readManifest(client: Etcd3, prefix: string, meta: ReleaseM
 /** A release's content: relative key → bytes (read at one revision). */
 export async function readContent(client: Etcd3, prefix: string, meta: ReleaseMeta): Promise<Map<string, Buffer>> {
   const { revision } = await getKv(client, fleetKeys(prefix).head);
-  const manifest = await readManifest(client, prefix, meta, revision);
+  return readBlobs(client, prefix, await readManifest(client, prefix, meta, revision), { release: meta.release, revision });
+}
+
+/** The bytes of `entries` (relative key → blob), 16 reads at a time, each blob once. */
+export async function readBlobs(
+  client: Etcd3,
+  prefix: string,
+  entries: ReadonlyMap<string, ManifestEntry>,
+  at: { release?: number; revision?: string } = {},
+): Promise<Map<string, Buffer>> {
+  const k = fleetKeys(prefix);
+  const shas = [...new Set([...entries.values()].map((e) => e.sha))];
+  const bytes = new Map<string, Buffer>();
+  for (let i = 0; i < shas.length; i += 16) {
+    await Promise.all(
+      shas.slice(i, i + 16).map(async (sha) => {
+        const { kv } = await getKv(client, k.blob(sha), at.revision);
+        if (kv) bytes.set(sha, kv.value);
+      }),
+    );
+  }
   const out = new Map<string, Buffer>();
-  const blobs = fleetKeys(prefix);
-  for (const [key, e] of [...manifest].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const { kv } = await getKv(client, blobs.blob(e.sha), revision);
-    if (!kv) throw new EtcdError('E_FLEET', `release ${meta.release}: the content of ${key} (blob ${e.sha}) is missing from etcd`);
-    out.set(key, kv.value);
+  for (const [key, e] of [...entries].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const b = bytes.get(e.sha);
+    if (!b) throw new EtcdError('E_FLEET', `${at.release === undefined ? '' : `release ${at.release}: `}the content of ${key} (blob ${e.sha}) is missing from etcd`);
+    out.set(key, b);
   }
   return out;
 }
