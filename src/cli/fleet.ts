@@ -1,8 +1,8 @@
 // The fleet's commands (issue 15): `push` (a validated directory as release N, or plain keys with --plain),
 // `history`, `rollback`, `diff` and `rollout status|promote|abort`. main.ts wires them with the flag helpers it
 // shares with `run` and `check`.
-import { InvalidArgumentError, type Command } from 'commander';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Etcd3 } from 'etcd3';
@@ -51,6 +51,9 @@ const seconds = (value: string): number => {
   return Number(value);
 };
 
+/** `--config`, for the commands that read only etcd: its etcd settings (default: ./hotconf.yaml when there is one). */
+const settingsFileOption = () => new Option('-c, --config <file>', 'the daemon settings file, for its etcd: settings (default: ./hotconf.yaml if present)').env('HOTCONF_CONFIG');
+
 const out = (s: string) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(`hotconf: ${s}\n`);
 const json = (v: unknown) => out(`${JSON.stringify(v, null, 2)}\n`);
@@ -97,7 +100,9 @@ async function withEtcd(settings: DaemonSettings, fn: (client: Etcd3, prefix: st
 
 /** The etcd-only commands: settings without a config directory. */
 async function etcdCommand(w: FleetWiring, flags: FleetFlags, fn: (client: Etcd3, prefix: string, settings: DaemonSettings) => Promise<number>): Promise<number> {
-  const settings = await settingsOf(w, flags, false);
+  // ./hotconf.yaml holds the etcd settings when no flag names a file (its configDir, if any, is not used here).
+  if (flags.config === undefined && (await stat('hotconf.yaml').then((st) => st.isFile(), () => false))) flags.config = 'hotconf.yaml';
+  const settings = await settingsOf(w, flags, true);
   if (!settings) return EXIT.CANNOT_RUN;
   return withEtcd(settings, (client, prefix) => fn(client, prefix, settings));
 }
@@ -137,7 +142,7 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
     });
 
   w.etcdOptions(program.command('history').description('list the releases kept in etcd, newest first'))
-    .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+    .addOption(settingsFileOption())
     .option('--json', 'print JSON')
     .option('--limit <k>', 'show the newest K releases', positive)
     .action(async (flags: FleetFlags & { json?: boolean; limit?: number }) => {
@@ -153,8 +158,8 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
         }
         const rows = [['RELEASE', 'CREATED', 'AUTHOR', 'STATE', 'CHANGED', 'REMOVED', 'MESSAGE']];
         for (const r of h.releases) {
-          const state = r.state === 'aborted' ? `aborted (${r.aborted?.why ?? ''})` : r.state || '-';
-          rows.push([String(r.release), r.createdAt.replace(/\.\d+Z$/, 'Z'), r.author, r.state === 'aborted' ? 'aborted' : state, String(r.changed.length), String(r.removed.length), r.message + (r.state === 'aborted' ? ` [aborted: ${r.aborted?.why ?? ''}]` : '')]);
+          const note = r.aborted ? ` [aborted: ${r.aborted.why}]` : '';
+          rows.push([String(r.release), r.createdAt.replace(/\.\d+Z$/, 'Z'), r.author, r.state || '-', String(r.changed.length), String(r.removed.length), r.message + note]);
         }
         out(table(rows.map((row) => row.map(escapeControl))));
         return EXIT.OK;
@@ -162,7 +167,7 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
     });
 
   w.etcdOptions(program.command('rollback').description("publish an earlier release's content as a new release (history stays linear)"))
-    .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+    .addOption(settingsFileOption())
     .requiredOption('--to <n>', 'the release whose content the fleet goes back to', positive)
     .option('-m, --message <text>', 'why (default: "rollback to release N")')
     .option('--keep <n>', `releases kept in etcd (default: ${DEFAULT_KEEP})`, positive)
@@ -184,7 +189,7 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
 
   const rollout = program.command('rollout').description('the canary in progress: status, promote, abort');
   w.etcdOptions(rollout.command('status').description('the stable release, the canary, and every live instance'))
-    .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+    .addOption(settingsFileOption())
     .option('--json', 'print JSON: {stable, canary, instances: [{id, release, state, seenAt, …}]}')
     .action(async (flags: FleetFlags & { json?: boolean }) => {
       process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
@@ -206,7 +211,7 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
     });
   for (const action of ['promote', 'abort'] as const) {
     w.etcdOptions(rollout.command(action).description(action === 'promote' ? 'send the canary release to every instance' : 'return the canary instances to the stable release'))
-      .option('-c, --config <file>', 'the daemon settings file (hotconf.yaml)')
+      .addOption(settingsFileOption())
       .option('-m, --message <text>', 'why: recorded in the head (and, for abort, in the release)')
       .action(async (flags: FleetFlags & { message?: string }) => {
         process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
