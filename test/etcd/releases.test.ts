@@ -6,7 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdError } from '../../src/source/etcd/client.js';
 import { decodeHead, fleetKeys, sha256, type InstanceRecord, type ReleaseMeta } from '../../src/source/etcd/layout.js';
 import { collectGarbage, entryOf, history, publishRelease, readContent, readHead, readRelease, rollback, type ReleaseEntry } from '../../src/source/etcd/releases.js';
-import { finishRollout, rolloutStatus, waitRollout } from '../../src/source/etcd/rollout.js';
+import { finishRollout, rolloutStatus, stepRollout, waitRollout } from '../../src/source/etcd/rollout.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from './etcd-server.js';
 
 let etcd: EtcdServer;
@@ -269,5 +269,18 @@ describe.skipIf(!HAVE_ETCD)('rollout', () => {
     expect(await waitRollout(client, p, 3, { by: 'x', timeoutMs: 300, intervalMs: 50 })).toMatchObject({ outcome: 'timeout' });
     const m: ReleaseMeta = await meta(p, 3);
     expect(m.aborted).toBeUndefined();
+  });
+
+  test('deciders racing (the pusher, every canary instance): exactly one moves the head; a step for another release does nothing', async () => {
+    const p = '/race/';
+    await publishRelease(client, p, tree({ 'app.yaml': 'port: 1\n' }), { author: 'a' });
+    await publishRelease(client, p, tree({ 'app.yaml': 'port: 2\n' }), { author: 'a', canary: { ids: ['a', 'b', 'c'], auto: { bakeMs: 1000 } } });
+    for (const id of ['a', 'b', 'c']) await register(p, instance(id, { release: 1, target: 2, state: id === 'b' ? 'error' : 'ok', errors: id === 'b' ? 1 : 0 }));
+    expect(await stepRollout(client, p, 'x', { release: 7 })).toMatchObject({ acted: false, decision: { action: 'none' } });
+    const steps = await Promise.all(['a', 'b', 'c', 'pusher', 'a'].map((by) => stepRollout(client, p, by, { release: 2 })));
+    expect(steps.filter((s) => s.acted)).toHaveLength(1);
+    for (const s of steps) expect(s.decision).toEqual({ action: 'abort', why: 'instance b refused release 2 (1 error)' });
+    expect((await readHead(client, p)).head).toMatchObject({ stable: 1, canary: null, reason: 'auto-abort: instance b refused release 2 (1 error)' });
+    expect(await stepRollout(client, p, 'late')).toMatchObject({ acted: false, decision: { action: 'none' } });
   });
 });

@@ -86,6 +86,27 @@ export async function finishRollout(client: Etcd3, prefix: string, action: 'prom
   throw new EtcdError('E_PUSH_CONFLICT', `the release head under ${prefix} kept moving; the rollout was not changed`);
 }
 
+/**
+ * One look at an automatic canary: reads the head and the instances, runs {@link decideRollout}, and on abort or
+ * promote moves the head (CAS). `acted` is true when this call moved it. Every canary instance may call it on a
+ * timer: the one whose CAS lands decides, the others find the canary gone on their next look.
+ */
+export async function stepRollout(
+  client: Etcd3,
+  prefix: string,
+  by: string,
+  options: { release?: number; now?: number } = {},
+): Promise<{ head: Head | undefined; decision: RolloutDecision; acted: boolean }> {
+  const { head, headMod, revision } = await readHead(client, prefix);
+  // `release`: only that canary (a waiter must not decide a later push's canary).
+  if (!head?.canary?.auto || (options.release !== undefined && head.canary.release !== options.release)) return { head, decision: { action: 'none' }, acted: false };
+  const now = options.now ?? Date.now();
+  const decision = decideRollout(head, await listInstances(client, prefix, revision), now);
+  if (decision.action !== 'abort' && decision.action !== 'promote') return { head, decision, acted: false };
+  const acted = await endCanary(client, prefix, head, headMod, decision.action, { by, reason: `auto-${decision.action}: ${decision.why}` });
+  return { head, decision, acted };
+}
+
 export interface WaitOutcome {
   readonly outcome: 'promoted' | 'aborted' | 'superseded' | 'timeout';
   readonly why: string;
@@ -108,7 +129,7 @@ export async function waitRollout(
   const deadline = Date.now() + options.timeoutMs;
   let lastWhy = '';
   for (;;) {
-    const { head, headMod, revision } = await readHead(client, prefix);
+    const { head } = await readHead(client, prefix);
     if (!head || head.canary?.release !== release) {
       if (head && head.stable === release) return { outcome: 'promoted', why: head.reason, byUs: false, head };
       if (head?.canary) return { outcome: 'superseded', why: `release ${head.canary.release} is now the canary`, byUs: false, head };
@@ -116,12 +137,9 @@ export async function waitRollout(
       const meta = await readRelease(client, prefix, release);
       return { outcome: 'aborted', why: meta?.aborted?.why ?? head?.reason ?? 'the head was removed', byUs: false, head };
     }
-    const decision: RolloutDecision = decideRollout(head, await listInstances(client, prefix, revision), Date.now());
+    const { decision, acted } = await stepRollout(client, prefix, options.by, { release });
     if (decision.action === 'abort' || decision.action === 'promote') {
-      const reason = `auto-${decision.action}: ${decision.why}`;
-      if (await endCanary(client, prefix, head, headMod, decision.action, { by: options.by, reason })) {
-        return { outcome: decision.action === 'abort' ? 'aborted' : 'promoted', why: reason, byUs: true, head: (await readHead(client, prefix)).head };
-      }
+      if (acted) return { outcome: decision.action === 'abort' ? 'aborted' : 'promoted', why: `auto-${decision.action}: ${decision.why}`, byUs: true, head: (await readHead(client, prefix)).head };
       continue; // someone else moved the head: look again
     }
     if (decision.action === 'wait' && decision.why !== lastWhy) {
