@@ -323,6 +323,7 @@ async function push(w: FleetWiring, flags: PushFlags): Promise<number> {
       } catch (e) {
         return usage((e as Error).message);
       }
+      if (ids.length === 0 && live.length > 0) return usage(`--canary ${flags.canary} chooses no instance (of ${live.length} live): ask for 1 or more`);
       if (ids.length === 0) {
         err(`--canary ${flags.canary}: no live instance under ${prefix} to choose from (${live.length} registered); start \`hotconf run --etcd\` instances first, or push without --canary`);
         return EXIT.CANNOT_RUN;
