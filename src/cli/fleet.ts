@@ -274,6 +274,8 @@ function report(prefix: string, res: PublishResult, o: { json: boolean; dryRun: 
   const gc = res.gc;
   if (gc && gc.releases + gc.manifests + gc.blobs > 0) out(`removed ${gc.releases} old release(s), ${gc.manifests} manifest part(s), ${gc.blobs} blob(s)\n`);
   if (res.prunedPlain > 0) out(`deleted ${res.prunedPlain} plain key(s)\n`);
+  if (gc?.error !== undefined) err(`warning: release ${res.release} is out, but removing old content failed (the next push tries again): ${gc.error}`);
+  if (res.pruneError !== undefined) err(`warning: release ${res.release} is out, but deleting the plain keys failed (instances ignore them): ${res.pruneError}`);
 }
 
 /** `hotconf push`: every file valid first (else exit 1, nothing written), then a release (or plain keys). */

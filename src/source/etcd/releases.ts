@@ -219,6 +219,8 @@ export interface PublishResult {
   readonly attempts: number;
   readonly gc: GcResult | undefined;
   readonly prunedPlain: number;
+  /** Deleting the plain keys failed after the switch (the release is out; the keys are ignored). */
+  readonly pruneError?: string;
 }
 
 const PLAIN_SAMPLE = 5;
@@ -343,16 +345,25 @@ export async function publishRelease(client: Etcd3, prefix: string, entries: Rea
     }
     const txn = await client.kv.txn({ compare, success, failure: [] });
     if (txn.succeeded) {
-      const gc = await collectGarbage(client, prefix, { keep: options.keep ?? DEFAULT_KEEP, headMod: txn.header.revision, olderThan: headMod });
+      // The release is out: what follows is housekeeping, whose failure is reported, not thrown.
+      let gc: GcResult;
+      try {
+        gc = await collectGarbage(client, prefix, { keep: options.keep ?? DEFAULT_KEEP, headMod: txn.header.revision, olderThan: headMod });
+      } catch (err) {
+        gc = { releases: 0, manifests: 0, blobs: 0, complete: false, error: err instanceof Error ? err.message : String(err) };
+      }
       let prunedPlain = 0;
-      if (options.prunePlain && plainKeys.length > 0) {
-        for (let i = 0; i < plainKeys.length; i += TXN_MAX_OPS) {
+      let pruneError: string | undefined;
+      try {
+        for (let i = 0; options.prunePlain && i < plainKeys.length; i += TXN_MAX_OPS) {
           const ops: IRequestOp[] = plainKeys.slice(i, i + TXN_MAX_OPS).map((key) => ({ request_delete_range: { key: buf(key) } }));
           await client.kv.txn({ compare: [], success: ops, failure: [] });
           prunedPlain += ops.length;
         }
+      } catch (err) {
+        pruneError = err instanceof Error ? err.message : String(err);
       }
-      return { plan, release, revision: txn.header.revision, head: newHead, attempts: attempt, gc, prunedPlain };
+      return { plan, release, revision: txn.header.revision, head: newHead, attempts: attempt, gc, prunedPlain, ...(pruneError === undefined ? {} : { pruneError }) };
     }
     if (attempt >= maxAttempts) {
       throw new FleetConflictError('E_PUSH_CONFLICT', `etcd: the release head under ${prefix} kept moving during the push (${attempt} attempts); no release was created by this push`);
@@ -365,8 +376,10 @@ export interface GcResult {
   readonly releases: number;
   readonly manifests: number;
   readonly blobs: number;
-  /** False when another writer moved the head meanwhile (it collects next time). */
+  /** False when another writer moved the head meanwhile (it collects next time), or on an error. */
   readonly complete: boolean;
+  /** Why it stopped, when it failed (the release itself is out). */
+  readonly error?: string;
 }
 
 /**
