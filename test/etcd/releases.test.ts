@@ -3,7 +3,7 @@
 // keys, canary promote/abort and the automatic decision, and the errors of a value etcd cannot take.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
-import { EtcdError } from '../../src/source/etcd/client.js';
+import { describeEtcdError, EtcdError } from '../../src/source/etcd/client.js';
 import { decodeHead, fleetKeys, sha256, type InstanceRecord, type ReleaseMeta } from '../../src/source/etcd/layout.js';
 import { collectGarbage, entryOf, history, publishRelease, readContent, readHead, readRelease, rollback, type ReleaseEntry } from '../../src/source/etcd/releases.js';
 import { finishRollout, rolloutStatus, stepRollout, waitRollout } from '../../src/source/etcd/rollout.js';
@@ -283,4 +283,19 @@ describe.skipIf(!HAVE_ETCD)('rollout', () => {
     expect((await readHead(client, p)).head).toMatchObject({ stable: 1, canary: null, reason: 'auto-abort: instance b refused release 2 (1 error)' });
     expect(await stepRollout(client, p, 'late')).toMatchObject({ acted: false, decision: { action: 'none' } });
   });
+});
+
+test("etcd's size limits are E_SOURCE_LIMIT with the limit and the way out, never 'unreachable'", () => {
+  const e = (msg: string) => describeEtcdError(new Error(msg), ['http://e:2379']);
+  const ops = e('3 INVALID_ARGUMENT: etcdserver: too many operations in txn request');
+  expect(ops.code).toBe('E_SOURCE_LIMIT');
+  expect(ops.message).toBe(
+    "etcd (http://e:2379) refused the request: too many operations in one transaction (over etcd's --max-txn-ops, default 128); a release push (the default, not --plain) splits any directory into small transactions",
+  );
+  for (const msg of ['3 INVALID_ARGUMENT: etcdserver: request is too large', '8 RESOURCE_EXHAUSTED: grpc: received message larger than max (20143849 vs. 2097152)']) {
+    expect(e(msg).code).toBe('E_SOURCE_LIMIT');
+    expect(e(msg).message).toContain('refused the request: it is larger than etcd accepts (--max-request-bytes, default 1.5 MiB)');
+  }
+  expect(e('8 RESOURCE_EXHAUSTED: Received message larger than max (300000000 vs 268435456)').message).toContain('a response is larger than this client accepts');
+  expect(e('14 UNAVAILABLE: No connection established').code).toBe('E_SOURCE_UNAVAILABLE');
 });
