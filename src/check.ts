@@ -22,6 +22,8 @@ export interface CheckedConfig {
   readonly value: unknown;
   readonly secrets: readonly string[];
   readonly errors: readonly ConfigErrorJSON[];
+  /** With `keepSource`, a valid config's text exactly as validated (what `hotconf push` publishes). */
+  readonly source?: string;
 }
 
 export interface CheckReport {
@@ -87,7 +89,7 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
     const failed = (file: string | undefined, errors: readonly ConfigErrorJSON[]) => ({ name: c.name, file, ok: false, value: undefined, secrets: [], errors });
     switch (c.kind) {
       case 'ok':
-        return { name: c.name, file: c.shown, ok: true, value: c.value, secrets: c.secrets, errors: [] };
+        return { name: c.name, file: c.shown, ok: true, value: c.value, secrets: c.secrets, errors: [], ...(c.source ? { source: c.source.text } : {}) };
       case 'error':
         return failed(c.shown, capErrors(c.errors, o.maxErrorsPerConfig).map((e) => e.toJSON()));
       case 'unsettled':

@@ -298,7 +298,8 @@ async function push(w: FleetWiring, flags: PushFlags): Promise<number> {
   delete dirSettings.etcd;
   let checked: CheckReport;
   try {
-    checked = await checkConfigs(dirSettings);
+    // keepSource: the text as validated is what is pushed (a file edited meanwhile is not re-read unchecked).
+    checked = await checkConfigs({ ...dirSettings, keepSource: true });
   } catch (e) {
     err(e instanceof Error ? e.message : String(e));
     return EXIT.CANNOT_RUN;
@@ -308,12 +309,9 @@ async function push(w: FleetWiring, flags: PushFlags): Promise<number> {
     err(`${checked.configs.filter((c) => !c.ok).length} of ${checked.configs.length} config(s) invalid; nothing was written to etcd`);
     return EXIT.INVALID;
   }
-  // The bytes as they are on disk (comments and all): every instance parses and validates them again.
+  // The bytes as validated (comments and all): every instance parses and validates them again.
   const files = new Map<string, Uint8Array>();
-  for (const c of checked.configs) {
-    const file = path.resolve(c.file!);
-    files.set(path.relative(configDir, file).split(path.sep).join('/'), await readFile(file));
-  }
+  for (const c of checked.configs) files.set(keyOf(configDir, c.file!), Buffer.from(c.source!, 'utf8'));
   return withEtcd(settings, async (client, prefix) => {
     if (flags.plain) return plainPush(client, prefix, files, flags);
     let canary: { ids: string[]; auto?: { bakeMs: number } } | undefined;

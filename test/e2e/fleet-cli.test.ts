@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { tempDir, until, type TempDir } from '../helpers.js';
 import { fleetKeys, type InstanceRecord } from '../../src/source/etcd/layout.js';
+import { readContent, readRelease } from '../../src/source/etcd/releases.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from '../etcd/etcd-server.js';
 import { hotconf } from './cli-helpers.js';
 
@@ -49,6 +50,9 @@ describe.skipIf(!HAVE_ETCD)('hotconf push (releases), history, rollback, diff', 
     expect(r1.code).toBe(0);
     expect(r1.stdout).toMatch(/^release 1: 2 changed, 0 removed, 0 unchanged; revision \d+$/m);
     expect(r1.stdout).toContain('+ db.yaml');
+    // The bytes as validated and as on disk, comments and all.
+    const content = await readContent(client, '/f1/', (await readRelease(client, '/f1/', 1))!);
+    expect(Object.fromEntries([...content].map(([k, v]) => [k, v.toString()]))).toEqual({ 'app.yaml': 'port: 80\n', 'db.yaml': '# the database\nuser: app\npassword: hunter2\nport: 5432\n' });
 
     await tmp.write('v2/app.yaml', 'port: 81\n');
     await tmp.write('v2/db.yaml', '# the database\nuser: app2\npassword: s3cret-two\nport: 5432\n');
