@@ -209,6 +209,21 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
         return EXIT.OK;
       });
     });
+  w.etcdOptions(rollout.command('wait').description(`wait for the canary in progress to end (an automatic one is decided here too): exit 0 promoted, ${FLEET_EXIT.ROLLOUT_ABORTED} aborted, ${FLEET_EXIT.ROLLOUT_UNFINISHED} unfinished at --timeout`))
+    .addOption(settingsFileOption())
+    .option('--timeout <seconds>', 'give up waiting after this long (default: 600)', seconds)
+    .option('--json', 'print JSON: {release, outcome, why}')
+    .action(async (flags: FleetFlags & { timeout?: number; json?: boolean }) => {
+      process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
+        const { head } = await readHead(client, prefix);
+        if (!head?.canary) {
+          err(`no canary in progress under ${prefix}${head ? `: every instance runs release ${head.stable} (last: ${head.reason} by ${head.by})` : ''}`);
+          return EXIT.CANNOT_RUN;
+        }
+        const release = head.canary.release;
+        return awaitCanary(client, prefix, release, { by: author(), timeoutSeconds: flags.timeout ?? 600, json: flags.json === true }, (r) => json({ release, ...r }));
+      });
+    });
   for (const action of ['promote', 'abort'] as const) {
     w.etcdOptions(rollout.command(action).description(action === 'promote' ? 'send the canary release to every instance' : 'return the canary instances to the stable release'))
       .addOption(settingsFileOption())
@@ -349,23 +364,35 @@ async function push(w: FleetWiring, flags: PushFlags): Promise<number> {
     if (!waiting) return EXIT.OK;
     const release = res.release;
     if (!flags.json) out(`waiting for the canary of release ${release} to be ${flags.auto ? 'promoted or aborted automatically' : 'promoted or aborted (hotconf rollout promote|abort)'}…\n`);
-    const ac = new AbortController();
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => ac.abort());
-    const end = await waitRollout(client, prefix, release, {
-      by,
-      timeoutMs: (flags.timeout ?? 600) * 1000,
-      signal: ac.signal,
-      onWait: (why) => process.stderr.write(`hotconf: waiting: ${escapeControl(why)}\n`),
-    });
-    const line = `release ${release} ${end.outcome === 'timeout' ? 'still in canary' : end.outcome}: ${escapeControl(end.why)}`;
-    if (flags.json) report(prefix, res, { json: true, dryRun: false, rollout: { outcome: end.outcome, why: end.why } });
-    if (end.outcome === 'promoted') {
-      if (!flags.json) out(`${line}\n`);
-      return EXIT.OK;
-    }
-    err(line);
-    return end.outcome === 'aborted' ? FLEET_EXIT.ROLLOUT_ABORTED : FLEET_EXIT.ROLLOUT_UNFINISHED;
+    return awaitCanary(client, prefix, release, { by, timeoutSeconds: flags.timeout ?? 600, json: flags.json === true }, (rollout) => report(prefix, res, { json: true, dryRun: false, rollout }));
   });
+}
+
+/** Waits for the canary of `release` to end (deciding it when automatic); prints the outcome; returns the exit code:
+ *  0 promoted, 4 aborted, 5 unfinished. With `json`, `printJson` prints the one JSON document. */
+async function awaitCanary(
+  client: Etcd3,
+  prefix: string,
+  release: number,
+  o: { by: string; timeoutSeconds: number; json: boolean },
+  printJson: (rollout: { outcome: string; why: string }) => void,
+): Promise<number> {
+  const ac = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => ac.abort());
+  const end = await waitRollout(client, prefix, release, {
+    by: o.by,
+    timeoutMs: o.timeoutSeconds * 1000,
+    signal: ac.signal,
+    onWait: (why) => process.stderr.write(`hotconf: waiting: ${escapeControl(why)}\n`),
+  });
+  const line = `release ${release} ${end.outcome === 'timeout' ? 'still in canary' : end.outcome}: ${escapeControl(end.why)}`;
+  if (o.json) printJson({ outcome: end.outcome, why: end.why });
+  if (end.outcome === 'promoted') {
+    if (!o.json) out(`${line}\n`);
+    return EXIT.OK;
+  }
+  err(line);
+  return end.outcome === 'aborted' ? FLEET_EXIT.ROLLOUT_ABORTED : FLEET_EXIT.ROLLOUT_UNFINISHED;
 }
 
 /** `push --plain`: today's plain keys, in one guarded transaction. */

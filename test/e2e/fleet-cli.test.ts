@@ -223,5 +223,15 @@ describe.skipIf(!HAVE_ETCD)('hotconf push --canary, rollout', () => {
     const stuck = await push('/auto/', 'a1', '--canary', '1', '--wait', '--timeout', '1');
     expect(stuck.code).toBe(5);
     expect(stuck.stderr).toContain('release 4 still in canary');
+    // `rollout wait` re-attaches to it; a `rollout promote` from elsewhere ends it: exit 0.
+    const waiter = hotconf(['rollout', 'wait', ...at('/auto/'), '--timeout', '30', '--json']);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await hotconf(['rollout', 'promote', ...at('/auto/')])).code).toBe(0);
+    const w = await waiter;
+    expect(w.code).toBe(0);
+    expect(JSON.parse(w.stdout)).toEqual({ release: 4, outcome: 'promoted', why: 'promote release 4' });
+    const nothing = await hotconf(['rollout', 'wait', ...at('/auto/')]);
+    expect(nothing.code).toBe(3);
+    expect(nothing.stderr).toContain('no canary in progress under /auto/: every instance runs release 4');
   });
 });
