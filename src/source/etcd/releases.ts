@@ -7,6 +7,7 @@
 // mod_revision as read (a concurrent push either lands before, and this one re-plans as N+1, or after), by the
 // absence of releases/<N>, and by the gc key (content this push reuses was not deleted meanwhile).
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
+import { configNameOf } from '../../names.js';
 import { EtcdError } from './client.js';
 import {
   decodeHead,
@@ -248,7 +249,8 @@ export async function publishRelease(client: Etcd3, prefix: string, entries: Rea
     let plainKeys: string[] = [];
     if (!head) {
       const { kvs } = await rangeOf(client, prefix, { keysOnly: true, revision });
-      plainKeys = kvs.map((kv) => kv.key.toString()).filter((key) => !key.startsWith(k.root)).sort();
+      // Only keys an instance would serve as configs (the naming rule): not READMEs, not the fleet's own keys.
+      plainKeys = kvs.map((kv) => kv.key.toString()).filter((key) => configNameOf(key.slice(prefix.length)) !== undefined).sort();
       if (plainKeys.length > 0 && !options.adopt && !options.dryRun) {
         const sample = plainKeys.slice(0, PLAIN_SAMPLE).join(', ') + (plainKeys.length > PLAIN_SAMPLE ? ', …' : '');
         throw new EtcdError(
