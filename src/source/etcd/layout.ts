@@ -85,6 +85,9 @@ export interface ReleaseMeta {
   /** Config keys (relative to the prefix, e.g. `db/primary.yaml`) added or changed against the parent, and removed. */
   readonly changed: readonly string[];
   readonly removed: readonly string[];
+  /** Set when `changed` / `removed` hold only the first of more names (the meta stays far under etcd's request limit). */
+  readonly changedCount?: number;
+  readonly removedCount?: number;
   /** The release this one was made from (the stable one at push time), if any. */
   readonly parent?: number;
   /** `hotconf rollback --to N`: this release is N's content. */
