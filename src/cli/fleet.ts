@@ -149,7 +149,22 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
       process.exitCode = await etcdCommand(w, flags, async (client, prefix) => {
         const h = await history(client, prefix, flags.limit);
         if (flags.json) {
-          json(h.releases.map(({ release, createdAt, author: by, message, changed, removed, state, entries, rollbackOf, aborted }) => ({ release, createdAt, author: by, message, changed, removed, state, entries, ...(rollbackOf === undefined ? {} : { rollbackOf }), ...(aborted ? { aborted } : {}) })));
+          json(
+            h.releases.map(({ release, createdAt, author: by, message, changed, removed, changedCount, removedCount, state, entries, rollbackOf, aborted }) => ({
+              release,
+              createdAt,
+              author: by,
+              message,
+              changed,
+              removed,
+              ...(changedCount > changed.length ? { changedCount } : {}),
+              ...(removedCount > removed.length ? { removedCount } : {}),
+              state,
+              entries,
+              ...(rollbackOf === undefined ? {} : { rollbackOf }),
+              ...(aborted ? { aborted } : {}),
+            })),
+          );
           return EXIT.OK;
         }
         if (!h.head) {
@@ -159,7 +174,7 @@ export function fleetCommands(program: Command, w: FleetWiring): void {
         const rows = [['RELEASE', 'CREATED', 'AUTHOR', 'STATE', 'CHANGED', 'REMOVED', 'MESSAGE']];
         for (const r of h.releases) {
           const note = r.aborted ? ` [aborted: ${r.aborted.why}]` : '';
-          rows.push([String(r.release), r.createdAt.replace(/\.\d+Z$/, 'Z'), r.author, r.state || '-', String(r.changed.length), String(r.removed.length), r.message + note]);
+          rows.push([String(r.release), r.createdAt.replace(/\.\d+Z$/, 'Z'), r.author, r.state || '-', String(r.changedCount), String(r.removedCount), r.message + note]);
         }
         out(table(rows.map((row) => row.map(escapeControl))));
         return EXIT.OK;

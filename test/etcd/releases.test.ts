@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { describeEtcdError, EtcdError } from '../../src/source/etcd/client.js';
 import { decodeHead, fleetKeys, sha256, type InstanceRecord, type ReleaseMeta } from '../../src/source/etcd/layout.js';
-import { collectGarbage, entryOf, history, publishRelease, readContent, readHead, readRelease, rollback, type ReleaseEntry } from '../../src/source/etcd/releases.js';
+import { collectGarbage, entryOf, history, META_MAX_NAMES, publishRelease, readContent, readHead, readRelease, rollback, type ReleaseEntry } from '../../src/source/etcd/releases.js';
 import { finishRollout, rolloutStatus, stepRollout, waitRollout } from '../../src/source/etcd/rollout.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from './etcd-server.js';
 
@@ -106,6 +106,18 @@ describe.skipIf(!HAVE_ETCD)('releases', () => {
     } finally {
       await watcher.cancel();
     }
+  });
+
+  test('a meta lists at most META_MAX_NAMES changed names and says how many there were', async () => {
+    const p = '/names/';
+    const n = META_MAX_NAMES + 5;
+    const res = await publishRelease(client, p, tree(Object.fromEntries(Array.from({ length: n }, (_, i) => [`c${i}.yaml`, `i: ${i}\n`]))), { author: 'a' });
+    expect(res.plan.changed).toHaveLength(n);
+    const m = await meta(p, 1);
+    expect(m.changed).toHaveLength(META_MAX_NAMES);
+    expect(m.changedCount).toBe(n);
+    expect(m.removedCount).toBeUndefined();
+    expect((await history(client, p)).releases[0]).toMatchObject({ changedCount: n, removedCount: 0 });
   });
 
   test('GC keeps the last --keep releases (and stable and canary) and removes content only they used', async () => {

@@ -226,6 +226,10 @@ export interface PublishResult {
 
 const PLAIN_SAMPLE = 5;
 
+/** Most names a meta lists per list: the meta goes in the head's transaction, which must stay small. */
+export const META_MAX_NAMES = 2000;
+
+
 /**
  * Publishes `entries` (relative key → content) as the next release under `prefix`, or plans it (`dryRun`).
  * Returns without a release when the content is the stable release's and no canary is asked for.
@@ -313,8 +317,10 @@ export async function publishRelease(client: Etcd3, prefix: string, entries: Rea
       manifestParts: manifest.parts.length,
       entries: entries.size,
       bytes: [...entries.values()].reduce((n, e) => n + e.size, 0),
-      changed,
-      removed,
+      changed: changed.slice(0, META_MAX_NAMES),
+      removed: removed.slice(0, META_MAX_NAMES),
+      ...(changed.length > META_MAX_NAMES ? { changedCount: changed.length } : {}),
+      ...(removed.length > META_MAX_NAMES ? { removedCount: removed.length } : {}),
       ...(parentMeta ? { parent: parentMeta.release } : {}),
       ...(options.rollbackOf === undefined ? {} : { rollbackOf: options.rollbackOf }),
     };
@@ -436,6 +442,9 @@ export interface HistoryEntry {
   readonly message: string;
   readonly changed: readonly string[];
   readonly removed: readonly string[];
+  /** How many changed / removed (the lists may hold only the first {@link META_MAX_NAMES}). */
+  readonly changedCount: number;
+  readonly removedCount: number;
   readonly entries: number;
   readonly bytes: number;
   /** stable, canary, aborted, or '' (an older release). */
@@ -457,6 +466,8 @@ export async function history(client: Etcd3, prefix: string, limit?: number): Pr
       message: m.message,
       changed: m.changed,
       removed: m.removed,
+      changedCount: m.changedCount ?? m.changed.length,
+      removedCount: m.removedCount ?? m.removed.length,
       entries: m.entries,
       bytes: m.bytes,
       state: head?.stable === m.release ? 'stable' : head?.canary?.release === m.release ? 'canary' : m.aborted ? 'aborted' : '',
