@@ -283,6 +283,23 @@ describe.skipIf(!HAVE_ETCD)('rollout', () => {
     expect(m.aborted).toBeUndefined();
   });
 
+  test('a waiter that finds its canary ended by a decider that wrote only the head reports the abort and records it', async () => {
+    const p = '/headonly/';
+    await publishRelease(client, p, tree({ 'app.yaml': 'port: 1\n' }), { author: 'a' });
+    await publishRelease(client, p, tree({ 'app.yaml': 'port: 2\n' }), { author: 'a', canary: { ids: ['b'], auto: { bakeMs: 60_000 } } });
+    const { head, headMod } = await readHead(client, p);
+    const next = { ...head!, canary: null, updatedAt: Date.now(), by: 'instance b', reason: 'auto-abort: instance b refused release 2 (1 error)' };
+    const moved = await client.kv.txn({
+      compare: [{ key: Buffer.from(fleetKeys(p).head), target: 'Mod', result: 'Equal', mod_revision: headMod }],
+      success: [{ request_put: { key: Buffer.from(fleetKeys(p).head), value: Buffer.from(JSON.stringify(next)) } }],
+      failure: [],
+    });
+    expect(moved.succeeded).toBe(true);
+    expect(await waitRollout(client, p, 2, { by: 'pusher', timeoutMs: 1000 })).toMatchObject({ outcome: 'aborted', byUs: false, why: 'auto-abort: instance b refused release 2 (1 error)' });
+    expect((await meta(p, 2)).aborted).toMatchObject({ by: 'instance b', why: 'auto-abort: instance b refused release 2 (1 error)' });
+    expect((await history(client, p)).releases[0]).toMatchObject({ release: 2, state: 'aborted' });
+  });
+
   test('deciders racing (the pusher, every canary instance): exactly one moves the head; a step for another release does nothing', async () => {
     const p = '/race/';
     await publishRelease(client, p, tree({ 'app.yaml': 'port: 1\n' }), { author: 'a' });

@@ -132,10 +132,24 @@ export async function waitRollout(
     const { head } = await readHead(client, prefix);
     if (!head || head.canary?.release !== release) {
       if (head && head.stable === release) return { outcome: 'promoted', why: head.reason, byUs: false, head };
+      const key = fleetKeys(prefix).release(release);
+      const kv = (await client.kv.range({ key: Buffer.from(key) })).kvs[0];
+      const meta = kv ? decodeJson<ReleaseMeta>(key, kv.value) : undefined;
+      if (meta?.aborted) return { outcome: 'aborted', why: meta.aborted.why, byUs: false, head };
+      if (head && !head.canary && head.stable < release) {
+        // Ended by a decider that wrote only the head: record in the release what the head says (history shows it).
+        if (kv && meta) {
+          const aborted: ReleaseMeta = { ...meta, aborted: { at: head.updatedAt, by: head.by, why: head.reason } };
+          await client.kv.txn({
+            compare: [{ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: kv.mod_revision }],
+            success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(JSON.stringify(aborted)) } }],
+            failure: [],
+          });
+        }
+        return { outcome: 'aborted', why: head.reason, byUs: false, head };
+      }
       if (head?.canary) return { outcome: 'superseded', why: `release ${head.canary.release} is now the canary`, byUs: false, head };
-      if (head && head.stable > release) return { outcome: 'superseded', why: `release ${head.stable} (${head.reason}) replaced it`, byUs: false, head };
-      const meta = await readRelease(client, prefix, release);
-      return { outcome: 'aborted', why: meta?.aborted?.why ?? head?.reason ?? 'the head was removed', byUs: false, head };
+      return { outcome: 'superseded', why: head ? `release ${head.stable} (${head.reason}) replaced it` : 'the head was removed', byUs: false, head };
     }
     const { decision, acted } = await stepRollout(client, prefix, options.by, { release });
     if (decision.action === 'abort' || decision.action === 'promote') {
