@@ -1,6 +1,6 @@
 // The fleet's commands (issue 15): `push` (a validated directory as release N, or plain keys with --plain),
-// `history`, `rollback`, `diff` and `rollout status|promote|abort`. main.ts wires them with the flag helpers it
-// shares with `run` and `check`.
+// `history`, `rollback`, `diff` and `rollout status|promote|abort|wait`. main.ts wires them with the flag helpers
+// it shares with `run` and `check`.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -86,8 +86,17 @@ async function withEtcd(settings: DaemonSettings, fn: (client: Etcd3, prefix: st
     err('this command needs --etcd URL[,URL] and --etcd-prefix PREFIX (or HOTCONF_ETCD and HOTCONF_ETCD_PREFIX)');
     return EXIT.USAGE;
   }
-  const options = await etcdOptionsOf(settings.etcd);
-  const client = await etcdClient(options);
+  let options: EtcdOptions;
+  let client: Etcd3;
+  try {
+    options = await etcdOptionsOf(settings.etcd);
+    client = await etcdClient(options);
+  } catch (e) {
+    // a password file that cannot be read, a TLS file, a bad endpoint
+    if (e instanceof SettingsError) for (const problem of e.errors) err(problem.message);
+    else err(e instanceof Error ? e.message : String(e));
+    return EXIT.CANNOT_RUN;
+  }
   try {
     return await fn(client, normalizePrefix(settings.etcd.prefix), options);
   } catch (e) {
