@@ -3,7 +3,7 @@
 // keys, canary promote/abort and the automatic decision, and the errors of a value etcd cannot take.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
-import { describeEtcdError, EtcdError } from '../../src/source/etcd/client.js';
+import { describeEtcdError, etcdClient, EtcdError } from '../../src/source/etcd/client.js';
 import { decodeHead, fleetKeys, sha256, type InstanceRecord, type ReleaseMeta } from '../../src/source/etcd/layout.js';
 import { collectGarbage, entryOf, history, META_MAX_NAMES, publishRelease, readContent, readHead, readRelease, rollback, type ReleaseEntry } from '../../src/source/etcd/releases.js';
 import { finishRollout, rolloutStatus, stepRollout, waitRollout } from '../../src/source/etcd/rollout.js';
@@ -194,6 +194,21 @@ describe.skipIf(!HAVE_ETCD)('releases', () => {
     const res = await publishRelease(client, p, tree({ 'app.yaml': 'port: 3\n' }), { author: 'a', adopt: true, prunePlain: true });
     expect(res).toMatchObject({ release: 1, prunedPlain: 2 });
     expect((await keysUnder(p)).filter((key) => !key.startsWith(fleetKeys(p).root))).toEqual([]);
+  });
+
+  test('a member with limits below the defaults: the content goes in smaller transactions; a value over its limit is named', { timeout: 60_000 }, async () => {
+    await using small = await startEtcd({ args: ['--max-request-bytes', String(256 * 1024), '--max-txn-ops', '16'] });
+    // hotconf's own client (its breaker counts only network faults), as `hotconf push` makes it
+    const c = await etcdClient({ endpoints: [small.url], prefix: '/small/' });
+    const files = tree(Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`c${i}.yaml`, `i: ${i}\npad: ${'x'.repeat(20_000)}\n`])));
+    const res = await publishRelease(c, '/small/', files, { author: 'a' });
+    expect(res.release).toBe(1);
+    expect((await readContent(c, '/small/', (await readRelease(c, '/small/', 1))!)).size).toBe(100);
+    const big = Buffer.alloc(300 * 1024, 'b');
+    const e = await publishRelease(c, '/small/', new Map([['big.yaml', entryOf(big)]]), { author: 'a' }).catch((x: unknown) => x);
+    expect((e as EtcdError).code).toBe('E_SOURCE_LIMIT');
+    expect((e as Error).message).toContain(`etcd refused big.yaml (${fleetKeys('/small/').blob(sha256(big))}): 307200 bytes is over its request limit`);
+    c.close();
   });
 
   test('a value larger than etcd takes is named with its size and the limit, not called unreachable', async () => {

@@ -133,21 +133,23 @@ export async function readBlobs(
   return out;
 }
 
-/** Writes puts in transactions of at most TXN_MAX_OPS operations and TXN_MAX_BYTES of values. A single value
- *  that etcd refuses is named with its size. */
+/** Writes puts in transactions of at most TXN_MAX_OPS operations and TXN_MAX_BYTES of values. A transaction
+ *  etcd refuses as too large or as too many operations (a member configured below the defaults) is split in two
+ *  and sent again; a single value it refuses is named with its size. */
 async function putInBatches(client: Etcd3, puts: ReadonlyArray<readonly [string, Uint8Array]>, describe: (key: string) => string): Promise<void> {
-  let batch: Array<readonly [string, Uint8Array]> = [];
-  let bytes = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const ops = batch;
-    batch = [];
-    bytes = 0;
+  const send = async (ops: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void> => {
     try {
       await client.kv.txn({ compare: [], success: ops.map(([k, v]) => ({ request_put: { key: buf(k), value: Buffer.from(v) } })), failure: [] });
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      if (ops.length === 1 && /request is too large|larger than max/i.test(msg)) {
+      const tooLarge = /request is too large|grpc: received message larger than max/i.test(msg);
+      if ((tooLarge || /too many operations in txn request/i.test(msg)) && ops.length > 1) {
+        const half = Math.ceil(ops.length / 2);
+        await send(ops.slice(0, half));
+        await send(ops.slice(half));
+        return;
+      }
+      if (tooLarge) {
         const [key, value] = ops[0]!;
         throw new EtcdError(
           'E_SOURCE_LIMIT',
@@ -158,13 +160,20 @@ async function putInBatches(client: Etcd3, puts: ReadonlyArray<readonly [string,
       throw err;
     }
   };
+  let batch: Array<readonly [string, Uint8Array]> = [];
+  let bytes = 0;
   for (const [key, value] of puts) {
-    if (batch.length >= TXN_MAX_OPS || (batch.length > 0 && bytes + value.byteLength > TXN_MAX_BYTES)) await flush();
+    if (batch.length >= TXN_MAX_OPS || (batch.length > 0 && bytes + value.byteLength > TXN_MAX_BYTES)) {
+      await send(batch);
+      batch = [];
+      bytes = 0;
+    }
     batch.push([key, value]);
     bytes += value.byteLength + key.length;
   }
-  await flush();
+  if (batch.length > 0) await send(batch);
 }
+
 
 /** Someone else moved the head (or deleted content this push reused) between the read and the switch. */
 export class FleetConflictError extends EtcdError {}
