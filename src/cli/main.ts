@@ -403,6 +403,37 @@ dirOptions(program.command('watch').description('print each committed change as 
   });
 
 program
+  .command('types')
+  .description('generate TypeScript declarations from the schemas: a type per config and Configs, for createHotconf<Configs>(…)')
+  .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml): its schemaDir').env('HOTCONF_CONFIG'))
+  .option('--schema-dir <dir>', "directory of <name>.schema.json files (default: ./hotconf.yaml's, else ./schemas)")
+  .option('--out <file>', 'write the declarations to this file (default: print them)')
+  .option('--check', 'exit 1 when --out is out of date with the schemas (for CI), naming what changed; write nothing')
+  .addHelpText('after', '\nExit codes: 0 ok (or up to date), 1 out of date (--check), 2 usage error or a bad schema, 3 bad settings or no schema directory.')
+  .action(async (flags: { config?: string; schemaDir?: string; out?: string; check?: boolean }) => {
+    if (flags.check && flags.out === undefined) {
+      process.stderr.write('hotconf: types --check compares a file: pass --out FILE (the committed declarations)\n');
+      process.exitCode = EXIT.USAGE;
+      return;
+    }
+    // Where the schemas are, as for `check`: --schema-dir > $HOTCONF_SCHEMA_DIR > the settings file > ./schemas.
+    let schemaDir = flags.schemaDir ?? (process.env.HOTCONF_SCHEMA_DIR || undefined);
+    let strict: { schemaStrict?: boolean; unknownFormats?: (typeof UNKNOWN_FORMATS)[number] } = {};
+    const settingsFile = flags.config ?? (await stat('hotconf.yaml').then((s) => (s.isFile() ? 'hotconf.yaml' : undefined), () => undefined));
+    if (settingsFile !== undefined) {
+      const settings = await oneShotSettings({ config: settingsFile, ...(schemaDir === undefined ? {} : { schemaDir }) });
+      schemaDir = settings.schemaDir;
+      strict = { schemaStrict: settings.schemaStrict, unknownFormats: settings.unknownFormats };
+    }
+    schemaDir ??= 'schemas';
+    const command = ['hotconf types', ...(flags.config === undefined ? [] : ['--config', flags.config]), ...(flags.schemaDir === undefined ? [] : ['--schema-dir', flags.schemaDir]), ...(flags.out === undefined ? [] : ['--out', flags.out])]
+      .map((w) => (w.startsWith('hotconf') || /^[\w./@:=+-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`))
+      .join(' ');
+    const { typesCommand } = await import('./types.js'); // the generator, prettier and lodash: only for this command
+    process.exitCode = await typesCommand({ schemaDir, ...strict, command, version: pkg.version, out: flags.out, check: flags.check });
+  });
+
+program
   .command('reload')
   .description("send SIGHUP to a running daemon and wait for that reload's outcome: exit 0 applied, 1 refused (systemd's ExecReload=)")
   .requiredOption('--pid <pid>', "the daemon's process id ($MAINPID in a unit)", wholeNumber)
