@@ -5,8 +5,8 @@
 // and the rest of dist/) stays as tsc wrote it, unbundled: only the CLI's entry is replaced.
 //
 // What stays outside the bundle, loaded from node_modules as before: the packages only a mode needs (fastify,
-// prom-client, etcd3, pino and pino-pretty, eventsource, unix-dgram's native addon, chokidar,
-// json-schema-to-typescript), the parse worker
+// prom-client, etcd3, pino and pino-pretty, unix-dgram's native addon, chokidar, and whatever is imported with
+// import(): eventsource, cockatiel, json-schema-to-typescript…), the parse worker
 // (dist/load/worker.js, its own thread) and the generated validators (dist/generated, required by path).
 // hotconf's lazy `require`s (`const require = createRequire(import.meta.url)`) are turned into plain
 // `require` calls for esbuild, which then bundles what they load and still runs it only on first use.
@@ -25,9 +25,16 @@ if (source.slice(0, 200).includes(MARK)) {
   process.exit(0);
 }
 
-// Also every package hotconf imports with import(): esbuild makes a CommonJS package imported so a chunk with only
-// a default export (`const { compile } = await import(…)` would find nothing), and each is for one mode anyway.
-const EXTERNAL = ['fastify', 'prom-client', 'etcd3', 'pino', 'pino-pretty', 'eventsource', 'unix-dgram', 'chokidar', 'light-my-request', 'cockatiel', 'json-schema-to-typescript', '@fastify/*'];
+const EXTERNAL = ['fastify', 'prom-client', 'etcd3', 'pino', 'pino-pretty', 'eventsource', 'unix-dgram', 'chokidar', 'light-my-request', 'cockatiel', '@fastify/*'];
+// Also every package hotconf's code imports with import() (found in dist/): esbuild makes a CommonJS package
+// imported so a chunk with only a default export (`const { compile } = await import(…)` would find nothing), and
+// each is for one mode anyway.
+for (const e of await readdir(path.join(root, 'dist'), { recursive: true, withFileTypes: true })) {
+  if (!e.isFile() || !e.name.endsWith('.js') || /^chunk-/.test(e.name)) continue;
+  for (const m of (await readFile(path.join(e.parentPath, e.name), 'utf8')).matchAll(/\bimport\('([^.'][^']*)'\)/g)) {
+    if (!m[1].startsWith('node:') && !EXTERNAL.includes(m[1])) EXTERNAL.push(m[1]);
+  }
+}
 const LAZY_REQUIRE = /^const require = createRequire\(import\.meta\.url\);$/m;
 
 const result = await build({
@@ -63,16 +70,6 @@ const result = await build({
     },
   }],
 });
-
-// A package hotconf imports with import() and that is not external would lose its named exports (above).
-for (const e of await readdir(path.join(root, 'dist'), { recursive: true, withFileTypes: true })) {
-  if (!e.isFile() || !e.name.endsWith('.js') || /^chunk-/.test(e.name)) continue;
-  for (const m of (await readFile(path.join(e.parentPath, e.name), 'utf8')).matchAll(/\bimport\('([^.'][^']*)'\)/g)) {
-    const spec = m[1];
-    if (spec.startsWith('node:') || EXTERNAL.some((x) => (x.endsWith('/*') ? spec.startsWith(x.slice(0, -1)) : spec === x || spec.startsWith(`${x}/`)))) continue;
-    throw new Error(`bundle-cli: ${path.relative(root, path.join(e.parentPath, e.name))} imports '${spec}' with import(): add it to EXTERNAL`);
-  }
-}
 
 // esbuild renames a top-level name that two modules share (Parser → Parser2): refuse it for hotconf's classes.
 const own = new Set();
