@@ -416,7 +416,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     const held = this.held;
     const present = held ? candidatesOf(name).filter((k) => held.entries.has(k)) : [];
     if (!held || present.length === 0) return { kind: 'missing' };
-    const shown = present.map((k) => displayKey(`${this.prefix}${k}@${held.release}`));
+    const shown = present.map((k) => displayKey(this.prefix + k));
     if (present.length > 1) {
       const err = new NameConflictError('E_DUPLICATE_NAME', { file: shown[0]! }, `config '${name}' is defined by ${shown.length} keys of release ${held.release} (${shown.join(', ')}); keep one`);
       return { kind: 'error', shown: shown[0], errors: [err] };
