@@ -104,6 +104,8 @@ describe.skipIf(!HAVE_ETCD)('etcd release mode (instances)', () => {
     await using hot = await instance(prefix, 'solo');
     expect(hot.status().source).toMatchObject({ mode: 'plain', release: null, target: null, instanceId: 'solo' });
     expect(hot.snapshot().sourceRelease).toBeUndefined();
+    // Plain mode writes nothing to etcd (no record, no heartbeat: the revision moves only with the configs).
+    expect(await instances(client, prefix)).toEqual([]);
 
     const { revision } = await publish(client, prefix, files({ 'app.yaml': 'port: 2\n', 'db/primary.json': '{"port": 5432}' }));
     await until(() => hot.snapshot().sourceRelease === 1, 'release 1');
@@ -112,6 +114,7 @@ describe.skipIf(!HAVE_ETCD)('etcd release mode (instances)', () => {
     expect(hot.get('db/primary')).toEqual({ port: 5432 });
     const warned = (key: string) => hot.logs.lines.filter((l) => l.msg === `prefix is in release mode; plain key etcd:${prefix}${key} ignored`);
     expect(warned('app.yaml')).toHaveLength(1);
+    await until(async () => (await instances(client, prefix)).some((r) => r.id === 'solo' && r.release === 1), 'its record');
 
     // A plain write in release mode changes nothing served.
     await client.put(`${prefix}app.yaml`).value('port: 3\n');
@@ -123,11 +126,12 @@ describe.skipIf(!HAVE_ETCD)('etcd release mode (instances)', () => {
 
     // The head deleted: the plain keys are the configs again.
     await client.delete().key(fleetKeys(prefix).head);
-    await until(() => hot.get('app')?.port === 3, 'plain mode again');
+    await until(() => (hot.get('app') as { port?: number } | undefined)?.port === 3, 'plain mode again');
     expect(hot.get('b')).toEqual({ port: 4 });
     expect(hot.get('db/primary')).toBeUndefined();
     expect(hot.snapshot().sourceRelease).toBeUndefined();
     expect(hot.status().source).toMatchObject({ mode: 'plain', release: null });
+    await until(async () => (await instances(client, prefix)).length === 0, 'the record gone with release mode');
   });
 
   test('a canary goes to the chosen ids only; abort returns them to stable, promote sends it to all', async () => {

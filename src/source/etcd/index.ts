@@ -11,7 +11,7 @@
 // reconnect loop and only lets etcd3 carry one watch at a time. It keeps a mirror of the prefix, which the
 // pipeline reads configs from.
 import { readFileSync } from 'node:fs';
-import type { Etcd3, IWatchResponse } from 'etcd3';
+import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { settleWithin } from '../../async.js';
 import { HotconfError, NameConflictError } from '../../errors.js';
@@ -106,6 +106,9 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   private head: Head | undefined;
   /** The raw head of the last batch (a head event replaces it; a full batch without one clears it). */
   private headBytes: Uint8Array | undefined;
+  /** Its mod_revision, and that of every head value seen (by value object, as the queue carries only values). */
+  private headRevision: string | undefined;
+  private readonly headRevisions = new WeakMap<Uint8Array, string>();
   /** The release whose content read() serves (the last one handed to the pipeline). */
   private held: HeldRelease | undefined;
   /** The release the cache file holds. */
@@ -148,7 +151,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       source.revision = BigInt(res.revision);
       source.clusterId = res.clusterId;
       source.#initial = await source.convert(
-        { seq: 0, items: new Map(res.kvs.flatMap((kv) => source.keyOf(kv.key, kv.value))), reasons: new Set(['request']), firstHintAt: performance.now(), full: true, overflowed: false },
+        { seq: 0, items: new Map(res.kvs.flatMap((kv) => source.noteHead(kv).keyOf(kv.key, kv.value))), reasons: new Set(['request']), firstHintAt: performance.now(), full: true, overflowed: false },
         true,
       );
       logger.info({ revision: res.revision, keys: res.kvs.length, prefix: options.prefix, ...(source.head ? { release: source.held?.release } : {}) }, 'etcd prefix read');
@@ -159,12 +162,11 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
         client.close();
         throw e;
       }
-      source.registry.start();
+      source.registry.start(); // a cache holds a release: this instance is in a fleet
       // Serving the cache: ready now; the loop reads everything as soon as etcd answers, and converges.
       source.loop = source.run(true);
       return source;
     }
-    source.registry.start();
     // Ready means watching: wait for the first watch to be established (or to fail, then the loop retries).
     const decided = new Promise<void>((resolve) => (source.firstAttempt = resolve));
     source.loop = source.run();
@@ -286,6 +288,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     for (const [key, bytes] of batch.items) {
       if (key === this.fleet_.head) {
         this.headBytes = bytes ?? undefined;
+        this.headRevision = bytes === null ? undefined : this.headRevisions.get(bytes);
         headMoved = true;
         continue;
       }
@@ -303,6 +306,9 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
         return undefined;
       }
       this.registry.follow(this.head);
+      // Only a fleet member has a record (plain mode stays as it was: no heartbeat moves the revision).
+      if (this.head) this.registry.start();
+      else this.registry.stop();
     }
     const base = { seq: batch.seq, reasons: batch.reasons, firstHintAt: batch.firstHintAt, revision: this.revision.toString() };
     if (this.head === undefined) {
@@ -339,7 +345,14 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       this.retryTimer.unref();
       return undefined;
     }
-    return { ...base, names: this.namesOfHeld(), full: true, release: target };
+    // The revision of a release batch is the head's: every instance on this head reports the same one.
+    return { ...base, names: this.namesOfHeld(), full: true, release: target, ...(this.headRevision === undefined ? {} : { revision: this.headRevision }) };
+  }
+
+  /** Remembers the mod_revision of a head value (returns this, for chaining). */
+  private noteHead(kv: IKeyValue): this {
+    if (kv.key.toString() === this.fleet_.head) this.headRevisions.set(kv.value, kv.mod_revision);
+    return this;
   }
 
   /** Every config name of the release held. */
@@ -622,7 +635,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       this.staleSince = undefined;
       this.registry.update({ staleSince: undefined });
     }
-    const entries = res.kvs.flatMap((kv) => this.keyOf(kv.key, kv.value));
+    const entries = res.kvs.flatMap((kv) => this.noteHead(kv).keyOf(kv.key, kv.value));
     if (waiters.length === 0) {
       this.queue.add(entries, reason, { urgent: true, replace: true });
     } else {
@@ -649,7 +662,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       const top = BigInt(last.kv.mod_revision);
       if (top > this.revision) this.revision = top;
       if (fresh.length === 0) return;
-      const entries = fresh.flatMap((ev) => this.keyOf(ev.kv.key, ev.type === 'Delete' ? null : ev.kv.value));
+      const entries = fresh.flatMap((ev) => this.noteHead(ev.kv).keyOf(ev.kv.key, ev.type === 'Delete' ? null : ev.kv.value));
       this.queue.add(entries, 'event', { urgent: true });
     } catch (err) {
       this.log.error({ err }, 'etcd watch event could not be handled; reading the prefix again');

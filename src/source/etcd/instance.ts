@@ -107,11 +107,25 @@ export class InstanceRegistry {
     return this.fields;
   }
 
-  /** Starts the heartbeat and writes the record. */
+  /** Starts the heartbeat and writes the record (idempotent). */
   start(): void {
+    if (this.heartbeat || this.closed) return;
     this.heartbeat = setInterval(() => this.write(), HEARTBEAT_MS);
     this.heartbeat.unref();
     this.write();
+  }
+
+  /** Stops the heartbeat and removes the record (the prefix left release mode); start() registers again. */
+  stop(): void {
+    if (!this.heartbeat) return;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    const lease = this.lease;
+    this.lease = undefined;
+    void (async () => {
+      await this.writing;
+      await lease?.revoke().catch(() => undefined);
+    })();
   }
 
   /** Changes what the record says; written now if anything changed. */
@@ -177,7 +191,7 @@ export class InstanceRegistry {
 
   /** Writes the record (coalesced: one write in flight, one more if something changed meanwhile). */
   private write(): void {
-    if (this.closed) return;
+    if (this.closed || !this.heartbeat) return;
     if (this.writing) {
       this.dirty = true;
       return;
@@ -191,6 +205,7 @@ export class InstanceRegistry {
   }
 
   private async put(): Promise<void> {
+    if (!this.heartbeat) return;
     const { staleSince, ...fields } = this.fields;
     const record: InstanceRecord = { id: this.id, ...fields, ...(staleSince === undefined ? {} : { staleSince }), seenAt: Date.now(), startedAt: this.startedAt, host: os.hostname(), pid: process.pid, hotconf: this.version };
     try {
