@@ -214,6 +214,8 @@ export async function resolveSettingsWith(options: { keepConfigDir: boolean }, .
     if (publish) merged.publish = { ...merged.publish, ...stripUndefined(publish) } as NonNullable<DaemonSettings['publish']>;
     if (notify) merged.notify = { ...merged.notify, ...stripUndefined(notify) };
   }
+  // cacheDir and instanceId alone (HOTCONF_CACHE_DIR in a unit that serves a directory) do not make an etcd source.
+  if (merged.etcd && Object.keys(merged.etcd).every((k) => k === 'cacheDir' || k === 'instanceId')) delete merged.etcd;
   if (merged.etcd && !options.keepConfigDir) {
     if (explicitConfigDir) {
       throw new SettingsError([
