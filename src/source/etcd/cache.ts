@@ -98,7 +98,7 @@ export async function readCache(dir: string, prefix: string): Promise<CachedRele
     at += size;
     if (sha256(b) !== sha) fail(`${key} does not match its sha-256`);
     entries.set(key, { sha, size });
-    blobs.set(sha, b);
+    blobs.set(sha, new Uint8Array(b)); // its own memory: a later release keeping this blob must not keep the file
   }
   if (at !== bytes.length) fail('trailing bytes');
   return { prefix, release: header.release, revision: header.revision, savedAt: header.savedAt, entries, blobs };

@@ -89,7 +89,8 @@ export async function fetchRelease(client: Etcd3, prefix: string, n: number, hel
       const kv = (r.response_range as IRangeResponse | undefined)?.kvs[0];
       if (!kv) throw broken(`release ${n}: blob ${sha} is missing under ${k.blobs}`);
       if (sha256(kv.value) !== sha) throw broken(`release ${n}: blob ${sha} does not match its sha-256`);
-      got.set(sha, kv.value);
+      // A copy of its own: a slice would keep the whole response (the other 63 blobs) alive as long as it lives.
+      got.set(sha, new Uint8Array(kv.value));
     });
   });
   const blobs = new Map<string, Uint8Array>();
