@@ -28,9 +28,9 @@ export interface SourceBatch {
   readonly firstHintAt: number;
   /** The source's own position after this batch (the etcd revision); committed with the version. */
   readonly revision?: string | undefined;
-  /** The fleet release this batch is (etcd release mode): the batch is `full` and is applied whole or not at all
-   *  (all-or-nothing whatever `batchPolicy`: an instance runs release N or N-1, never a mix); committed with the
-   *  version (`snapshot().sourceRelease`). */
+  /** The fleet release this batch is (etcd release mode): the whole release (`full`) or what differs from the
+   *  release the store holds; applied whole or not at all (all-or-nothing whatever `batchPolicy`: an instance runs
+   *  release N or N-1, never a mix); committed with the version (`snapshot().sourceRelease`). */
   readonly release?: number | undefined;
 }
 

@@ -206,6 +206,9 @@ describe.skipIf(!HAVE_ETCD)('etcd release mode (instances)', () => {
     expect(picky.snapshot().sourceRelease).toBe(1);
     expect(lax.snapshot().sourceRelease).toBe(1);
     await until(async () => (await instances(client, prefix)).find((r) => r.id === 'picky')?.state === 'ok', 'picky ok on stable');
+    // Back on stable, the refused config is valid again: nothing left in error.
+    expect(picky.status().errors).toBe(0);
+    expect(picky.status().configs.map((c) => [c.name, c.state])).toEqual([['app', 'ok']]);
     expect(picky.logs.lines.some((l) => l.msg === `canary release ${release} aborted by this instance`)).toBe(true);
   }, 30_000);
 

@@ -111,6 +111,8 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   private readonly headRevisions = new WeakMap<Uint8Array, string>();
   /** The release whose content read() serves (the last one handed to the pipeline). */
   private held: HeldRelease | undefined;
+  /** The entries of the release last applied (what the store holds): a switch names only what differs from it. */
+  private applied: ReadonlyMap<string, ManifestEntry> | undefined;
   /** The release the cache file holds. */
   private cached: number | undefined;
   private caching: Promise<void> = Promise.resolve();
@@ -316,6 +318,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       // The head was deleted: the prefix holds plain keys again; every plain config is listed.
       this.log.warn({ prefix: this.prefix }, 'the fleet head is gone: serving the plain keys under the prefix');
       this.held = undefined;
+      this.applied = undefined;
       this.registry.update({ release: undefined, target: undefined });
       return { ...base, names: new Set([...this.keys.keys()].flatMap((k) => this.nameOfKey(k) ?? [])), full: true };
     }
@@ -346,7 +349,17 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       return undefined;
     }
     // The revision of a release batch is the head's: every instance on this head reports the same one.
-    return { ...base, names: this.namesOfHeld(), full: true, release: target, ...(this.headRevision === undefined ? {} : { revision: this.headRevision }) };
+    const revision = this.headRevision === undefined ? {} : { revision: this.headRevision };
+    const applied = this.applied;
+    if (batch.full || !wasRelease || applied === undefined) return { ...base, names: this.namesOfHeld(), full: true, release: target, ...revision };
+    // A switch from the release the store holds: only the configs whose content differs are read, parsed and
+    // validated again (the others are the same bytes), still applied as one unit with the release's number.
+    const differ = new Set<string>();
+    const entries = this.held.entries;
+    for (const [key, e] of entries) if (applied.get(key)?.sha !== e.sha) differ.add(configNameOf(key) ?? '');
+    for (const key of applied.keys()) if (!entries.has(key)) differ.add(configNameOf(key) ?? '');
+    differ.delete('');
+    return { ...base, names: differ, full: false, release: target, ...revision };
   }
 
   /** Remembers the mod_revision of a head value (returns this, for chaining). */
@@ -380,6 +393,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       return Promise.resolve();
     }
     if (outcome.applied) {
+      if (this.held?.release === batch.release) this.applied = this.held.entries;
       const fresh = this.registry.record.release !== batch.release;
       this.registry.update({ release: batch.release, target: batch.release, state: 'ok', errors: 0, ...(fresh ? { appliedAt: Date.now() } : {}) });
       if (this.registry.record.appliedAt === undefined) this.registry.update({ appliedAt: Date.now() });
