@@ -96,7 +96,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   private closing: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
   /** Resolves the wait of the loop (a broken watch, a resync request, close). */
-  private interrupt: ((why: 'lost' | 'canceled' | 'resync' | 'close') => void) | undefined;
+  private interrupt: ((why: 'lost' | 'canceled' | 'resync' | 'close' | 'rewatch') => void) | undefined;
   private resyncRequested = false;
   // ---- release mode ----
   private readonly fleet_: ReturnType<typeof fleetKeys>;
@@ -109,6 +109,8 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   /** Its mod_revision, and that of every head value seen (by value object, as the queue carries only values). */
   private headRevision: string | undefined;
   private readonly headRevisions = new WeakMap<Uint8Array, string>();
+  /** The watch in place follows the head alone (release mode), not the prefix. */
+  private watchingHead = false;
   /** The release whose content read() serves (the last one handed to the pipeline). */
   private held: HeldRelease | undefined;
   /** The entries of the release last applied (what the store holds): a switch names only what differs from it. */
@@ -312,6 +314,9 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       if (this.head) this.registry.start();
       else this.registry.stop();
     }
+    // The mode changed: the watch follows the other range from the revision seen (no gap: what the old watch
+    // delivered is queued).
+    if ((this.head !== undefined) !== this.watchingHead) this.interrupt?.('rewatch');
     const base = { seq: batch.seq, reasons: batch.reasons, firstHintAt: batch.firstHintAt, revision: this.revision.toString() };
     if (this.head === undefined) {
       if (!wasRelease) return { ...base, names, full: batch.full };
@@ -320,6 +325,12 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       this.held = undefined;
       this.applied = undefined;
       this.registry.update({ release: undefined, target: undefined });
+      if (!batch.full) {
+        // The plain keys were not followed in release mode: read them all (the next batch lists them).
+        this.resyncRequested = true;
+        this.interrupt?.('resync');
+        return undefined;
+      }
       return { ...base, names: new Set([...this.keys.keys()].flatMap((k) => this.nameOfKey(k) ?? [])), full: true };
     }
     for (const key of batch.full || !wasRelease ? this.keys.keys() : names.size > 0 ? batch.items.keys() : []) this.warnPlainInRelease(key);
@@ -535,7 +546,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
           this.setState('connected', undefined);
         });
         if (why === 'close') break;
-        if (why === 'resync') continue;
+        if (why === 'resync' || why === 'rewatch') continue;
         if (why === 'canceled') {
           // etcd canceled the watch: a compacted start revision (etcd3 drops the compact_revision it came
           // with) or a revoked permission. A full re-read is right in every case, and says which.
@@ -568,15 +579,15 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
    * One watch from the revision after the last seen, until it breaks. etcd3's own resume is not used: the
    * watcher is dropped on the first 'disconnected', and the loop above creates the next one.
    */
-  private async watchOnce(onConnected: () => void): Promise<'lost' | 'canceled' | 'resync' | 'close'> {
-    const w = this.client
-      .watch()
-      .prefix(this.prefix)
-      .startRevision((this.revision + 1n).toString())
-      .watcher();
+  private async watchOnce(onConnected: () => void): Promise<'lost' | 'canceled' | 'resync' | 'close' | 'rewatch'> {
+    // Release mode follows the head alone: plain keys are ignored there, and the fleet's content (every push's
+    // blobs, every instance's heartbeat) would otherwise reach every instance. Plain mode follows the prefix.
+    this.watchingHead = this.head !== undefined;
+    const builder = this.watchingHead ? this.client.watch().key(this.fleet_.head) : this.client.watch().prefix(this.prefix);
+    const w = builder.startRevision((this.revision + 1n).toString()).watcher();
     let canceledByServer = false;
     let timer: NodeJS.Timeout | undefined;
-    const why = await new Promise<'lost' | 'canceled' | 'resync' | 'close'>((resolve) => {
+    const why = await new Promise<'lost' | 'canceled' | 'resync' | 'close' | 'rewatch'>((resolve) => {
       this.interrupt = resolve;
       w.on('data', (res: IWatchResponse) => this.onData(res));
       w.on('connected', () => {
