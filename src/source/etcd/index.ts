@@ -262,7 +262,15 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   async *[Symbol.asyncIterator](): AsyncIterator<SourceBatch> {
     try {
       for await (const batch of this.queue) {
-        const converted = await this.convert(batch, false);
+        let converted: SourceBatch | undefined;
+        try {
+          converted = await this.convert(batch, false);
+        } catch (err) {
+          // Never end the pipeline's loop: say so, and look at everything again.
+          this.log.error({ err }, 'etcd batch could not be handled; reading the prefix again');
+          this.resyncRequested = true;
+          this.interrupt?.('resync');
+        }
         if (converted) yield converted;
       }
     } finally {
