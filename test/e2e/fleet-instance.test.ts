@@ -7,7 +7,7 @@ import type { Etcd3 } from 'etcd3';
 import type { UnixDgramSocket } from 'unix-dgram';
 import { tempDir, until, type TempDir } from '../helpers.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from '../etcd/etcd-server.js';
-import { instances, publish } from '../etcd/fleet-writer.js';
+import { instances, publish } from '../etcd/release-writer.js';
 import { startHotconf, type Daemon } from './cli-helpers.js';
 
 const require = createRequire(import.meta.url);

@@ -12,7 +12,7 @@ import { fleetKeys } from '../../src/source/etcd/layout.js';
 import { SERVICE_SCHEMA } from '../hotconf/fixtures.js';
 import { memoryLogger, tempDir, until, type TempDir } from '../helpers.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from './etcd-server.js';
-import { endCanary, instances, publish, readHead } from './fleet-writer.js';
+import { endCanary, instances, publish, readHead } from './release-writer.js';
 
 let etcd: EtcdServer;
 let client: Etcd3;
