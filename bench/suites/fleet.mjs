@@ -243,6 +243,10 @@ async function releases({ etcd, dir, full, log }) {
     };
     const all = await rounds(1000, 1000);
     log(`1,000 changed: p50 ${median(all.map((x) => x.convergeMs))} ms`);
+    // Back to the base tree first (not counted: every config differs from the last round), then 10 changed a push.
+    await writeTree(tree, 0);
+    const base = await push(['-m', 'bench: base tree again']);
+    await until(() => members.every((x) => x.applied.has(base.release)), 'every instance on the base tree', 120_000);
     const few = await rounds(10, 2000);
     log(`10 changed: p50 ${median(few.map((x) => x.convergeMs))} ms`);
 
