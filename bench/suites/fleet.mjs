@@ -267,8 +267,9 @@ async function releases({ etcd, dir, full, log }) {
     const promoteMs = Math.max(...members.map((x) => x.applied.get(canaryPush.release))) - p0;
     log(`canary 2/20: ${canaryMs} ms, promote → all: ${promoteMs} ms`);
 
-    // Start from the cache (etcd down) against a start with etcd up: the cached instance is i00.
-    await members[0].stop();
+    // Start from the cache (etcd down) against a start with etcd up: the cached instance is i00, alone (the 19
+    // others would be reconnecting to the stopped etcd meanwhile, competing for the 2 cores).
+    await Promise.all(members.map((x) => x.stop()));
     const startUp = [];
     const startCached = [];
     for (let k = 0; k < (full ? 5 : 3); k++) {
