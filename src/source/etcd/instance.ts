@@ -33,18 +33,24 @@ export interface RecordFields {
   staleSince: number | undefined;
 }
 
-/** The head and every live record, at one revision; undefined head when the prefix is not in release mode. */
-export async function readFleet(client: Etcd3, prefix: string): Promise<{ head: Head | undefined; headRevision: string | undefined; instances: InstanceRecord[] }> {
+/** The most records a referee reads one by one (beyond: the whole range); etcd allows 128 operations a txn. */
+const REFEREE_MAX_IDS = 100;
+
+/**
+ * The head and the live records, at one revision: every record, or only those of `ids` (a referee needs the
+ * canary's, not a fleet's worth every second); undefined head when the prefix is not in release mode.
+ */
+export async function readFleet(client: Etcd3, prefix: string, ids?: readonly string[]): Promise<{ head: Head | undefined; headRevision: string | undefined; instances: InstanceRecord[] }> {
   const k = fleetKeys(prefix);
-  const res = await client.kv.txn({
-    compare: [],
-    success: [{ request_range: { key: Buffer.from(k.head) } }, { request_range: { key: Buffer.from(k.instances), range_end: rangeEnd(k.instances) } }],
-    failure: [],
-  });
-  const [h, i] = res.responses.map((r) => (r.response_range as IRangeResponse | undefined)?.kvs ?? []);
+  const records =
+    ids !== undefined && ids.length <= REFEREE_MAX_IDS
+      ? ids.map((id) => ({ request_range: { key: Buffer.from(k.instance(id)) } }))
+      : [{ request_range: { key: Buffer.from(k.instances), range_end: rangeEnd(k.instances) } }];
+  const res = await client.kv.txn({ compare: [], success: [{ request_range: { key: Buffer.from(k.head) } }, ...records], failure: [] });
+  const [h, ...i] = res.responses.map((r) => (r.response_range as IRangeResponse | undefined)?.kvs ?? []);
   const headKv = h?.[0];
   const instances: InstanceRecord[] = [];
-  for (const kv of i ?? []) {
+  for (const kv of i.flat()) {
     try {
       instances.push(decodeJson<InstanceRecord>(kv.key.toString(), kv.value));
     } catch {
@@ -94,6 +100,8 @@ export class InstanceRegistry {
   private closed = false;
   private lastWriteError: string | undefined;
   private deciding = false;
+  /** The canary's ids while this instance referees it. */
+  private canaryIds: readonly string[] = [];
 
   constructor(client: Etcd3, prefix: string, id: string, version: string, log: Logger) {
     this.client = client;
@@ -143,6 +151,7 @@ export class InstanceRegistry {
   /** Follows the head: referee while this instance is in an `--auto` canary. */
   follow(head: Head | undefined): void {
     const referee = head?.canary?.auto !== undefined && head.canary.ids.includes(this.id);
+    this.canaryIds = referee ? head.canary.ids : [];
     if (referee && !this.referee && !this.closed) {
       this.referee = setInterval(() => void this.decide(), REFEREE_MS);
       this.referee.unref();
@@ -163,8 +172,10 @@ export class InstanceRegistry {
     this.deciding = true;
     try {
       await this.writing; // our own record first: the decision must see what this instance just did
-      const { head, headRevision, instances } = await readFleet(this.client, this.prefix);
-      if (!head?.canary?.auto || headRevision === undefined) return;
+      const ids = this.canaryIds;
+      const { head, headRevision, instances } = await readFleet(this.client, this.prefix, ids);
+      // Decided on the records of the canary read: a head whose canary moved meanwhile waits for the next look.
+      if (!head?.canary?.auto || headRevision === undefined || head.canary.ids.join('\0') !== ids.join('\0')) return;
       const d = decideRollout(head, instances, Date.now());
       if (d.action !== 'abort' && d.action !== 'promote') return;
       const next: Head = {
