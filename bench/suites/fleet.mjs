@@ -216,9 +216,11 @@ async function releases({ etcd, dir, full, log }) {
   const first = await push(['-m', 'bench: first release']);
   const cacheDir = path.join(dir, 'cache');
   const members = [];
+  // Instance i01 reaches etcd through a counting forwarder: the bytes a push costs one instance.
+  const proxy = await countingProxy(etcd.url);
   try {
     for (let i = 0; i < N; i++) {
-      members.push(member(etcd.url, prefix, `i${String(i).padStart(2, '0')}`, i === 0 ? ['--cache-dir', cacheDir] : []));
+      members.push(member(i === 1 ? proxy.url : etcd.url, prefix, `i${String(i).padStart(2, '0')}`, i === 0 ? ['--cache-dir', cacheDir] : []));
       if (i % 4 === 3) await until(() => members.every((x) => x.state.ready || x.state.exited), 'release instances running', 180_000);
     }
     await until(() => members.every((x) => x.state.ready || x.state.exited), 'all release instances running', 180_000);
@@ -232,11 +234,12 @@ async function releases({ etcd, dir, full, log }) {
       const out = [];
       for (let k = 0; k < pushes; k++) {
         await writeTree(tree, g0 + k, changed);
+        const bytes0 = proxy.counter.down;
         const t0 = Date.now();
         const r = await push(['-m', `bench ${g0 + k}`]);
         await until(() => members.every((x) => x.applied.has(r.release)), `every instance on release ${r.release}`, 120_000);
         const times = members.map((x) => x.applied.get(r.release));
-        out.push({ release: r.release, pushMs: r.ms, convergeMs: Math.max(...times) - t0, spreadMs: Math.max(...times) - Math.min(...times) });
+        out.push({ release: r.release, pushMs: r.ms, convergeMs: Math.max(...times) - t0, spreadMs: Math.max(...times) - Math.min(...times), bytesToOneInstance: proxy.counter.down - bytes0 });
         await sleep(200);
       }
       return out;
@@ -286,9 +289,11 @@ async function releases({ etcd, dir, full, log }) {
       await etcd.start();
     }
     log(`start: etcd up p50 ${median(startUp)} ms, from the cache (etcd down) p50 ${median(startCached)} ms`);
-    return { N, pushes, rss, all, few, canary: { ids, canaryMs, promoteMs, othersStayed }, startUp, startCached, firstPushMs: first.ms };
+    const treeBytes = (await Promise.all([...Array(1000).keys()].map((i) => readFile(path.join(tree, `svc${String(i % 20).padStart(2, '0')}`, `c${String(i).padStart(4, '0')}.yaml`)).then((b) => b.length)))).reduce((a, b) => a + b, 0);
+    return { N, pushes, rss, treeBytes, all, few, canary: { ids, canaryMs, promoteMs, othersStayed }, startUp, startCached, firstPushMs: first.ms };
   } finally {
     await Promise.all(members.map((x) => x.stop()));
+    await proxy.close();
   }
 }
 
@@ -450,7 +455,8 @@ export async function run({ full, log }) {
           notes: [
             `Each push is the real CLI (\`hotconf push --json\`, a child process: Node start, validation of the 1,000 files, upload, the head switch); the clock starts before it is spawned and stops at the latest "config committed" (pino epoch ms) for that release among the ${rel.N} instances. 1,000 YAML configs of ~0.6 KB each (~0.6 MB); an instance fetches only the configs it does not hold (by sha) and parses only those that differ from the release it serves.`,
             `Canary: \`push --canary 2\` chose ${rel.canary.ids.join(', ')} by the stable hash of their ids; the other 18 stayed on the stable release until \`hotconf rollout promote\` (${rel.canary.othersStayed ? 'checked' : 'NOT the case'}); the promote row runs from the promote command's spawn to the last instance's commit.`,
-            `Start rows: \`hotconf run --etcd … --cache-dir\` from spawn to "hotconf running" (the daemon ready); from the cache, etcd is down (killed), the cached release is validated again and served as stale. RSS of a release-mode instance holding the 1,000 configs: median ${r1(median(rel.rss) / 1024)} MiB.`,
+            `Bytes etcd sent to one instance per push (a TCP forwarder in front of instance i01; the head event, the manifest, the configs it did not hold, its own record's lease and heartbeat traffic meanwhile): median ${median(rel.all.map((x) => x.bytesToOneInstance))} B with all 1,000 configs changed (~${Math.round(rel.treeBytes / 1024)} KiB of configs), ${median(rel.few.map((x) => x.bytesToOneInstance))} B with 10 changed. In release mode an instance watches the head key alone: other pushes' uploads and the other instances' records never reach it.`,
+            `Start rows: \`hotconf run --etcd … --cache-dir\` alone (the other instances stopped), from spawn to "hotconf running" (the daemon ready); from the cache, etcd is down (killed), the cached release is validated again and served as stale. RSS of a release-mode instance holding the 1,000 configs: median ${r1(median(rel.rss) / 1024)} MiB.`,
           ],
         },
       ],
