@@ -4,10 +4,11 @@
 import path from 'node:path';
 import { mapLimit } from './async.js';
 import { AppCheckError, capErrors, ConfigError, HotconfError, ReadError, type ConfigErrorJSON } from './errors.js';
-import { readStable } from './load/index.js';
+import { parseConfig, readStable } from './load/index.js';
 import { ConfigParser } from './load/worker.js';
 import { MAX_WALK_DEPTH } from './load/walk.js';
 import { displayPath, formatOf, isConfigName, SCHEMA_SUFFIX } from './names.js';
+import { REDACTED } from './validate/index.js';
 import { OPTION_DEFAULTS, resolveOptions, type HotconfOptions } from './options.js';
 import { applyAppCheck, outcomeOf, unusableNameError, validateDocument, type DocumentStages } from './pipeline/index.js';
 import { assertDirectories, FileTree } from './source/files/index.js';
@@ -21,6 +22,8 @@ export interface CheckedConfig {
   readonly value: unknown;
   readonly secrets: readonly string[];
   readonly errors: readonly ConfigErrorJSON[];
+  /** With `keepSource`, a valid config's text exactly as validated (what `hotconf push` publishes). */
+  readonly source?: string;
 }
 
 export interface CheckReport {
@@ -86,7 +89,7 @@ export async function checkConfigs(options: HotconfOptions, files?: readonly str
     const failed = (file: string | undefined, errors: readonly ConfigErrorJSON[]) => ({ name: c.name, file, ok: false, value: undefined, secrets: [], errors });
     switch (c.kind) {
       case 'ok':
-        return { name: c.name, file: c.shown, ok: true, value: c.value, secrets: c.secrets, errors: [] };
+        return { name: c.name, file: c.shown, ok: true, value: c.value, secrets: c.secrets, errors: [], ...(c.source ? { source: c.source.text } : {}) };
       case 'error':
         return failed(c.shown, capErrors(c.errors, o.maxErrorsPerConfig).map((e) => e.toJSON()));
       case 'unsettled':
@@ -157,4 +160,41 @@ export async function validateOnce(
     if (err instanceof ConfigError) return { ok: false, errors: [err] };
     throw err;
   }
+}
+
+/**
+ * A config's source text with the values at `secrets` (JSON pointers, as a validation found them) replaced by
+ * `"[REDACTED]"` where they are written (through an alias: at the anchor too), comments and layout kept: for
+ * `hotconf diff`. Undefined when the text cannot be parsed or a secret cannot be located: nothing of it may be
+ * shown then.
+ */
+export function redactSourceText(bytes: Uint8Array, file: string, secrets: readonly string[]): string | undefined {
+  const format = formatOf(file);
+  if (format === undefined) return undefined;
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const text = (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf).toString('utf8');
+  if (secrets.length === 0) return text;
+  let parsed;
+  try {
+    parsed = parseConfig(buf, format, file);
+  } catch {
+    return undefined;
+  }
+  const spans: Array<[number, number]> = [];
+  for (const pointer of secrets) {
+    const found = parsed.spans?.(pointer);
+    if (!found) return undefined;
+    spans.push(...found);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let at = 0;
+  for (const [start, whole] of spans) {
+    let end = whole;
+    while (end > start && /\s/.test(text[end - 1]!)) end--; // a block scalar's range ends after its line break
+    if (end <= at) continue; // inside a span already redacted (a secret within a secret object)
+    out += text.slice(at, Math.max(at, start)) + JSON.stringify(REDACTED);
+    at = end;
+  }
+  return out + text.slice(at);
 }

@@ -6,6 +6,10 @@
 /** Stable machine-readable codes. Adding one is fine; renaming one breaks users. */
 export type HotconfErrorCode =
   | 'E_OPTIONS'
+  /** etcd refused a request as too large or as too many operations (a server limit, not the network). */
+  | 'E_SOURCE_LIMIT'
+  /** A fleet command refused by the fleet's state (a canary in progress, plain keys, a release no longer kept). */
+  | 'E_FLEET'
   | 'E_CLOSED'
   | 'E_READ'
   | 'E_NOT_FOUND'

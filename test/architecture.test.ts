@@ -27,7 +27,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   http: ['hotconf', 'store', 'metrics', 'errors', 'names', 'validate'],
   publish: ['hotconf', 'store', 'errors', 'names', 'async', 'validate'],
   daemon: ['hotconf', 'check', 'http', 'metrics', 'publish', 'source/etcd', 'options', 'errors', 'names', 'async', 'store', 'pipeline'],
-  cli: ['daemon', 'index', 'source/etcd', 'options'],
+  cli: ['daemon', 'index', 'source/etcd', 'options', 'names', 'load', 'validate'],
 };
 
 /** Imports that may only be types: these modules know the other only by its shape. */

@@ -1,14 +1,13 @@
 #!/usr/bin/env node
 // The `hotconf` command: `run` (the daemon), `check` (a dry run for CI and ExecStartPre=), `get` (one value),
-// `watch` (committed changes as NDJSON) and `push` (a validated directory into etcd, in one guarded transaction).
+// `watch` (committed changes as NDJSON), and the fleet's commands (fleet.ts: push, history, rollback, diff, rollout).
 // Usage errors exit 2, invalid config 1, cannot-run 3.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile, stat } from 'node:fs/promises';
-import { describeEtcdError, etcdClient, EtcdError, normalizePrefix } from '../source/etcd/client.js';
-import { pushEntries, type PushResult } from '../source/etcd/push.js';
+import { fleetCommands } from './fleet.js';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { commandCheck, daemonLogger, escapeControl, etcdOptionsOf, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
+import { commandCheck, daemonLogger, escapeControl, EXIT, hotconfOptionsOf, loadSettings, runDaemon, SettingsError, type SettingsLayer } from '../daemon/index.js';
 import { DEFAULTS, PACKAGE_ROOT, resolvePaths } from '../daemon/settings.js';
 import { reloadAndWait } from '../daemon/reload.js';
 import { checkConfigs, createHotconf, InitialLoadError, redact, type CheckReport } from '../index.js';
@@ -408,6 +407,37 @@ dirOptions(program.command('watch').description('print each committed change as 
   });
 
 program
+  .command('types')
+  .description('generate TypeScript declarations from the schemas: a type per config and Configs, for createHotconf<Configs>(…)')
+  .addOption(new Option('-c, --config <file>', 'the daemon settings file (hotconf.yaml): its schemaDir').env('HOTCONF_CONFIG'))
+  .option('--schema-dir <dir>', "directory of <name>.schema.json files (default: ./hotconf.yaml's, else ./schemas)")
+  .option('--out <file>', 'write the declarations to this file (default: print them)')
+  .option('--check', 'exit 1 when --out is out of date with the schemas (for CI), naming what changed; write nothing')
+  .addHelpText('after', '\nExit codes: 0 ok (or up to date), 1 out of date (--check), 2 usage error or a bad schema, 3 bad settings or no schema directory.')
+  .action(async (flags: { config?: string; schemaDir?: string; out?: string; check?: boolean }) => {
+    if (flags.check && flags.out === undefined) {
+      process.stderr.write('hotconf: types --check compares a file: pass --out FILE (the committed declarations)\n');
+      process.exitCode = EXIT.USAGE;
+      return;
+    }
+    // Where the schemas are, as for `check`: --schema-dir > $HOTCONF_SCHEMA_DIR > the settings file > ./schemas.
+    let schemaDir = flags.schemaDir ?? (process.env.HOTCONF_SCHEMA_DIR || undefined);
+    let strict: { schemaStrict?: boolean; unknownFormats?: (typeof UNKNOWN_FORMATS)[number] } = {};
+    const settingsFile = flags.config ?? (await stat('hotconf.yaml').then((s) => (s.isFile() ? 'hotconf.yaml' : undefined), () => undefined));
+    if (settingsFile !== undefined) {
+      const settings = await oneShotSettings({ config: settingsFile, ...(schemaDir === undefined ? {} : { schemaDir }) });
+      schemaDir = settings.schemaDir;
+      strict = { schemaStrict: settings.schemaStrict, unknownFormats: settings.unknownFormats };
+    }
+    schemaDir ??= 'schemas';
+    const command = ['hotconf types', ...(flags.config === undefined ? [] : ['--config', flags.config]), ...(flags.schemaDir === undefined ? [] : ['--schema-dir', flags.schemaDir]), ...(flags.out === undefined ? [] : ['--out', flags.out])]
+      .map((w) => (w.startsWith('hotconf') || /^[\w./@:=+-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`))
+      .join(' ');
+    const { typesCommand } = await import('./types.js'); // the generator, prettier and lodash: only for this command
+    process.exitCode = await typesCommand({ schemaDir, ...strict, command, version: pkg.version, out: flags.out, check: flags.check });
+  });
+
+program
   .command('reload')
   .description("send SIGHUP to a running daemon and wait for that reload's outcome: exit 0 applied, 1 refused (systemd's ExecReload=)")
   .requiredOption('--pid <pid>', "the daemon's process id ($MAINPID in a unit)", wholeNumber)
@@ -427,82 +457,7 @@ program
     process.exitCode = outcome.ok ? EXIT.OK : EXIT.INVALID;
   });
 
-etcdOptions(dirOptions(program.command('push').description('validate a config directory, then write it into etcd in one guarded transaction')))
-  .option('--prune', 'delete the keys under the prefix that the directory does not have')
-  .option('--dry-run', 'print what would change, write nothing')
-  .option('--json', 'print a JSON report instead of lines')
-  .action(async (flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?: boolean }) => {
-    process.exitCode = await push(flags);
-  });
-
-/** `hotconf push`: every file valid first (else exit 1, nothing written), then one transaction or a clear failure. */
-async function push(flags: DirFlags & { prune?: boolean; dryRun?: boolean; json?: boolean }): Promise<number> {
-  await findConfig(flags, { etcdIsASource: false }); // push reads a directory and writes etcd
-  let settings;
-  try {
-    settings = await loadSettings({ settingsFile: flags.config, flags: flagLayer(flags) }, { keepConfigDir: true });
-  } catch (err) {
-    if (!(err instanceof SettingsError)) throw err;
-    for (const e of err.errors) process.stderr.write(`hotconf: ${e.message}\n`);
-    return EXIT.CANNOT_RUN;
-  }
-  if (!settings.etcd?.endpoints || !settings.etcd.prefix) {
-    process.stderr.write('hotconf: push needs --etcd URL[,URL] and --etcd-prefix PREFIX (or HOTCONF_ETCD and HOTCONF_ETCD_PREFIX)\n');
-    return EXIT.USAGE;
-  }
-  const configDir = path.resolve(settings.configDir!);
-  const dirSettings = { ...settings, configDir };
-  delete dirSettings.etcd;
-  let report: CheckReport;
-  try {
-    report = await checkConfigs(dirSettings);
-  } catch (err) {
-    process.stderr.write(`hotconf: ${err instanceof Error ? err.message : String(err)}\n`);
-    return EXIT.CANNOT_RUN;
-  }
-  if (!report.ok) {
-    for (const e of report.errors) process.stderr.write(`${escapeControl(e.message)}\n`);
-    process.stderr.write(`hotconf: ${report.configs.filter((c) => !c.ok).length} of ${report.configs.length} config(s) invalid; nothing was written to etcd\n`);
-    return EXIT.INVALID;
-  }
-  const prefix = normalizePrefix(settings.etcd.prefix);
-  // The bytes as they are on disk (comments and all): every instance parses and validates them again.
-  const desired = new Map<string, Uint8Array>();
-  for (const c of report.configs) {
-    const file = path.resolve(c.file!);
-    desired.set(prefix + path.relative(configDir, file).split(path.sep).join('/'), await readFile(file));
-  }
-  const options = await etcdOptionsOf(settings.etcd);
-  const client = await etcdClient(options);
-  let result: PushResult;
-  try {
-    result = await pushEntries(client, prefix, desired, {
-      prune: flags.prune === true,
-      dryRun: flags.dryRun === true,
-      onConflict: (attempt) => process.stderr.write(`hotconf: the keys under ${prefix} changed while pushing (attempt ${attempt}); reading them again\n`),
-    });
-  } catch (err) {
-    const e = err instanceof EtcdError ? err : describeEtcdError(err, options.endpoints);
-    process.stderr.write(`hotconf: ${e.message}\n`);
-    return EXIT.CANNOT_RUN;
-  } finally {
-    client.close();
-  }
-  const { plan } = result;
-  if (flags.json) {
-    process.stdout.write(
-      `${JSON.stringify({ prefix, dryRun: flags.dryRun === true, revision: result.revision ?? null, readAt: plan.revision, put: [...plan.put.keys()], removed: plan.remove, unchanged: plan.unchanged }, null, 2)}\n`,
-    );
-  } else {
-    for (const key of plan.put.keys()) process.stdout.write(`${plan.guard.has(key) ? '~' : '+'} ${escapeControl(key)}\n`);
-    for (const key of plan.remove) process.stdout.write(`- ${escapeControl(key)}\n`);
-    const changes = plan.put.size + plan.remove.length;
-    if (flags.dryRun) process.stdout.write(`dry run: ${changes} change(s), ${plan.unchanged.length} unchanged, at revision ${plan.revision}; nothing written\n`);
-    else if (result.revision === undefined) process.stdout.write(`nothing to push: ${prefix} already holds these ${plan.unchanged.length} config(s) (revision ${plan.revision})\n`);
-    else process.stdout.write(`pushed ${changes} change(s) in one transaction: revision ${result.revision}\n`);
-  }
-  return EXIT.OK;
-}
+fleetCommands(program, { dirOptions, etcdOptions, findConfig, flagLayer });
 
 try {
   await program.parseAsync(process.argv);

@@ -33,6 +33,7 @@ import {
 
 export { daemonLogger } from './log.js';
 export { commandCheck } from './appcheck.js';
+export { redactSourceText } from '../check.js';
 export { SettingsError } from './settings.js';
 /** For the CLI, which shows names and messages but may not import names.ts itself. */
 export { escapeControl } from '../names.js';

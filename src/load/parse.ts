@@ -6,7 +6,7 @@ import type { Document, ScalarTag, YAMLError } from 'yaml';
 import { ParseError, ReadError } from '../errors.js';
 import type { ConfigFormat } from '../names.js';
 import { integerAtLeast } from './read.js';
-import { checkPlain, checkTree, FORBIDDEN_KEYS, locateInTree, type Fail } from './tree.js';
+import { checkPlain, checkTree, FORBIDDEN_KEYS, locateInTree, spansInTree, type Fail } from './tree.js';
 import { yaml } from './yaml.js';
 
 export interface ParseOptions {
@@ -34,6 +34,9 @@ export interface ParsedConfig {
    * undefined only if nothing matches (a pointer that does not start with '/').
    */
   locate(pointer: string, options?: { key?: boolean }): Position | undefined;
+  /** The text ranges [start, end) (UTF-16 offsets into the decoded text) holding the value at `pointer`: its node
+   *  and, reached through an alias, the anchored node. Used to redact secret values in source text. */
+  spans?(pointer: string): Array<[number, number]> | undefined;
 }
 
 // yaml reports these as warnings; for a config they mean "this would not be plain data".
@@ -116,7 +119,15 @@ export function parseConfig(
         }
         return tree.locate(pointer, opts);
       };
-      return { value, locate };
+      const spans: ParsedConfig['spans'] = (pointer) => {
+        try {
+          tree ??= parseTree(text, 'json', displayPath, { maxDepth, maxAliasCount }, value);
+        } catch {
+          return undefined;
+        }
+        return tree.spans?.(pointer);
+      };
+      return { value, locate, spans };
     }
     return parseTree(text, format, displayPath, { maxDepth, maxAliasCount }, value);
   }
@@ -237,7 +248,11 @@ function parseTree(
     }
   }
   checkPlain(value, fail);
-  return { value, locate: (pointer, opts) => locateInTree(doc, aliasTargets, lines, pointer, opts?.key === true) };
+  return {
+    value,
+    locate: (pointer, opts) => locateInTree(doc, aliasTargets, lines, pointer, opts?.key === true),
+    spans: (pointer) => spansInTree(doc, aliasTargets, pointer),
+  };
 }
 
 /**

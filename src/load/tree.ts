@@ -224,6 +224,29 @@ export function locateInTree(
   return lines.linePos(best);
 }
 
+/** The text ranges [start, end) of the value at `pointer` in a checked tree: the node, and when it is reached
+ *  through an alias, also the anchored node the alias names (the value is written there). Undefined when the
+ *  pointer does not lead to a node. */
+export function spansInTree(doc: Document.Parsed, aliasTargets: Map<Alias, Node>, pointer: string): Array<[number, number]> | undefined {
+  const segments = parsePointer(pointer);
+  if (segments === undefined) return undefined;
+  const resolve = (n: unknown): unknown => (isAlias(n) ? aliasTargets.get(n) : n);
+  const rangeOf = (n: unknown): [number, number] | undefined => {
+    const r = isAlias(n) || isScalar(n) || isMap(n) || isSeq(n) ? n.range : undefined;
+    return r ? [r[0], r[1]] : undefined;
+  };
+  let raw: unknown = doc.contents;
+  for (const segment of segments) {
+    const node = resolve(raw);
+    if (isMap(node)) raw = findPair(node, segment, resolve)?.value;
+    else if (isSeq(node) && /^(0|[1-9]\d*)$/.test(segment)) raw = node.items[Number(segment)];
+    else return undefined;
+    if (raw === undefined || raw === null) return undefined;
+  }
+  const spans = [rangeOf(raw), isAlias(raw) ? rangeOf(resolve(raw)) : undefined].filter((r): r is [number, number] => r !== undefined);
+  return spans.length > 0 ? spans : undefined;
+}
+
 /** The pair for `name`, in yaml's merge order: the map's own keys, then each merged map (depth first). */
 function findPair(map: YAMLMap<unknown, unknown>, name: string, resolve: (n: unknown) => unknown) {
   const maps: unknown[] = [map];

@@ -45,13 +45,13 @@ export interface SourceText {
  * Values of configs as the caller declared them, deeply read-only (the store deep-freezes every value at commit).
  * `DeepReadonly<unknown>` is `unknown`: an untyped caller gets values it must narrow, never `any`.
  */
-export type DeepReadonly<T> = T extends (infer R)[]
-  ? ReadonlyArray<DeepReadonly<R>>
-  : T extends (...args: never[]) => unknown
-    ? T
-    : T extends object
-      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-      : T;
+export type DeepReadonly<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends object
+    ? // On an array this mapped type is a readonly array, and on a tuple (`[number, string]`, what a schema's
+      // `prefixItems` or `minItems` generates) a readonly tuple that keeps each position's type.
+      { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
 
 /**
  * An immutable version of every config. `T` maps config names to the value types the caller declares

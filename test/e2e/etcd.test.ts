@@ -38,7 +38,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
   test('push refuses an invalid directory without writing anything, and lands a valid one in one revision', async () => {
     await tmp.write('bad/app.yaml', 'port: 80\n');
     await tmp.write('bad/db/primary.yaml', 'host: db\nport: "5432"\n');
-    const bad = await hotconf(['push', '--etcd', etcd.url, '--etcd-prefix', '/push1/', '--config-dir', tmp.file('bad'), '--schema-dir', tmp.file('schemas')]);
+    const bad = await hotconf(['push', '--plain', '--etcd', etcd.url, '--etcd-prefix', '/push1/', '--config-dir', tmp.file('bad'), '--schema-dir', tmp.file('schemas')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`${tmp.file('bad/db/primary.yaml')}:2:7: /port: must be integer`);
     expect(bad.stderr).toContain('nothing was written to etcd');
@@ -47,7 +47,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
     await tmp.write('good/app.yaml', 'port: 80\n');
     await tmp.write('good/db/primary.yaml', 'host: db\nport: 5432\n');
     await tmp.write('good/features.json', '{"port": 1}');
-    const good = await hotconf(['push', '--etcd', etcd.url, '--etcd-prefix', '/push1', '--config-dir', tmp.file('good'), '--schema-dir', tmp.file('schemas')]);
+    const good = await hotconf(['push', '--plain', '--etcd', etcd.url, '--etcd-prefix', '/push1', '--config-dir', tmp.file('good'), '--schema-dir', tmp.file('schemas')]);
     expect(good.stderr).toBe('');
     expect(good.code).toBe(0);
     const rev = /revision (\d+)$/m.exec(good.stdout)?.[1];
@@ -57,7 +57,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
     // --prune deletes what the directory no longer has (--dry-run: the README walkthrough test and push.test.ts).
     await tmp.write('good/app.yaml', 'port: 81\n');
     await client.put('/push1/stale.yaml').value('port: 1\n');
-    const pruned = await hotconf(['push', '--etcd', etcd.url, '--etcd-prefix', '/push1/', '--config-dir', tmp.file('good'), '--schema-dir', tmp.file('schemas'), '--prune', '--json']);
+    const pruned = await hotconf(['push', '--plain', '--etcd', etcd.url, '--etcd-prefix', '/push1/', '--config-dir', tmp.file('good'), '--schema-dir', tmp.file('schemas'), '--prune', '--json']);
     expect(pruned.code).toBe(0);
     expect(JSON.parse(pruned.stdout)).toMatchObject({ put: ['/push1/app.yaml'], removed: ['/push1/stale.yaml'] });
     expect(Object.keys(await revisions('/push1/')).sort()).toEqual(['/push1/app.yaml', '/push1/db/primary.yaml', '/push1/features.json']);
@@ -70,7 +70,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf push and run --etcd', () => {
       await tmp.write(`${dir}/db/primary-${dir}.yaml`, `port: ${port}\n`);
       await tmp.write(`schemas/db/primary-${dir}.schema.json`, SCHEMA);
     }
-    const push = (dir: string) => hotconf(['push', '--etcd', etcd.url, '--etcd-prefix', '/push2/', '--config-dir', tmp.file(dir), '--schema-dir', tmp.file('schemas'), '--prune']);
+    const push = (dir: string) => hotconf(['push', '--plain', '--etcd', etcd.url, '--etcd-prefix', '/push2/', '--config-dir', tmp.file(dir), '--schema-dir', tmp.file('schemas'), '--prune']);
     const [a, b] = await Promise.all([push('one'), push('two')]);
     for (const r of [a, b]) expect(r.code === 0 || (r.code === 3 && r.stderr.includes('kept changing during the push'))).toBe(true);
     const final = await client.getAll().prefix('/push2/').strings();

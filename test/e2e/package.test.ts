@@ -37,7 +37,7 @@ async function runTraced(code: string): Promise<{ status: number | null; stdout:
   return { status, stdout, loaded };
 }
 
-const HEAVY = /\/dist\/(http|publish|metrics|daemon|cli)\/|\/node_modules\/(fastify|prom-client|etcd3|@grpc|commander|pino-pretty)\//;
+const HEAVY = /\/dist\/(http|publish|metrics|daemon|cli)\/|\/node_modules\/(fastify|prom-client|etcd3|@grpc|commander|pino-pretty|json-schema-to-typescript|prettier)\//;
 
 it("import 'hotconf' loads no shell: no http, publish, metrics, daemon or cli module, none of fastify, prom-client, etcd3, commander, pino-pretty", async () => {
   // Both loaders are asked: the ESM resolve hook sees every import, CommonJS's cache every require() below them.

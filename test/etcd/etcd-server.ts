@@ -78,7 +78,7 @@ export async function makeCerts(dir: string): Promise<TestCerts> {
   return { dir, ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
 }
 
-export async function startEtcd(options: { tls?: TestCerts } = {}): Promise<EtcdServer> {
+export async function startEtcd(options: { tls?: TestCerts; /** more etcd flags (limits) */ args?: readonly string[] } = {}): Promise<EtcdServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'hotconf-etcd-'));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const tls = options.tls;
@@ -93,6 +93,7 @@ export async function startEtcd(options: { tls?: TestCerts } = {}): Promise<Etcd
     // Tests wait on conditions: make the member quick to elect itself after a restart.
     '--heartbeat-interval', '50', '--election-timeout', '500',
     ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
+    ...(options.args ?? []),
   ];
   let child: ChildProcess | undefined;
   let stderr = '';

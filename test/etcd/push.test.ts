@@ -88,4 +88,19 @@ describe.skipIf(!HAVE_ETCD)('push', () => {
     expect((err as PushConflictError).message).toBe('etcd: the keys under /p3/ kept changing during the push (2 attempts); nothing was written by this push');
     expect(await contents('/p3/')).toEqual({ '/p3/app.yaml': 'port: 101\n' });
   });
+
+  test("the fleet's own keys (P.hotconf/: instance records beating every few seconds) are neither guarded nor pruned", async () => {
+    await client.put('/p4/.hotconf/instances/web-1').value('{"id":"web-1"}');
+    await client.put('/p4/old.yaml').value('a: 1\n');
+    let beats = 0;
+    const res = await pushEntries(client, '/p4/', new Map([['/p4/app.yaml', bytes('port: 1\n')]]), {
+      prune: true,
+      maxAttempts: 1,
+      // An instance's heartbeat lands between the read and the transaction: no conflict for a config push.
+      beforeCommit: async () => void (await client.put('/p4/.hotconf/instances/web-1').value(`{"id":"web-1","beat":${++beats}}`)),
+    });
+    expect(res.attempts).toBe(1);
+    expect(res.plan.remove).toEqual(['/p4/old.yaml']);
+    expect(await contents('/p4/')).toEqual({ '/p4/app.yaml': 'port: 1\n', '/p4/.hotconf/instances/web-1': '{"id":"web-1","beat":1}' });
+  });
 });

@@ -164,5 +164,16 @@ export function describeEtcdError(err: unknown, endpoints: readonly string[]): E
   if (/user name is empty|authentication is not enabled|auth.*not.*enabled/i.test(msg) || /Unauthenticated/.test(name)) {
     return new EtcdError('E_SOURCE_AUTH', `etcd (${endpoints.join(',')}): ${msg}`, { cause: err });
   }
+  // etcd answered, and refused the request's size: a limit of the server (--max-txn-ops, --max-request-bytes), not the network.
+  if (/too many operations in txn request/i.test(msg)) {
+    return new EtcdError('E_SOURCE_LIMIT', `etcd (${endpoints.join(',')}) refused the request: too many operations in one transaction (over etcd's --max-txn-ops, default 128); a release push (the default, not --plain) splits any directory into small transactions`, { cause: err });
+  }
+  if (/Received message larger than max/.test(msg)) {
+    // grpc-js's own receive limit (etcd's Go server says "grpc: received message …", lower case)
+    return new EtcdError('E_SOURCE_LIMIT', `etcd (${endpoints.join(',')}): a response is larger than this client accepts: ${msg}`, { cause: err });
+  }
+  if (/request is too large|received message larger than max|trying to send message larger/i.test(msg)) {
+    return new EtcdError('E_SOURCE_LIMIT', `etcd (${endpoints.join(',')}) refused the request: it is larger than etcd accepts (--max-request-bytes, default 1.5 MiB): ${msg}`, { cause: err });
+  }
   return new EtcdError('E_SOURCE_UNAVAILABLE', `etcd (${endpoints.join(',')}) is unreachable: ${msg}`, { cause: err });
 }

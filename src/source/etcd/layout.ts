@@ -7,6 +7,8 @@
 //   P.hotconf/manifests/<sha>/<part>     ManifestPart: relative key → blob sha and size (content-addressed)
 //   P.hotconf/blobs/<sha256 hex>         the bytes of one config value, as pushed (content-addressed)
 //   P.hotconf/instances/<id>             InstanceRecord, written by each `hotconf run --etcd` under a lease
+//   P.hotconf/gc                         moved by every deletion of content (GC): a push that reuses existing
+//                                        blobs guards its head switch with it, so it never names deleted content
 //
 // A release becomes visible to the fleet in one transaction: the head's compare-and-swap, with the release's
 // meta created in the same transaction. Blobs and manifest parts are written before it (any number of
@@ -34,6 +36,7 @@ export const fleetKeys = (prefix: string) => {
     blob: (sha: string) => `${root}blobs/${sha}`,
     instances: root + 'instances/',
     instance: (id: string) => `${root}instances/${encodeURIComponent(id)}`,
+    gc: root + 'gc',
   };
 };
 
@@ -82,10 +85,15 @@ export interface ReleaseMeta {
   /** Config keys (relative to the prefix, e.g. `db/primary.yaml`) added or changed against the parent, and removed. */
   readonly changed: readonly string[];
   readonly removed: readonly string[];
+  /** Set when `changed` / `removed` hold only the first of more names (the meta stays far under etcd's request limit). */
+  readonly changedCount?: number;
+  readonly removedCount?: number;
   /** The release this one was made from (the stable one at push time), if any. */
   readonly parent?: number;
   /** `hotconf rollback --to N`: this release is N's content. */
   readonly rollbackOf?: number;
+  /** Set when its canary was aborted (by `rollout abort` or an automatic abort), in the head's transaction. */
+  readonly aborted?: { readonly at: number; readonly by: string; readonly why: string };
 }
 
 export interface ManifestEntry {

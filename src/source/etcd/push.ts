@@ -2,6 +2,7 @@
 // mod_revision of every key read, so that concurrent pushes never interleave.
 import type { Etcd3, ICompare } from 'etcd3';
 import { EtcdError } from './client.js';
+import { FLEET_SEGMENT } from './layout.js';
 
 export interface PushPlan {
   /** Keys to write, with their new bytes. */
@@ -50,7 +51,9 @@ export async function pushEntries(
   const maxAttempts = options.maxAttempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     const res = await client.getAll().prefix(prefix).exec();
-    const current = new Map(res.kvs.map((kv) => [kv.key.toString(), kv]));
+    // The fleet's own keys (P.hotconf/: instance records, releases) are not configs: not read, guarded or pruned.
+    const fleet = prefix + FLEET_SEGMENT;
+    const current = new Map(res.kvs.filter((kv) => !kv.key.toString().startsWith(fleet)).map((kv) => [kv.key.toString(), kv]));
     const put = new Map<string, Uint8Array>();
     const unchanged: string[] = [];
     for (const [key, bytes] of desired) {
@@ -72,7 +75,10 @@ export async function pushEntries(
     // still absent, and no key under the prefix was written after the read: the prefix is exactly as planned.
     const cmp: ICompare[] = [...current.entries()].map(([k, kv]) => ({ key: Buffer.from(k), target: 'Mod', result: 'Equal', mod_revision: kv.mod_revision }));
     for (const k of put.keys()) if (!current.has(k)) cmp.push({ key: Buffer.from(k), target: 'Create', result: 'Equal', create_revision: '0' });
-    cmp.push({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), target: 'Mod', result: 'Less', mod_revision: (BigInt(res.header.revision) + 1n).toString() });
+    // (in two ranges around P.hotconf/, whose instance records move every few seconds)
+    const below = (BigInt(res.header.revision) + 1n).toString();
+    cmp.push({ key: Buffer.from(prefix), range_end: Buffer.from(fleet), target: 'Mod', result: 'Less', mod_revision: below });
+    cmp.push({ key: prefixEnd(fleet), range_end: prefixEnd(prefix), target: 'Mod', result: 'Less', mod_revision: below });
     const txn = await client.kv.txn({
       compare: cmp,
       success: [
@@ -93,7 +99,7 @@ export async function pushEntries(
 }
 
 /** The end of the key range of `prefix` (etcd's `--prefix`): the prefix with its last byte incremented. */
-function prefixEnd(prefix: string): Buffer {
+export function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i]! < 0xff) {
