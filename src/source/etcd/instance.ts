@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { settleWithin } from '../../async.js';
 import type { FleetStatus } from '../index.js';
 import { rangeEnd } from './release-read.js';
-import { decideRollout, decodeHead, decodeJson, fleetKeys, LAYOUT_FORMAT, type Head, type InstanceRecord, type InstanceState } from './layout.js';
+import { decideRollout, decodeHead, decodeJson, fleetKeys, type Head, type InstanceRecord, type InstanceState } from './layout.js';
+import { endCanary } from './rollout.js';
 
 export const LEASE_TTL_S = 10;
 export const HEARTBEAT_MS = 5000;
@@ -178,21 +179,9 @@ export class InstanceRegistry {
       if (!head?.canary?.auto || headRevision === undefined || head.canary.ids.join('\0') !== ids.join('\0')) return;
       const d = decideRollout(head, instances, Date.now());
       if (d.action !== 'abort' && d.action !== 'promote') return;
-      const next: Head = {
-        format: LAYOUT_FORMAT,
-        stable: d.action === 'promote' ? head.canary.release : head.stable,
-        canary: null,
-        updatedAt: Date.now(),
-        by: `instance ${this.id}`,
-        reason: `auto-${d.action}: ${d.why}`,
-      };
-      const k = fleetKeys(this.prefix);
-      const res = await this.client.kv.txn({
-        compare: [{ key: Buffer.from(k.head), target: 'Mod', result: 'Equal', mod_revision: headRevision }],
-        success: [{ request_put: { key: Buffer.from(k.head), value: Buffer.from(JSON.stringify(next)) } }],
-        failure: [],
-      });
-      if (res.succeeded) this.log.warn({ release: head.canary.release, action: d.action, why: d.why }, `canary release ${head.canary.release} ${d.action === 'abort' ? 'aborted' : 'promoted'} by this instance`);
+      // The writer's end of a canary: the head's CAS, and an aborted release marked so in its meta (history).
+      const moved = await endCanary(this.client, this.prefix, head, headRevision, d.action, { by: `instance ${this.id}`, reason: `auto-${d.action}: ${d.why}` });
+      if (moved) this.log.warn({ release: head.canary.release, action: d.action, why: d.why }, `canary release ${head.canary.release} ${d.action === 'abort' ? 'aborted' : 'promoted'} by this instance`);
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'rollout check failed; next try in a second');
     } finally {
