@@ -1,14 +1,15 @@
-// Fleet instances as they run: `hotconf run --etcd` as real child processes serving HTTP, etcd really stopped and
-// started. An instance restarted while etcd is down serves its cached release as stale (status, metric, systemd
+// Fleet instances as they run: releases pushed by the real `hotconf push`, `hotconf run --etcd` as real child
+// processes serving HTTP, etcd really stopped and started. An instance restarted while etcd is down serves its cached release as stale (status, metric, systemd
 // STATUS=) and converges when etcd answers; its record goes with the process (lease), even after SIGKILL.
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import type { UnixDgramSocket } from 'unix-dgram';
 import { tempDir, until, type TempDir } from '../helpers.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from '../etcd/etcd-server.js';
-import { instances, publish } from '../etcd/release-writer.js';
-import { startHotconf, type Daemon } from './cli-helpers.js';
+import { instances } from '../etcd/release-writer.js';
+import { hotconf, startHotconf, type Daemon } from './cli-helpers.js';
 
 const require = createRequire(import.meta.url);
 const { createSocket } = require('unix-dgram') as typeof import('unix-dgram');
@@ -48,6 +49,16 @@ async function sidecar(prefix: string, id: string, extra: string[] = [], env: No
   }
 }
 
+let pushes = 0;
+/** `hotconf push` of these files (a fresh directory each time): the release number. */
+async function publish(prefix: string, files: ReadonlyMap<string, string>): Promise<number> {
+  const dir = tmp.file(`push-${pushes++}`);
+  for (const [name, text] of files) await tmp.write(`${path.basename(dir)}/${name}`, text);
+  const res = await hotconf(['push', '--etcd', etcd.url, '--etcd-prefix', prefix, '--config-dir', dir, '--schema-dir', tmp.file('schemas'), '--json']);
+  if (res.code !== 0) throw new Error(`hotconf push exited ${res.code}: ${res.stderr}`);
+  return (JSON.parse(res.stdout) as { release: number }).release;
+}
+
 const json = async (url: string) => (await fetch(url)).json() as Promise<Record<string, unknown>>;
 const metric = async (url: string, name: string) => new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1];
 
@@ -55,7 +66,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf run --etcd in a fleet', () => {
   test('restarted while etcd is down, an instance serves its cached release as stale, then converges', async () => {
     const prefix = '/fleet-cache/';
     const cacheDir = tmp.file('cache');
-    await publish(client, prefix, new Map([['app.yaml', 'port: 1\n'], ['db.json', '{"port": 5432, "password": "s3cret"}']]));
+    await publish(prefix, new Map([['app.yaml', 'port: 1\n'], ['db.json', '{"port": 5432, "password": "s3cret"}']]));
     {
       await using first = await sidecar(prefix, 'web-1', ['--cache-dir', cacheDir]);
       await until(async () => (await json(`${first.url}/v1/status`)).release === 1, 'release 1 served');
@@ -69,7 +80,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf run --etcd in a fleet', () => {
       expect(await first.exited).toBe(0);
     }
     // Release 2 lands while the instance is away; then etcd goes down and the instance restarts.
-    await publish(client, prefix, new Map([['app.yaml', 'port: 2\n']]));
+    await publish(prefix, new Map([['app.yaml', 'port: 2\n']]));
     await etcd.kill9();
 
     // Without a cache: exit 3, as before.
@@ -108,7 +119,7 @@ describe.skipIf(!HAVE_ETCD)('hotconf run --etcd in a fleet', () => {
 
   test('an instance record goes with its process: at once on SIGTERM, within the lease TTL after SIGKILL', async () => {
     const prefix = '/fleet-lease/';
-    await publish(client, prefix, new Map([['app.yaml', 'port: 1\n']]));
+    await publish(prefix, new Map([['app.yaml', 'port: 1\n']]));
     const a = await sidecar(prefix, 'a');
     const b = await sidecar(prefix, 'b');
     try {
