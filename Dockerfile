@@ -22,8 +22,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# The build generates the validators of the meta-schemas and of schemas/hotconf.schema.json (dist/generated).
-COPY scripts/build-validators.mjs ./scripts/
+# The build generates the validators of the meta-schemas and of schemas/hotconf.schema.json (dist/generated),
+# then bundles the CLI's entry (dist/cli/main.js) with esbuild.
+COPY scripts/build-validators.mjs scripts/bundle-cli.mjs ./scripts/
 COPY schemas ./schemas
 RUN npm run build
 

@@ -10,7 +10,7 @@ const mtime = (file) => stat(file).then((s) => s.mtimeMs, () => undefined);
 
 const built = await mtime(path.join(root, 'dist', 'cli', 'main.js'));
 let newest = 0;
-const inputs = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'schemas/hotconf.schema.json', 'scripts/build-validators.mjs'].map((f) => path.join(root, f));
+const inputs = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'schemas/hotconf.schema.json', 'scripts/build-validators.mjs', 'scripts/bundle-cli.mjs'].map((f) => path.join(root, f));
 for (const e of await readdir(path.join(root, 'src'), { recursive: true, withFileTypes: true })) {
   if (e.isFile()) inputs.push(path.join(e.parentPath, e.name));
 }

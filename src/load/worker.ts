@@ -243,10 +243,11 @@ function place(target: Record<Key, unknown>, key: Key, value: unknown): void {
   else target[key] = value;
 }
 
-/** The worker runs the compiled JS; under a TypeScript runner (tests) this module is .ts, so use the build's. */
+/** The worker runs the compiled JS; under a TypeScript runner (tests) this module is .ts, so use the build's. In
+ *  the bundled CLI (scripts/bundle-cli.mjs) this code is in dist/cli/: the worker is still dist/load/worker.js. */
 function workerUrl(): URL {
   const here = new URL(import.meta.url);
-  return here.pathname.endsWith('.ts') ? new URL('../../dist/load/worker.js', here) : here;
+  return new URL(here.pathname.endsWith('.ts') ? '../../dist/load/worker.js' : '../load/worker.js', here);
 }
 
 function toWire(err: unknown): WireError {

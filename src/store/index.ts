@@ -65,6 +65,8 @@ export interface Snapshot<T extends Record<string, unknown> = Record<string, unk
   /** The store's identity, random per store (so per process): versions restart at 1 in every new store, and
    *  `epoch` + `version` together name one snapshot wherever it is seen (SSE ids, long-polls). */
   readonly epoch: string;
+  /** Every config of this version, in the order the names were first added. A read-only Map that shares its
+   *  entries with the other versions: to clone it or send it to another thread, copy it (`new Map(configs)`). */
   readonly configs: ReadonlyMap<string, ConfigEntry>;
   /** Date.now() of the commit that made this version. */
   readonly committedAt: number;
@@ -128,21 +130,105 @@ export interface StoreStats {
   readonly iterators: number;
 }
 
+/** In an overlay: the name is gone from the base. */
+const GONE = Symbol('gone');
+/** In an overlay: a name of the base replaced in place, or a name added after the base's (`appended`). */
+type Overlaid = { readonly entry: ConfigEntry; readonly appended: boolean } | typeof GONE;
+
 /**
- * A Map whose set/delete/clear throw, frozen at construction. A subclass rather than a wrapper so that it stays a
- * real Map for callers (instanceof, util.inspect, deep equality in selectors and tests).
+ * A snapshot's configs: a Map subclass (instanceof Map; set/delete/clear throw; frozen) whose entries live in a
+ * structure shared between versions, so that a commit costs what it changes, not what exists (measured: a
+ * one-config commit copied 10,000 entries, ~1 ms, on every change). `base` is a plain Map that is never
+ * changed once built, shared by the successive versions; `overlay` holds what changed since (a replaced entry,
+ * a name gone, a name added after the base's), copied per commit and folded into a new base once it grows past
+ * ~√size entries (at least 32), so a commit copies O(√n) entries amortised. Every read of the Map interface
+ * (get, has, size, iteration in Map order: names in the order they were first added, replaced in place, added
+ * last) answers from that structure; util.inspect shows the entries. Map's own internal table stays empty: code
+ * that reads a Map through Map.prototype on another receiver, or clones it (structuredClone), must copy it
+ * first: `new Map(snapshot.configs)`.
  */
 class ConfigMap extends Map<string, ConfigEntry> {
-  /** `base` with `updates` applied (new names last, as Map.set would) and `removed` left out: one pass, one copy. */
-  constructor(
-    base: ReadonlyMap<string, ConfigEntry>,
-    updates: ReadonlyMap<string, ConfigEntry> = new Map(),
-    removed: ReadonlySet<string> = new Set(),
-  ) {
+  readonly #base: ReadonlyMap<string, ConfigEntry>;
+  readonly #overlay: ReadonlyMap<string, Overlaid>;
+  readonly #size: number;
+
+  private constructor(base: ReadonlyMap<string, ConfigEntry>, overlay: ReadonlyMap<string, Overlaid>, size: number) {
     super();
-    for (const [name, entry] of base) if (!removed.has(name)) super.set(name, updates.get(name) ?? entry);
-    for (const [name, entry] of updates) if (!base.has(name)) super.set(name, entry);
+    this.#base = base;
+    this.#overlay = overlay;
+    this.#size = size;
     Object.freeze(this);
+  }
+
+  static empty(): ConfigMap {
+    return new ConfigMap(new Map(), new Map(), 0);
+  }
+
+  /** This map with `updates` applied (a name it lacks is added last, as Map.set would) and `removed` left out. */
+  with(updates: ReadonlyMap<string, ConfigEntry>, removed: ReadonlySet<string>): ConfigMap {
+    const overlay = new Map(this.#overlay);
+    let size = this.#size;
+    for (const [name, entry] of updates) {
+      if (this.has(name)) {
+        const was = overlay.get(name);
+        overlay.set(name, { entry, appended: was !== undefined && was !== GONE && was.appended });
+      } else {
+        // Added (or added again after a removal): after every name there is, in the order of adding.
+        overlay.delete(name);
+        overlay.set(name, { entry, appended: true });
+        size++;
+      }
+    }
+    for (const name of removed) {
+      if (!this.has(name)) continue;
+      if (this.#base.has(name)) overlay.set(name, GONE);
+      else overlay.delete(name);
+      size--;
+    }
+    if (overlay.size * overlay.size <= Math.max(1024, this.#base.size)) return new ConfigMap(this.#base, overlay, size);
+    const next = new ConfigMap(this.#base, overlay, size);
+    return new ConfigMap(new Map(next.entries()), new Map(), size);
+  }
+
+  override get(name: string): ConfigEntry | undefined {
+    const o = this.#overlay.get(name);
+    if (o === undefined) return this.#base.get(name);
+    return o === GONE ? undefined : o.entry;
+  }
+
+  override has(name: string): boolean {
+    const o = this.#overlay.get(name);
+    return o === undefined ? this.#base.has(name) : o !== GONE;
+  }
+
+  override get size(): number {
+    return this.#size;
+  }
+
+  override *entries(): MapIterator<[string, ConfigEntry]> {
+    const overlay = this.#overlay;
+    for (const [name, entry] of this.#base) {
+      const o = overlay.get(name);
+      if (o === undefined) yield [name, entry];
+      else if (o !== GONE && !o.appended) yield [name, o.entry];
+    }
+    for (const [name, o] of overlay) if (o !== GONE && o.appended) yield [name, o.entry];
+  }
+
+  override [Symbol.iterator](): MapIterator<[string, ConfigEntry]> {
+    return this.entries();
+  }
+
+  override *keys(): MapIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+
+  override *values(): MapIterator<ConfigEntry> {
+    for (const [, entry] of this.entries()) yield entry;
+  }
+
+  override forEach(callback: (value: ConfigEntry, key: string, map: Map<string, ConfigEntry>) => void, thisArg?: unknown): void {
+    for (const [name, entry] of this.entries()) callback.call(thisArg, entry, name, this);
   }
 
   override set(_name: string, _entry: ConfigEntry): this {
@@ -155,6 +241,11 @@ class ConfigMap extends Map<string, ConfigEntry> {
 
   override clear(): void {
     throw new TypeError('a snapshot is immutable: configs cannot be cleared');
+  }
+
+  /** util.inspect: the entries, as for a Map. */
+  [Symbol.for('nodejs.util.inspect.custom')](_depth: number, options: object, inspect: (value: unknown, options: object) => string): string {
+    return inspect(new Map(this.entries()), options);
   }
 }
 
@@ -211,7 +302,7 @@ export class Store implements AsyncDisposable {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.#onSubscriberError = options.onSubscriberError;
     if (!(this.#closeTimeoutMs >= 0)) throw new HotconfError('E_OPTIONS', 'closeTimeoutMs must be a number >= 0');
-    this.#current = new FrozenSnapshot(randomBytes(8).toString('hex'), 0, new ConfigMap(new Map()), Date.now(), undefined, undefined);
+    this.#current = new FrozenSnapshot(randomBytes(8).toString('hex'), 0, ConfigMap.empty(), Date.now(), undefined, undefined);
   }
 
   get version(): number {
@@ -252,8 +343,7 @@ export class Store implements AsyncDisposable {
     if (this.#closing !== undefined) throw new HotconfError('E_CLOSED', 'the store is closed');
     const previous = this.#current;
     const version = previous.version + 1;
-    // Only what changes is collected; the next map is built in one pass at the end (copying the whole map is
-    // the part of a commit that grows with what exists, not with what changed: do it once).
+    // Only what changes is collected; the next map shares what did not change with this one (ConfigMap).
     const updates = new Map<string, ConfigEntry>();
     const gone = new Set<string>();
     const changed: string[] = [];
@@ -295,7 +385,7 @@ export class Store implements AsyncDisposable {
       return undefined;
     }
 
-    const current = new FrozenSnapshot(previous.epoch, version, new ConfigMap(previous.configs, updates, gone), Date.now(), input.sourceRevision, input.sourceRelease);
+    const current = new FrozenSnapshot(previous.epoch, version, previous.configs.with(updates, gone), Date.now(), input.sourceRevision, input.sourceRelease);
     const change: Change = Object.freeze({
       version,
       previous,

@@ -2,7 +2,7 @@
 // Events are hints, not truth (DESIGN.md point 4): the raw directory events (one fs.watch per directory, or
 // chokidar's stat polling with usePolling), watcher errors and a periodic verify tick all only say "look here"; the consumer stats and reads
 // to find out what really changed. Batches are debounced, coalesced per path and pulled by the consumer.
-import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -78,6 +78,8 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
   private chokidar: FSWatcher | undefined;
   /** Resolves when the current chokidar instance has scanned its roots. */
   private chokidarReady: Promise<void> = Promise.resolve();
+  /** Settles once a fall-back to polling has its chokidar instance (chokidar is loaded on that first need). */
+  private switching: Promise<void> = Promise.resolve();
   /** Otherwise: one fs.watch (inotify) per directory. */
   private dirs: DirWatches | undefined;
   private polling: boolean;
@@ -112,16 +114,16 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.signal = options.signal;
     this.polling = options.usePolling ?? false;
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
-    if (this.polling) this.chokidar = this.openChokidar();
-    else this.dirs = new DirWatches(
+    if (!this.polling) this.dirs = new DirWatches(
       (dir, event, name) => this.onRaw(event, name ?? '', { watchedPath: dir }),
       (err, dir) => this.onError(err, dir),
       this.logger,
     );
   }
 
+  /** Only once chokidar is loaded ({@link loadChokidar}). */
   private openChokidar(): FSWatcher {
-    const w = chokidarWatch([...this.roots], {
+    const w = chokidar!.watch([...this.roots], {
       ignoreInitial: true,
       persistent: true,
       followSymlinks: true,
@@ -154,8 +156,13 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
       return;
     }
     this.signal?.addEventListener('abort', this.abortListener, { once: true });
+    if (this.polling) {
+      await loadChokidar();
+      if (!this.closed) this.chokidar = this.openChokidar();
+    }
     const dirs = this.dirs;
     if (dirs) await Promise.all(this.roots.map((root) => dirs.addTree(root, this.roots)));
+    await this.switching;
     // The chokidar instance in use may be replaced while it scans (inotify limits reached, a root replaced):
     // wait for the one in use to be ready.
     for (let w = this.chokidar; w && !this.closed; w = this.chokidar) {
@@ -193,8 +200,11 @@ export class DirWatcher implements AsyncIterable<ChangeBatch>, AsyncDisposable {
     this.polling = true;
     this.dirs?.close();
     this.dirs = undefined;
-    this.reopen();
-    void this.request(this.roots, 'error'); // never rejects
+    this.switching = loadChokidar().then(() => {
+      if (this.closed) return;
+      this.reopen();
+      void this.request(this.roots, 'error'); // never rejects
+    }, (err: unknown) => this.logger?.error({ err }, 'loading chokidar for polling failed'));
   }
 
   /**
@@ -437,6 +447,13 @@ async function closeChokidar(w: FSWatcher): Promise<void> {
   const closed = w.close();
   w.on('error', () => undefined);
   await closed;
+}
+
+/** chokidar is only for polling (`usePolling`, or inotify's limits ran out): loaded then, not by every import
+ *  of this module (`hotconf check` and a daemon on inotify never need it). */
+let chokidar: typeof import('chokidar') | undefined;
+async function loadChokidar(): Promise<void> {
+  chokidar ??= await import('chokidar');
 }
 
 /** Starts watching `options.roots`; see {@link DirWatcher}. */
