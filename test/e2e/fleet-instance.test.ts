@@ -1,6 +1,7 @@
 // Fleet instances as they run: releases pushed by the real `hotconf push`, `hotconf run --etcd` as real child
 // processes serving HTTP, etcd really stopped and started. An instance restarted while etcd is down serves its cached release as stale (status, metric, systemd
 // STATUS=) and converges when etcd answers; its record goes with the process (lease), even after SIGKILL.
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -9,7 +10,7 @@ import type { UnixDgramSocket } from 'unix-dgram';
 import { tempDir, until, type TempDir } from '../helpers.js';
 import { HAVE_ETCD, startEtcd, type EtcdServer } from '../etcd/etcd-server.js';
 import { instances } from '../etcd/release-writer.js';
-import { hotconf, startHotconf, type Daemon } from './cli-helpers.js';
+import { hotconf, ROOT, startHotconf, type Daemon } from './cli-helpers.js';
 
 const require = createRequire(import.meta.url);
 const { createSocket } = require('unix-dgram') as typeof import('unix-dgram');
@@ -76,6 +77,8 @@ describe.skipIf(!HAVE_ETCD)('hotconf run --etcd in a fleet', () => {
       expect(await metric(first.url, 'hotconf_source_stale')).toBe('0');
       const fleet = await json(`${first.url}/v1/fleet`);
       expect(fleet).toMatchObject({ stable: 1, canary: null, instances: [{ id: 'web-1', release: 1, target: 1, state: 'ok', errors: 0 }] });
+      const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+      expect((fleet.instances as Array<{ hotconf: string }>)[0]!.hotconf).toBe(version);
       first.signal('SIGTERM');
       expect(await first.exited).toBe(0);
     }

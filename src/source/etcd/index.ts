@@ -38,13 +38,18 @@ export * from './client.js';
 export { pushEntries, PushConflictError, type PushPlan, type PushResult } from './push.js';
 export { cacheFileOf, readCache, writeCache, type CachedRelease } from './cache.js';
 
-/** hotconf's version, for the instance record. */
+/** hotconf's version, for the instance record: from the nearest package.json named hotconf above this module
+ *  (src/source/etcd/ under vitest, dist/source/etcd/ or the CLI's bundle in dist/cli/). */
 const HOTCONF_VERSION = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
+  for (let dir = new URL('.', import.meta.url), up = 0; up < 5; up++, dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'hotconf' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not here: one directory up
+    }
   }
+  return 'unknown';
 })();
 
 /** The release this instance holds: its entries and exactly the blobs they name. */
