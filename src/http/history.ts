@@ -38,6 +38,8 @@ export interface VersionRecord {
   /** When it was committed (ms since the epoch). */
   readonly at: number;
   readonly sourceRevision: string | null;
+  /** The etcd fleet release it serves; null outside release mode. */
+  readonly release: number | null;
   readonly configs: readonly ConfigDiff[];
   /** Configs of this version past HISTORY_MAX_CONFIGS, counted, not shown. */
   readonly more: number;
@@ -61,6 +63,7 @@ export class VersionHistory {
         from: 0,
         at: snap.committedAt,
         sourceRevision: snap.sourceRevision ?? null,
+        release: snap.sourceRelease ?? null,
         configs: names.slice(0, HISTORY_MAX_CONFIGS).map((name) => ({ name, hash: snap.configs.get(name)!.hash, kind: 'added', changes: [], truncated: false })),
         more: Math.max(0, names.length - HISTORY_MAX_CONFIGS),
       });
@@ -106,6 +109,7 @@ export class VersionHistory {
       from: change.previous.version,
       at: change.current.committedAt,
       sourceRevision: change.current.sourceRevision ?? null,
+      release: change.current.sourceRelease ?? null,
       configs,
       more: Math.max(0, names.length - HISTORY_MAX_CONFIGS),
     });

@@ -250,7 +250,7 @@ export const PAGE_JS = String.raw`'use strict';
         return el('div', {}, [head, diff]);
       });
       if (v.more > 0) parts.push(el('div', { class: 'muted' }, ['and ' + v.more + ' more configs']));
-      var title = 'v' + v.version + (v.from > 0 && v.from !== v.version - 1 ? ' (from v' + v.from + ')' : '') + ' · ' + when(v.at) + (v.sourceRevision ? ' · revision ' + v.sourceRevision : '');
+      var title = 'v' + v.version + (v.from > 0 && v.from !== v.version - 1 ? ' (from v' + v.from + ')' : '') + ' · ' + when(v.at) + (v.release !== null && v.release !== undefined ? ' · release ' + v.release : '') + (v.sourceRevision ? ' · revision ' + v.sourceRevision : '');
       return el('li', { value: String(v.version), 'data-version': String(v.version) }, [el('strong', {}, [title])].concat(parts));
     });
     replace($('versions'), items);

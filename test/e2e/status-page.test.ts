@@ -1,11 +1,13 @@
 // The status page in a real browser: Debian's chromium, headless, driven by playwright-core, against the real
-// daemon (dist/cli/main.js run --http) on temp directories over loopback. Real edits of real files; the page
+// daemon (dist/cli/main.js run --http) on temp directories (and, for the fleet section, a real etcd) over loopback. Real edits of real files; the page
 // follows them from the event stream without a reload. The screenshots in docs/ are made here (README).
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HAVE_ETCD, startEtcd } from '../etcd/etcd-server.js';
+import { publish } from '../etcd/release-writer.js';
 import { world } from '../hotconf/fixtures.js';
 import { ROOT, startHotconf } from './cli-helpers.js';
 
@@ -163,5 +165,51 @@ describe.skipIf(!HAVE_CHROMIUM && process.env.CI === undefined)('the status page
     const shown = await page.content();
     await close();
     for (const text of [shown, ...bodies]) expect(text).not.toContain(SECRET);
+  });
+});
+
+// The fleet section, against a real etcd and two real instances in release mode (test/etcd/fleet-writer.ts writes
+// the releases as `hotconf push` does): shown only there, with each instance's release, and following a canary.
+describe.skipIf((!HAVE_CHROMIUM || !HAVE_ETCD) && process.env.CI === undefined)('the status page of an etcd release fleet (headless chromium)', () => {
+  it('shows the fleet (stable, canary, each instance and its release) and the served release, and follows a canary without a reload', { timeout: 180_000 }, async () => {
+    await using etcd = await startEtcd();
+    const client = etcd.client();
+    await using w = await world();
+    await w.schema('app');
+    const prefix = '/status-page-fleet/';
+    await publish(client, prefix, new Map([['app.yaml', app(8080)]]));
+    const sidecar = async (id: string) => {
+      const d = startHotconf(['run', '--etcd', etcd.url, '--etcd-prefix', prefix, '--schema-dir', w.schemaDir, '--http', '127.0.0.1:0', '--instance-id', id]);
+      return Object.assign(d, { url: String((await d.line((l) => l.msg === 'http listening', `sidecar ${id}`, 30_000)).url) });
+    };
+    await using one = await sidecar('web-1');
+    await using two = await sidecar('web-2');
+    void two;
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 960, height: 720 } });
+      await page.goto(one.url);
+      await page.locator('#fleet-section').waitFor(WAIT);
+      await page.locator('#fleet tr[data-instance="web-1"][data-release="1"]').waitFor(WAIT);
+      await page.locator('#fleet tr[data-instance="web-2"][data-release="1"]').waitFor(WAIT);
+      await expect.poll(() => page.locator('#fleet-releases').textContent(), WAIT).toBe('stable 1 · no canary · 2 instance(s)');
+      await expect.poll(() => page.locator('#release').textContent(), WAIT).toBe('1');
+      expect(await page.locator('#versions li[data-version="1"] strong').textContent()).toMatch(/ · release 1 · revision \d+$/);
+      expect(await page.locator('#source').textContent()).toContain(prefix);
+      await page.evaluate(() => Object.assign(globalThis, { hotconfMarker: 7 }));
+
+      // Release 2 as a canary on web-2 only: the page of web-1 shows web-2 move, and web-1 stay.
+      await publish(client, prefix, new Map([['app.yaml', app(8081)]]), { canary: { ids: ['web-2'] } });
+      await page.locator('#fleet tr[data-instance="web-2"][data-release="2"]').waitFor(WAIT);
+      await expect.poll(() => page.locator('#fleet-releases').textContent(), WAIT).toBe('stable 1 · canary 2 on web-2 · 2 instance(s)');
+      expect(await page.locator('#fleet tr[data-instance="web-1"]').getAttribute('data-release')).toBe('1');
+      expect(await page.locator('#release').textContent()).toBe('1');
+      expect(await page.evaluate(() => (globalThis as { hotconfMarker?: number }).hotconfMarker)).toBe(7);
+      await page.screenshot({ path: path.join(DOCS, 'status-page-fleet.png') });
+      expect(await page.content()).not.toContain(SECRET);
+    } finally {
+      await browser.close();
+    }
   });
 });

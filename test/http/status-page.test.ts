@@ -144,7 +144,7 @@ describe('GET /v1/history', () => {
     await using s = await serve(w);
     const history = async (q = '') => (await (await s.get(`/v1/history${q}`)).json()) as HistoryBody;
     const first = await history();
-    expect(first.versions).toEqual([{ version: 1, from: 0, at: expect.any(Number) as unknown, sourceRevision: null, configs: [{ name: 'app', hash: expect.any(String) as unknown, kind: 'added', changes: [], truncated: false }], more: 0 }]);
+    expect(first.versions).toEqual([{ version: 1, from: 0, at: expect.any(Number) as unknown, sourceRevision: null, release: null, configs: [{ name: 'app', hash: expect.any(String) as unknown, kind: 'added', changes: [], truncated: false }], more: 0 }]);
 
     await w.configAtomic('app.yaml', svc(1, 'host: h\n').replace(SECRET, 'an0ther-s3cret'));
     await until(async () => (await history()).version === 2, 'version 2');
