@@ -35,6 +35,8 @@ export type HotconfErrorCode =
   | 'E_INITIAL_LOAD'
   | 'E_SOURCE_UNAVAILABLE'
   | 'E_SOURCE_AUTH'
+  /** A fleet release named by the head is missing or damaged in etcd. */
+  | 'E_SOURCE_RELEASE'
   | 'E_PUSH_CONFLICT';
 
 export interface HotconfErrorOptions {

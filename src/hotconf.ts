@@ -13,12 +13,13 @@ import { checkRuntimeOptions, resolveOptions, type HotconfOptions, type Resolved
 import { Pipeline, type BatchResult, type ConfigState, type PipelineSettings } from './pipeline/index.js';
 import type { EtcdSourceStatus } from './source/etcd/client.js';
 import { assertDirectories, FilesSource, type FilesSourceStatus } from './source/files/index.js';
-import type { Source, SourceStatusBase } from './source/index.js';
+import type { FleetStatus, Source, SourceStatusBase } from './source/index.js';
 import { Store, type Change, type ChangeHandler, type DeepReadonly, type Snapshot, type StoreStats, type Unsubscribe } from './store/index.js';
 import { SchemaRegistry } from './validate/index.js';
 
 export type { BatchPolicy, HotconfOptions, RuntimeOptions } from './options.js';
 export type { BatchResult, ConfigState } from './pipeline/index.js';
+export type { FleetInstance, FleetStatus } from './source/index.js';
 
 export type { DeepReadonly };
 
@@ -52,6 +53,8 @@ export interface HotconfStatus {
   readonly epoch: string;
   /** The etcd revision the snapshot reflects; undefined for files. */
   readonly sourceRevision: string | undefined;
+  /** The fleet release the snapshot serves (etcd release mode); undefined otherwise. */
+  readonly sourceRelease: number | undefined;
   /** The source: a directory (always connected), or etcd with its connection state. A disconnected source
    *  keeps the last good config served. */
   readonly source: SourceStatus;
@@ -105,6 +108,9 @@ export interface Hotconf<T extends Record<string, unknown> = Record<string, unkn
   onBatch(listener: (result: BatchResult) => void): Unsubscribe;
   /** Resolves once a batch has gone all the way through the pipeline: proof that it still moves. */
   ping(): Promise<void>;
+  /** The fleet this instance belongs to (etcd release mode: the head and every live instance), read now;
+   *  undefined for a directory or a prefix of plain keys. Rejects when etcd cannot be read. */
+  fleet(): Promise<FleetStatus | undefined>;
   /** Liveness of the pipeline, for watchdogs: unhealthy when a batch has been stuck for `stallMs` (default 30 s). */
   health(stallMs?: number): HotconfHealth;
   /** Stops the source, finishes the batch in flight, ends every `changes()` iterator and waits (bounded)
@@ -171,7 +177,8 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
       const source = (this.#source = await openSource(this.#o, this.#log));
       this.#owner.add(source);
       // The initial batch applies what is valid; unless told to start with that, any error rejects start-up.
-      const errors = await this.#pipeline.process(source, source.initial, 'per-file');
+      // A fleet release is applied whole or not at all, even at start.
+      const errors = await this.#pipeline.process(source, source.initial, source.initial.release === undefined ? 'per-file' : 'all-or-nothing');
       if (errors.length > 0 && !this.#o.startWithValid) throw new InitialLoadError(errors);
       this.#loop = this.#pipeline.run(source);
     } catch (err) {
@@ -180,7 +187,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
     }
     this.#ready = true;
     const snap = this.#store.snapshot();
-    this.#log.info({ version: snap.version, sourceRevision: snap.sourceRevision, configs: snap.configs.size, errors: this.status().errors }, 'hotconf ready');
+    this.#log.info({ version: snap.version, sourceRevision: snap.sourceRevision, ...(snap.sourceRelease === undefined ? {} : { release: snap.sourceRelease }), configs: snap.configs.size, errors: this.status().errors }, 'hotconf ready');
   }
 
   get version(): number {
@@ -233,6 +240,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
       version: snap.version,
       epoch: snap.epoch,
       sourceRevision: snap.sourceRevision,
+      sourceRelease: snap.sourceRelease,
       source: this.#source!.status(),
       ready: this.#ready && !this.#owner.closed,
       errors: configs.filter((c) => c.state === 'error').length,
@@ -268,6 +276,11 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
 
   async ping(): Promise<void> {
     await this.#running().ping();
+  }
+
+  async fleet(): Promise<FleetStatus | undefined> {
+    const source = this.#running();
+    return source.fleet ? source.fleet() : undefined;
   }
 
   health(stallMs = 30_000): HotconfHealth {

@@ -113,6 +113,8 @@ function flagLayer(flags: DirFlags): SettingsLayer {
   if (flags.etcdPrefix !== undefined) etcd.prefix = flags.etcdPrefix as string;
   if (flags.etcdUsername !== undefined) etcd.username = flags.etcdUsername as string;
   if (flags.etcdPasswordFile !== undefined) etcd.passwordFile = flags.etcdPasswordFile as string;
+  if (flags.instanceId !== undefined) etcd.instanceId = flags.instanceId as string;
+  if (flags.cacheDir !== undefined) etcd.cacheDir = flags.cacheDir as string;
   for (const k of ['ca', 'cert', 'key'] as const) {
     const v = flags[`etcd${k[0]!.toUpperCase()}${k.slice(1)}`];
     if (v !== undefined) etcd.tls = { ...etcd.tls, [k]: v as string };
@@ -159,7 +161,7 @@ const program = new Command('hotconf')
       '             HOTCONF_DEBOUNCE_MS, HOTCONF_VERIFY_INTERVAL_MS, HOTCONF_MAX_FILE_BYTES, HOTCONF_REQUIRE_SCHEMA,\n' +
       '             HOTCONF_HTTP, HOTCONF_HTTP_TOKEN, HOTCONF_PUBLISH_DIR, HOTCONF_NOTIFY_WEBHOOK,\n' +
       '             HOTCONF_ETCD, HOTCONF_ETCD_PREFIX, HOTCONF_ETCD_USERNAME, HOTCONF_ETCD_PASSWORD, HOTCONF_ETCD_PASSWORD_FILE,\n' +
-      '             HOTCONF_ETCD_CA, HOTCONF_ETCD_CERT, HOTCONF_ETCD_KEY.',
+      '             HOTCONF_ETCD_CA, HOTCONF_ETCD_CERT, HOTCONF_ETCD_KEY, HOTCONF_INSTANCE_ID, HOTCONF_CACHE_DIR.',
   );
 
 etcdOptions(dirOptions(program.command('run').description('run the daemon: keep the validated configs live until SIGTERM')))
@@ -175,6 +177,8 @@ etcdOptions(dirOptions(program.command('run').description('run the daemon: keep 
   .option('--publish-dir <dir>', 'publish every committed version into this directory, atomically')
   .addOption(new Option('--publish-format <format>', 'published files: json (the value as <name>.json), original, or source (the source file name and exact bytes) (default: json)').choices(['json', 'original', 'source']))
   .option('--notify-webhook <url>', 'POST each committed version to this URL')
+  .option('--instance-id <id>', 'this instance in an etcd fleet (or $HOTCONF_INSTANCE_ID; default: the pod name under Kubernetes, else the host name)')
+  .option('--cache-dir <dir>', 'keep each applied etcd release here, to start from it while etcd is down (or $HOTCONF_CACHE_DIR)')
   .action(async (flags: DirFlags) => {
     await findConfig(flags);
     process.exitCode = await runDaemon({ settingsFile: flags.config, flags: flagLayer(flags) });

@@ -90,6 +90,8 @@ export async function etcdOptionsOf(etcd: EtcdSettings, env: NodeJS.ProcessEnv =
     ...(etcd.username === undefined ? {} : { username: etcd.username }),
     ...(password === undefined ? {} : { password }),
     ...(etcd.tls === undefined ? {} : { tls: etcd.tls }),
+    ...(etcd.instanceId === undefined ? {} : { instanceId: etcd.instanceId }),
+    ...(etcd.cacheDir === undefined ? {} : { cacheDir: etcd.cacheDir }),
   };
 }
 
@@ -333,7 +335,11 @@ class Daemon {
 
   private statusText(): string {
     const st = this.hot.status();
-    return `version ${st.version}, ${st.configs.length} configs, ${st.errors} errors`;
+    const text = `version ${st.version}, ${st.configs.length} configs, ${st.errors} errors`;
+    if (st.sourceRelease === undefined) return text;
+    const source = st.source as { stale?: boolean; staleSince?: number | null };
+    const stale = source.stale === true && typeof source.staleSince === 'number' ? `stale: serving cached release ${st.sourceRelease} since ${new Date(source.staleSince).toISOString()}; ` : '';
+    return `${stale}release ${st.sourceRelease}, ${text}`;
   }
 
   private onBatch(): void {

@@ -17,6 +17,10 @@ export interface EtcdSettings {
   /** File holding the password (or $HOTCONF_ETCD_PASSWORD). Never a flag: argv is visible to every user. */
   passwordFile?: string;
   tls?: { ca?: string; cert?: string; key?: string };
+  /** This instance's id in the fleet (default: the pod name under Kubernetes, else the host name). */
+  instanceId?: string;
+  /** Where the applied release is kept, to start from while etcd is down (default: none). */
+  cacheDir?: string;
 }
 
 /** The library options that are also settings of hotconf.yaml; their defaults and hotness are the library's
@@ -124,6 +128,8 @@ export const ENVIRONMENT: Readonly<Record<string, { key: string; type: 'string' 
   HOTCONF_ETCD_CA: { key: 'etcd.tls.ca', type: 'string' },
   HOTCONF_ETCD_CERT: { key: 'etcd.tls.cert', type: 'string' },
   HOTCONF_ETCD_KEY: { key: 'etcd.tls.key', type: 'string' },
+  HOTCONF_INSTANCE_ID: { key: 'etcd.instanceId', type: 'string' },
+  HOTCONF_CACHE_DIR: { key: 'etcd.cacheDir', type: 'string' },
 };
 
 /** The daemon's settings are invalid: every problem, each with its file (or variable), line and column. */
@@ -156,6 +162,7 @@ export function resolvePaths(layer: SettingsLayer, dir: string): SettingsLayer {
   if (layer.http?.listen?.startsWith('unix:')) layer.http.listen = `unix:${abs(layer.http.listen.slice(5))}`;
   if (layer.notify?.signal?.pidFile !== undefined) layer.notify.signal.pidFile = abs(layer.notify.signal.pidFile);
   if (layer.etcd?.passwordFile !== undefined) layer.etcd.passwordFile = abs(layer.etcd.passwordFile);
+  if (layer.etcd?.cacheDir !== undefined) layer.etcd.cacheDir = abs(layer.etcd.cacheDir);
   const tls = layer.etcd?.tls;
   if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k] !== undefined) tls[k] = abs(tls[k]);
   return layer;
@@ -207,6 +214,8 @@ export async function resolveSettingsWith(options: { keepConfigDir: boolean }, .
     if (publish) merged.publish = { ...merged.publish, ...stripUndefined(publish) } as NonNullable<DaemonSettings['publish']>;
     if (notify) merged.notify = { ...merged.notify, ...stripUndefined(notify) };
   }
+  // cacheDir and instanceId alone (HOTCONF_CACHE_DIR in a unit that serves a directory) do not make an etcd source.
+  if (merged.etcd && Object.keys(merged.etcd).every((k) => k === 'cacheDir' || k === 'instanceId')) delete merged.etcd;
   if (merged.etcd && !options.keepConfigDir) {
     if (explicitConfigDir) {
       throw new SettingsError([

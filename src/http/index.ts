@@ -212,6 +212,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
       version: snap.version,
       epoch: snap.epoch,
       sourceRevision: snap.sourceRevision ?? null,
+      release: snap.sourceRelease ?? null,
       configs: status.configs.map((c) => ({ name: c.name, hash: c.hash ?? null, status: c.state })),
     };
   });
@@ -294,7 +295,28 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     return undefined;
   });
 
-  app.get('/v1/status', () => ({ ...hot.status(), ...options.status?.() }));
+  app.get('/v1/status', () => {
+    const status = hot.status();
+    const source = status.source as { stale?: boolean; staleSince?: number | null };
+    return {
+      ...status,
+      release: status.sourceRelease ?? null,
+      stale: source.stale === true && typeof source.staleSince === 'number' ? { since: new Date(source.staleSince).toISOString() } : null,
+      ...options.status?.(),
+    };
+  });
+
+  // The fleet (etcd release mode): the head and every live instance, for status pages and `hotconf rollout status`.
+  app.get('/v1/fleet', async (_req, reply) => {
+    let fleet;
+    try {
+      fleet = await hot.fleet();
+    } catch (err) {
+      return sendError(reply, 503, 'E_UNAVAILABLE', (err as Error).message);
+    }
+    if (fleet === undefined) return sendError(reply, 404, 'E_NOT_FOUND', 'not an etcd release fleet: the source is a directory or a prefix of plain keys');
+    return fleet;
+  });
 
   app.post('/v1/reload', async (_req, reply) => {
     const result = await hot.reload();
@@ -421,7 +443,7 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
 function allowedMethods(path: string): string | undefined {
   if (path === '/v1/reload') return 'POST';
   if (path === '/v1/events') return 'GET';
-  if (['/v1/configs', '/v1/status', '/healthz', '/readyz', '/metrics'].includes(path) || path.startsWith('/v1/configs/')) {
+  if (['/v1/configs', '/v1/status', '/v1/fleet', '/healthz', '/readyz', '/metrics'].includes(path) || path.startsWith('/v1/configs/')) {
     return 'GET, HEAD';
   }
   return undefined;

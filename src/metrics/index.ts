@@ -27,6 +27,8 @@ export const METRIC_NAMES = [
   'hotconf_notify_results_total',
   'hotconf_source_connected',
   'hotconf_source_revision',
+  'hotconf_source_release',
+  'hotconf_source_stale',
 ] as const;
 
 const STATES: readonly ConfigState[] = ['ok', 'error', 'pending', 'deleted'];
@@ -137,6 +139,22 @@ export class HotconfMetrics implements Disposable {
       collect() {
         const rev = hot.snapshot().sourceRevision;
         this.set(rev === undefined ? 0 : Number(rev));
+      },
+    });
+    new Gauge({
+      name: 'hotconf_source_release',
+      help: 'The fleet release the served snapshot holds (etcd release mode: members at the same value serve the same config); 0 otherwise.',
+      registers,
+      collect() {
+        this.set(hot.snapshot().sourceRelease ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'hotconf_source_stale',
+      help: 'Whether the config served is a cached release because etcd was unreachable at start (1) or not (0).',
+      registers,
+      collect() {
+        this.set((hot.status().source as { stale?: boolean }).stale === true ? 1 : 0);
       },
     });
     this.sseClients = new Gauge({ name: 'hotconf_sse_clients', help: 'Connected /v1/events clients.', registers });

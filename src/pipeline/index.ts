@@ -117,7 +117,8 @@ export class Pipeline {
     for await (const batch of source) {
       this.#batchStartedAt = performance.now();
       try {
-        await this.process(source, batch, this.#o.settings().batchPolicy);
+        // A fleet release is one unit: applied whole or not at all, whatever the policy.
+        await this.process(source, batch, batch.release === undefined ? this.#o.settings().batchPolicy : 'all-or-nothing');
       } catch (err) {
         this.#log.error({ err, seq: batch.seq }, 'batch failed unexpectedly; looking at everything again');
         source.resync().catch(() => undefined);
@@ -152,8 +153,8 @@ export class Pipeline {
       return o.kind === 'error' ? { ...o, errors: capErrors(o.errors, settings.maxErrorsPerConfig ?? 20) } : o;
     });
     const outcomes = await this.#appCheck(read, policy, settings);
-    const errors = this.#apply(outcomes, policy, settings, started, batch);
-    await source.settled?.(batch);
+    const { errors, applied } = this.#apply(outcomes, policy, settings, started, batch);
+    await source.settled?.(batch, { applied, errors: errors.length });
     return errors;
   }
 
@@ -182,9 +183,10 @@ export class Pipeline {
 
   /** Records the outcomes of a batch, commits the valid ones (all or nothing, or per file) with the source's
    *  revision, reports the problems. Returns the errors of the batch. */
-  #apply(outcomes: readonly Outcome[], policy: BatchPolicy, settings: PipelineSettings, started: number, batch: SourceBatch): ConfigError[] {
+  #apply(outcomes: readonly Outcome[], policy: BatchPolicy, settings: PipelineSettings, started: number, batch: SourceBatch): { errors: ConfigError[]; applied: boolean } {
     const { store } = this.#o;
     const sourceRevision = batch.revision;
+    const sourceRelease = batch.release;
     const failed = outcomes.filter((o): o is Extract<Outcome, { kind: 'error' }> => o.kind === 'error');
     const errors = failed.flatMap((o) => o.errors);
     const unsettled = outcomes.filter((o) => o.kind === 'unsettled');
@@ -219,7 +221,9 @@ export class Pipeline {
       }
     }
 
-    const change = holdBack ? undefined : store.commit({ set, remove, ...(sourceRevision === undefined ? {} : { sourceRevision }) });
+    const change = holdBack
+      ? undefined
+      : store.commit({ set, remove, ...(sourceRevision === undefined ? {} : { sourceRevision }), ...(sourceRelease === undefined ? {} : { sourceRelease }) });
     const ms = round(performance.now() - started);
     if (change) {
       // One line per commit; no empty fields (`removed` only when something was removed).
@@ -229,6 +233,7 @@ export class Pipeline {
           changed: change.changed,
           ...(change.removed.length > 0 ? { removed: change.removed } : {}),
           ...(sourceRevision === undefined ? {} : { sourceRevision }),
+          ...(sourceRelease === undefined ? {} : { release: sourceRelease }),
           ms,
           latencyMs: round(performance.now() - batch.firstHintAt),
         },
@@ -263,7 +268,7 @@ export class Pipeline {
       durationMs: ms,
       latencyMs: round(performance.now() - batch.firstHintAt),
     });
-    return errors;
+    return { errors, applied: !holdBack };
   }
 
   #emit(result: BatchResult): void {

@@ -28,6 +28,46 @@ export interface SourceBatch {
   readonly firstHintAt: number;
   /** The source's own position after this batch (the etcd revision); committed with the version. */
   readonly revision?: string | undefined;
+  /** The fleet release this batch is (etcd release mode): the whole release (`full`) or what differs from the
+   *  release the store holds; applied whole or not at all (all-or-nothing whatever `batchPolicy`: an instance runs
+   *  release N or N-1, never a mix); committed with the version (`snapshot().sourceRelease`). */
+  readonly release?: number | undefined;
+}
+
+/** What the pipeline did with a batch, as its source hears it (`settled`). */
+export interface BatchOutcome {
+  /** The batch's valid content is what the store serves now (false: held back by `all-or-nothing`). */
+  readonly applied: boolean;
+  /** Problems found in the batch. */
+  readonly errors: number;
+}
+
+/** A fleet of instances sharing a source (etcd release mode), as `GET /v1/fleet` shows it. */
+export interface FleetStatus {
+  /** The release every instance outside the canary runs. */
+  readonly stable: number;
+  readonly canary: { readonly release: number; readonly ids: readonly string[]; readonly auto: { readonly bakeMs: number } | null; readonly startedAt: number } | null;
+  readonly instances: readonly FleetInstance[];
+}
+
+export interface FleetInstance {
+  readonly id: string;
+  /** The release it serves (null before its first). */
+  readonly release: number | null;
+  /** The release the fleet's head tells it to run. */
+  readonly target: number | null;
+  /** `error`: it refused `target` and keeps serving `release`. */
+  readonly state: 'ok' | 'error';
+  readonly errors: number;
+  /** ms since the epoch. */
+  readonly appliedAt: number | null;
+  readonly seenAt: number;
+  readonly startedAt: number;
+  /** Serving a cached release since (ms), etcd being unreachable at its start; null otherwise. */
+  readonly staleSince: number | null;
+  readonly host: string;
+  readonly pid: number;
+  readonly hotconf: string;
 }
 
 /** What reading one config name from a source found. */
@@ -62,7 +102,7 @@ export interface Source<S extends SourceStatusBase = SourceStatusBase> extends A
   read(name: string, limits: ReadLimits): Promise<EntryRead>;
   /** The pipeline is done with `batch` (committed, refused or held): a source whose events are only hints
    *  looks again at what it read. */
-  settled?(batch: SourceBatch): Promise<void>;
+  settled?(batch: SourceBatch, outcome?: BatchOutcome): Promise<void>;
   /** For a source that lists `schemas`: the identity of each schema file as the pipeline read it (undefined
    *  when it could not be read), so that the source knows what was read without a stat of its own. */
   schemaRead?(file: string, identity: FileIdentity | undefined, error?: ConfigError): void;
@@ -73,6 +113,8 @@ export interface Source<S extends SourceStatusBase = SourceStatusBase> extends A
   /** Changes the batch timing while running. */
   setTiming?(timing: SourceTiming): void;
   status(): S;
+  /** The fleet this instance belongs to (etcd release mode), read now; undefined when the source has none. */
+  fleet?(): Promise<FleetStatus | undefined>;
   close(): Promise<void>;
 }
 

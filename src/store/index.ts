@@ -72,6 +72,8 @@ export interface Snapshot<T extends Record<string, unknown> = Record<string, unk
   readonly committedAt: number;
   /** The source's revision (e.g. etcd's) this snapshot reflects; undefined for files. */
   readonly sourceRevision: string | undefined;
+  /** The fleet release (etcd release mode) this snapshot serves; undefined otherwise. */
+  readonly sourceRelease: number | undefined;
   /** The config's deep-frozen value, or undefined; O(1). */
   get<K extends keyof T & string>(name: K): DeepReadonly<T[K]> | undefined;
 }
@@ -101,6 +103,8 @@ export interface CommitInput {
   set?: Iterable<EntryInput>;
   remove?: Iterable<string>;
   sourceRevision?: string;
+  /** The fleet release the commit serves (etcd release mode), given with `sourceRevision`, as it is. */
+  sourceRelease?: number;
 }
 
 export type ChangeHandler<T extends Record<string, unknown> = Record<string, unknown>> = (change: Change<T>) => void | Promise<void>;
@@ -251,13 +255,15 @@ class FrozenSnapshot implements Snapshot {
   readonly configs: ConfigMap;
   readonly committedAt: number;
   readonly sourceRevision: string | undefined;
+  readonly sourceRelease: number | undefined;
 
-  constructor(epoch: string, version: number, configs: ConfigMap, committedAt: number, sourceRevision: string | undefined) {
+  constructor(epoch: string, version: number, configs: ConfigMap, committedAt: number, sourceRevision: string | undefined, sourceRelease: number | undefined) {
     this.epoch = epoch;
     this.version = version;
     this.configs = configs;
     this.committedAt = committedAt;
     this.sourceRevision = sourceRevision;
+    this.sourceRelease = sourceRelease;
     Object.freeze(this);
   }
 
@@ -296,7 +302,7 @@ export class Store implements AsyncDisposable {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.#onSubscriberError = options.onSubscriberError;
     if (!(this.#closeTimeoutMs >= 0)) throw new HotconfError('E_OPTIONS', 'closeTimeoutMs must be a number >= 0');
-    this.#current = new FrozenSnapshot(randomBytes(8).toString('hex'), 0, ConfigMap.empty(), Date.now(), undefined);
+    this.#current = new FrozenSnapshot(randomBytes(8).toString('hex'), 0, ConfigMap.empty(), Date.now(), undefined, undefined);
   }
 
   get version(): number {
@@ -328,7 +334,7 @@ export class Store implements AsyncDisposable {
    * sourceRevision: a commit without changes that carries a new revision replaces the current snapshot with one
    * of the same version and configs and the new revision, and notifies nobody (the content is what subscribers
    * follow; the revision only says which source state it reflects). A commit with changes takes the given
-   * revision, or undefined when none is given.
+   * revision, or undefined when none is given. `sourceRelease` goes with the revision, the same way.
    *
    * Throws HotconfError E_CLOSED after close(), E_OPTIONS when a name is set twice or both set and removed
    * (the store is left untouched).
@@ -372,13 +378,14 @@ export class Store implements AsyncDisposable {
 
     if (changed.length === 0 && removed.length === 0) {
       const revision = input.sourceRevision;
-      if (revision !== undefined && revision !== previous.sourceRevision) {
-        this.#current = new FrozenSnapshot(previous.epoch, previous.version, previous.configs, previous.committedAt, revision);
+      const release = input.sourceRelease;
+      if (revision !== undefined && (revision !== previous.sourceRevision || release !== previous.sourceRelease)) {
+        this.#current = new FrozenSnapshot(previous.epoch, previous.version, previous.configs, previous.committedAt, revision, release);
       }
       return undefined;
     }
 
-    const current = new FrozenSnapshot(previous.epoch, version, previous.configs.with(updates, gone), Date.now(), input.sourceRevision);
+    const current = new FrozenSnapshot(previous.epoch, version, previous.configs.with(updates, gone), Date.now(), input.sourceRevision, input.sourceRelease);
     const change: Change = Object.freeze({
       version,
       previous,

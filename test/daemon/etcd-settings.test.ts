@@ -50,3 +50,20 @@ test('an explicit configDir with etcd is refused, and so is a bad endpoint, with
   expect(bad).toBeInstanceOf(SettingsError);
   expect((bad as SettingsError).errors[0]!.message).toMatch(/hotconf\.yaml:3:7: \/etcd\/endpoints\/0: must match pattern/);
 });
+
+test('the fleet settings: instanceId and cacheDir from hotconf.yaml, HOTCONF_INSTANCE_ID / HOTCONF_CACHE_DIR or flags; alone, they are no etcd source', async () => {
+  await using tmp = await tempDir();
+  const file = await tmp.write('hotconf.yaml', 'etcd:\n  endpoints: [http://10.0.0.1:2379]\n  prefix: /p/\n  cacheDir: cache\n');
+  const settings = await loadSettings({ settingsFile: file, env: { HOTCONF_INSTANCE_ID: 'pod-1' } });
+  expect(settings.etcd).toMatchObject({ instanceId: 'pod-1', cacheDir: tmp.file('cache') });
+  expect((await hotconfOptionsOf(settings, {})).etcd).toMatchObject({ instanceId: 'pod-1', cacheDir: tmp.file('cache') });
+  const flagged = await loadSettings({ settingsFile: file, env: { HOTCONF_CACHE_DIR: '/var/lib/hotconf' }, flags: { etcd: { instanceId: 'flag-id' } } });
+  expect(flagged.etcd).toMatchObject({ instanceId: 'flag-id', cacheDir: '/var/lib/hotconf' }); // file < environment < flags
+  // A unit that sets HOTCONF_CACHE_DIR for every daemon still serves a directory.
+  const dir = await loadSettings({ env: { HOTCONF_CONFIG_DIR: tmp.dir, HOTCONF_CACHE_DIR: '/var/lib/hotconf', HOTCONF_INSTANCE_ID: 'x' } });
+  expect(dir.etcd).toBeUndefined();
+  expect(dir.configDir).toBe(tmp.dir);
+  const bad = await loadSettings({ settingsFile: file, env: { HOTCONF_INSTANCE_ID: 'has space' } }).catch((e: unknown) => e);
+  expect(bad).toBeInstanceOf(SettingsError);
+  expect((bad as SettingsError).message).toContain('/etcd/instanceId');
+});

@@ -1,6 +1,7 @@
 // The README's "Fleet (etcd)" walkthrough, run as written: every command of its shell block in order (with the
 // test's own etcd, temp directory and free ports substituted), each printed output compared with the lines the
-// README shows under it. Long-running commands (etcd, the two sidecars) run in the background.
+// README shows under it (`…` in an expected line stands for anything). Long-running commands (etcd, the two
+// sidecars) run in the background.
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect, it } from 'vitest';
@@ -16,7 +17,10 @@ it.skipIf(!HAVE_ETCD)('the Fleet (etcd) walkthrough in README.md runs as written
   await using etcd = await startEtcd();
   await using tmp = await tempDir();
   const sidecars = new Map<string, { daemon: Daemon; url: string }>();
-  const sub = (s: string) => s.replaceAll('http://127.0.0.1:2379', etcd.url).replaceAll('/tmp/fleet-config', tmp.file('fleet-config'));
+  const sub = (s: string) =>
+    s.replaceAll('http://127.0.0.1:2379', etcd.url).replaceAll('/tmp/fleet-config', tmp.file('fleet-config')).replaceAll('/tmp/fleet-cache', tmp.file('fleet-cache'));
+  // An expected line: `…` stands for anything (a revision, a date, an author), the rest is exact.
+  const matcher = (e: string) => new RegExp(`^${e.split('…').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
   const lines = block!.split('\n');
   let ran = 0;
   try {
@@ -27,7 +31,8 @@ it.skipIf(!HAVE_ETCD)('the Fleet (etcd) walkthrough in README.md runs as written
       const expected: string[] = [];
       while (lines[i + 1]?.startsWith('#   ')) expected.push(lines[++i]!.slice(4));
       const [command, comment] = line.split(/\s+#\s+/);
-      const words = sub(command!).split(/\s+/);
+      // Words as the shell splits them (double quotes group).
+      const words = [...sub(command!).matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
       ran++;
       if (words[0] === 'rm' || words[0] === 'etcd' || words[0] === 'alias') continue; // the test's own etcd and temp dir
       if (words[0] === 'cp') {
@@ -45,13 +50,15 @@ it.skipIf(!HAVE_ETCD)('the Fleet (etcd) walkthrough in README.md runs as written
       } else if (words[0] === 'hotconf') {
         const result = await hotconf(words.slice(1));
         const printed = `${result.stdout}${result.stderr}`.trim().split('\n');
-        for (const e of expected) expect(printed.map((p) => p.replace(tmp.dir, '/tmp'))).toContain(e);
+        const shown = printed.map((p) => p.replaceAll(tmp.dir, '/tmp'));
+        for (const e of expected) expect(shown.some((p) => matcher(e).test(p)), `${words.slice(0, 2).join(' ')} prints ${JSON.stringify(e)}; it printed:\n${shown.join('\n')}`).toBe(true);
       } else if (words[0] === 'curl') {
         const [, host, route] = /^(\d+\.\d+\.\d+\.\d+:\d+)(\/.*)$/.exec(words[2]!)!;
         const base = sidecars.get(host!)!.url;
-        // The comment shows the start of the answer (or a piece of it, between `…`).
-        const piece = comment!.replace(/^…/, '').split('…')[0]!;
-        await until(async () => (await (await fetch(`${base}${route}`)).text()).includes(piece), `${words.join(' ')} to show ${piece}`, { timeoutMs: 15_000 });
+        // The comment shows the answer, `…` standing for anything (a leading `…`: the answer starts elsewhere).
+        const shape = comment!.startsWith('…') ? comment! : `^${comment!}`;
+        const re = new RegExp(shape.split('…').map((p) => p.replace(/[.*+?${}()|[\]\\]/g, '\\$&')).join('.*'));
+        await until(async () => re.test(await (await fetch(`${base}${route}`)).text()), `${words.join(' ')} to show ${comment!}`, { timeoutMs: 15_000 });
       } else {
         throw new Error(`the README test does not know how to run: ${line}`);
       }

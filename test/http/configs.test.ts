@@ -30,6 +30,7 @@ describe('GET /v1/configs', () => {
       version: snap.version,
       epoch: snap.epoch,
       sourceRevision: null,
+      release: null,
       configs: [
         { name: 'app', hash: snap.configs.get('app')!.hash, status: 'ok' },
         { name: 'bad', hash: null, status: 'error' },

@@ -31,6 +31,12 @@ export interface EtcdOptions {
   reconnectMinMs?: number;
   /** Longest delay between reconnect attempts, in ms. Default 5000. */
   reconnectMaxMs?: number;
+  /** This instance's id in a fleet (its record under `<prefix>.hotconf/instances/`, canary choice). Default:
+   *  $HOTCONF_INSTANCE_ID, else $POD_NAME, else $HOSTNAME under Kubernetes, else the host name. */
+  instanceId?: string;
+  /** Directory where each applied release is kept (one owner-only file per prefix), so that the instance can
+   *  start from it while etcd is unreachable (then `stale`). Default: none (etcd unreachable at start fails). */
+  cacheDir?: string;
 }
 
 export type EtcdConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed';
@@ -49,6 +55,16 @@ export interface EtcdSourceStatus {
   readonly lastError: string | undefined;
   /** Full re-reads since start (compaction, a reset cluster, reload()). */
   readonly resyncs: number;
+  /** `release`: the prefix holds a fleet head (`<prefix>.hotconf/head`); `plain`: its keys are the configs. */
+  readonly mode: 'plain' | 'release';
+  /** The release this instance serves (null in plain mode, or before its first). */
+  readonly release: number | null;
+  /** The release the head tells this instance to run (null in plain mode). */
+  readonly target: number | null;
+  readonly instanceId: string;
+  /** Serving the cached release because etcd was unreachable at start, since `staleSince` (ms since the epoch). */
+  readonly stale: boolean;
+  readonly staleSince: number | null;
 }
 
 /** The etcd source failed: unreachable at start, authentication refused, a bad option. */
@@ -116,6 +132,8 @@ export function checkEtcdOptions(o: EtcdOptions): void {
   }
   if (typeof o.prefix !== 'string' || o.prefix === '') fail('`prefix` (e.g. "/hotconf/") is required');
   if (o.password !== undefined && o.username === undefined) fail('`password` needs `username`');
+  if (o.instanceId !== undefined && !(typeof o.instanceId === 'string' && /^[^\s/]{1,253}$/.test(o.instanceId))) fail('`instanceId` must be 1 to 253 characters, no space or /');
+  if (o.cacheDir !== undefined && !(typeof o.cacheDir === 'string' && o.cacheDir !== '')) fail('`cacheDir` must be a directory path');
   for (const k of ['requestTimeoutMs', 'reconnectMinMs', 'reconnectMaxMs'] as const) {
     const v = o[k];
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) fail(`\`${k}\` must be a number > 0 (ms)`);
@@ -134,6 +152,7 @@ export function displayKey(key: string): string {
 
 /** Turns etcd3's errors into one line a person can act on. */
 export function describeEtcdError(err: unknown, endpoints: readonly string[]): EtcdError {
+  if (err instanceof EtcdError) return err;
   const msg = err instanceof Error ? err.message : String(err);
   const name = err instanceof Error ? err.constructor.name : '';
   if (/authentication failed|invalid user ?ID or password/i.test(msg) || name === 'EtcdAuthenticationFailedError') {

@@ -1,17 +1,22 @@
 // The etcd source (DESIGN.md "Sources"): the keys under a prefix become batches, as directory events do for
 // files. The start is revision-consistent (one range read at revision R, the watch from R+1), one etcd revision
 // is never split across batches, a lost connection resumes from the last revision seen, and a compacted
-// revision (or a cluster whose revision went backwards) turns into one full re-read. etcd3's own watcher
+// revision (or a cluster whose revision went backwards) turns into one full re-read. A prefix that holds a fleet
+// head (`P.hotconf/head`, layout.ts) is in release mode: the instance serves exactly the release the head names
+// for its id, fetched by sha, handed to the pipeline as one full batch (one version, never a mix); only that
+// release's bytes are held. It registers itself (instance.ts) and, with `cacheDir`, keeps the applied release on
+// disk to start from while etcd is down (cache.ts). etcd3's own watcher
 // resumes from the revision of its last *create* response, which can skip events that were still being
 // replayed when the stream broke, and it reuses a stale auth token on a new stream: so this module owns the
 // reconnect loop and only lets etcd3 carry one watch at a time. It keeps a mirror of the prefix, which the
 // pipeline reads configs from.
+import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, IWatchResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { settleWithin } from '../../async.js';
 import { HotconfError, NameConflictError } from '../../errors.js';
 import { candidatesOf, configNameOf, formatOf } from '../../names.js';
-import type { EntryRead, ReadLimits, Source, SourceBatch } from '../index.js';
+import type { BatchOutcome, EntryRead, FleetStatus, ReadLimits, Source, SourceBatch } from '../index.js';
 import { BatchQueue, type QueuedBatch } from '../queue.js';
 import {
   describeEtcdError,
@@ -22,10 +27,37 @@ import {
   type EtcdConnectionState,
   type EtcdOptions,
   type EtcdSourceStatus,
+  EtcdError,
 } from './client.js';
+import { readCache, writeCache, type CachedRelease } from './cache.js';
+import { defaultInstanceId, fleetStatusOf, InstanceRegistry, readFleet } from './instance.js';
+import { decodeHead, fleetKeys, targetOf, type Head, type ManifestEntry } from './layout.js';
+import { fetchRelease, readPrefixState } from './release-read.js';
 
 export * from './client.js';
 export { pushEntries, PushConflictError, type PushPlan, type PushResult } from './push.js';
+export { cacheFileOf, readCache, writeCache, type CachedRelease } from './cache.js';
+
+/** hotconf's version, for the instance record: from the nearest package.json named hotconf above this module
+ *  (src/source/etcd/ under vitest, dist/source/etcd/ or the CLI's bundle in dist/cli/). */
+const HOTCONF_VERSION = (() => {
+  for (let dir = new URL('.', import.meta.url), up = 0; up < 5; up++, dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'hotconf' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not here: one directory up
+    }
+  }
+  return 'unknown';
+})();
+
+/** The release this instance holds: its entries and exactly the blobs they name. */
+interface HeldRelease {
+  readonly release: number;
+  readonly entries: ReadonlyMap<string, ManifestEntry>;
+  readonly blobs: ReadonlyMap<string, Uint8Array>;
+}
 
 const isCompaction = (err: unknown) => err instanceof Error && /compacted/i.test(err.message);
 
@@ -41,7 +73,7 @@ type KeyChange = Uint8Array | null;
  * seen. `close()` (or breaking out of the loop) cancels the watch and closes the client.
  */
 export class EtcdSource implements Source<EtcdSourceStatus> {
-  readonly initial: SourceBatch;
+  #initial: SourceBatch | undefined;
   readonly prefix: string;
   readonly endpoints: readonly string[];
   private readonly client: Etcd3;
@@ -69,10 +101,36 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
   private closing: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
   /** Resolves the wait of the loop (a broken watch, a resync request, close). */
-  private interrupt: ((why: 'lost' | 'canceled' | 'resync' | 'close') => void) | undefined;
+  private interrupt: ((why: 'lost' | 'canceled' | 'resync' | 'close' | 'rewatch') => void) | undefined;
   private resyncRequested = false;
+  // ---- release mode ----
+  private readonly fleet_: ReturnType<typeof fleetKeys>;
+  private readonly registry: InstanceRegistry;
+  private readonly cacheDir: string | undefined;
+  /** The head as last handed to the consumer; undefined in plain mode. */
+  private head: Head | undefined;
+  /** The raw head of the last batch (a head event replaces it; a full batch without one clears it). */
+  private headBytes: Uint8Array | undefined;
+  /** Its mod_revision, and that of every head value seen (by value object, as the queue carries only values). */
+  private headRevision: string | undefined;
+  private readonly headRevisions = new WeakMap<Uint8Array, string>();
+  /** The watch in place follows the head alone (release mode), not the prefix. */
+  private watchingHead = false;
+  /** The release whose content read() serves (the last one handed to the pipeline). */
+  private held: HeldRelease | undefined;
+  /** The entries of the release last applied (what the store holds): a switch names only what differs from it. */
+  private applied: ReadonlyMap<string, ManifestEntry> | undefined;
+  /** The release the cache file holds. */
+  private cached: number | undefined;
+  private caching: Promise<void> = Promise.resolve();
+  /** Plain keys warned about in release mode. */
+  private readonly ignoredInRelease = new Set<string>();
+  /** Serving a cached release because etcd was unreachable at start (ms since the epoch). */
+  private staleSince: number | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private fetchFailures = 0;
 
-  private constructor(client: Etcd3, options: EtcdOptions, logger: Logger, initial: { revision: bigint; clusterId: string; kvs: IKeyValue[] }) {
+  private constructor(client: Etcd3, options: EtcdOptions, logger: Logger) {
     this.client = client;
     this.prefix = normalizePrefix(options.prefix);
     this.endpoints = [...options.endpoints];
@@ -80,40 +138,86 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     this.minMs = options.reconnectMinMs ?? ETCD_DEFAULTS.reconnectMinMs;
     this.maxMs = Math.max(this.minMs, options.reconnectMaxMs ?? ETCD_DEFAULTS.reconnectMaxMs);
     this.timeoutMs = options.requestTimeoutMs ?? ETCD_DEFAULTS.requestTimeoutMs;
-    this.revision = initial.revision;
-    this.clusterId = initial.clusterId;
-    this.initial = this.toSourceBatch({
-      seq: 0,
-      items: new Map(initial.kvs.flatMap((kv) => this.keyOf(kv.key, kv.value))),
-      reasons: new Set(['request']),
-      firstHintAt: performance.now(),
-      full: true,
-      overflowed: false,
-    });
+    this.revision = 0n;
+    this.clusterId = '';
+    this.fleet_ = fleetKeys(this.prefix);
+    this.cacheDir = options.cacheDir;
+    this.registry = new InstanceRegistry(client, this.prefix, options.instanceId ?? defaultInstanceId(), HOTCONF_VERSION, logger);
+  }
+
+  /** Every config there is at open: the first batch (a release, in release mode). */
+  get initial(): SourceBatch {
+    return this.#initial!;
   }
 
   /** Connects, reads the whole prefix at one revision and starts watching after it. Rejects with an
    *  {@link EtcdError} (`E_SOURCE_UNAVAILABLE`, `E_SOURCE_AUTH`) when etcd cannot be read. */
   static async open(options: EtcdOptions, logger: Logger): Promise<EtcdSource> {
     const client = await etcdClient(options);
-    let res;
+    const source = new EtcdSource(client, options, logger);
     try {
-      res = await client.getAll().prefix(normalizePrefix(options.prefix)).exec();
+      const res = await readPrefixState(client, source.prefix);
+      source.revision = BigInt(res.revision);
+      source.clusterId = res.clusterId;
+      source.#initial = await source.convert(
+        { seq: 0, items: new Map(res.kvs.flatMap((kv) => source.noteHead(kv).keyOf(kv.key, kv.value))), reasons: new Set(['request']), firstHintAt: performance.now(), full: true, overflowed: false },
+        true,
+      );
+      logger.info({ revision: res.revision, keys: res.kvs.length, prefix: options.prefix, ...(source.head ? { release: source.held?.release } : {}) }, 'etcd prefix read');
     } catch (err) {
-      client.close();
-      throw describeEtcdError(err, options.endpoints);
+      const e = describeEtcdError(err, options.endpoints);
+      const cached = e.code === 'E_SOURCE_UNAVAILABLE' ? await source.fromCache(e) : undefined;
+      if (!cached) {
+        client.close();
+        throw e;
+      }
+      source.registry.start(); // a cache holds a release: this instance is in a fleet
+      // Serving the cache: ready now; the loop reads everything as soon as etcd answers, and converges.
+      source.loop = source.run(true);
+      return source;
     }
-    const source = new EtcdSource(client, options, logger, {
-      revision: BigInt(res.header.revision),
-      clusterId: res.header.cluster_id,
-      kvs: res.kvs,
-    });
-    logger.info({ revision: res.header.revision, keys: res.kvs.length, prefix: options.prefix }, 'etcd prefix read');
     // Ready means watching: wait for the first watch to be established (or to fail, then the loop retries).
     const decided = new Promise<void>((resolve) => (source.firstAttempt = resolve));
     source.loop = source.run();
     await decided;
     return source;
+  }
+
+  /** etcd is unreachable at start: the cached release as the initial batch, or undefined (no cacheDir, no file). */
+  private async fromCache(e: EtcdError): Promise<CachedRelease | undefined> {
+    if (this.cacheDir === undefined) return undefined;
+    let cached: CachedRelease | undefined;
+    try {
+      cached = await readCache(this.cacheDir, this.prefix);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'the cached release cannot be used');
+      return undefined;
+    }
+    if (!cached) {
+      this.log.warn({ cacheDir: this.cacheDir }, 'etcd is unreachable and no release is cached yet');
+      return undefined;
+    }
+    this.staleSince = Date.now();
+    this.cached = cached.release;
+    this.held = cached;
+    this.revision = BigInt(cached.revision);
+    this.state = 'disconnected';
+    this.lastError = e.message;
+    this.registry.update({ target: cached.release, staleSince: this.staleSince });
+    this.#initial = {
+      seq: 0,
+      names: this.namesOfHeld(),
+      full: true,
+      reasons: new Set(['request']),
+      firstHintAt: performance.now(),
+      revision: cached.revision,
+      release: cached.release,
+    };
+    this.log.warn(
+      { release: cached.release, revision: cached.revision, savedAt: new Date(cached.savedAt).toISOString(), err: e.message },
+      `etcd is unreachable: serving cached release ${cached.release} (stale) until it answers`,
+    );
+    return cached;
   }
 
   status(): EtcdSourceStatus {
@@ -127,7 +231,24 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       since: this.since,
       lastError: this.state === 'connected' ? undefined : this.lastError,
       resyncs: this.resyncs,
+      mode: this.head ? 'release' : 'plain',
+      release: this.registry.record.release ?? null,
+      target: this.head ? targetOf(this.head, this.registry.id) : null,
+      instanceId: this.registry.id,
+      stale: this.staleSince !== undefined,
+      staleSince: this.staleSince ?? null,
     };
+  }
+
+  /** The head and every live instance, read now; undefined in plain mode. */
+  async fleet(): Promise<FleetStatus | undefined> {
+    let res;
+    try {
+      res = await readFleet(this.client, this.prefix);
+    } catch (err) {
+      throw describeEtcdError(err, this.endpoints);
+    }
+    return res.head ? fleetStatusOf(res.head, res.instances) : undefined;
   }
 
   /** Asks for a full re-read of the prefix; resolves once the consumer has processed it. Rejects with an
@@ -145,15 +266,31 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<SourceBatch> {
     try {
-      for await (const batch of this.queue) yield this.toSourceBatch(batch);
+      for await (const batch of this.queue) {
+        let converted: SourceBatch | undefined;
+        try {
+          converted = await this.convert(batch, false);
+        } catch (err) {
+          // Never end the pipeline's loop: say so, and look at everything again.
+          this.log.error({ err }, 'etcd batch could not be handled; reading the prefix again');
+          this.resyncRequested = true;
+          this.interrupt?.('resync');
+        }
+        if (converted) yield converted;
+      }
     } finally {
       await this.close();
     }
   }
 
-  /** Applies a batch to the mirror of the prefix and names the configs it touched (a full batch: every name,
-   *  old and new). The revision is the last one seen: the queue holds exactly the events up to it. */
-  private toSourceBatch(batch: QueuedBatch<KeyChange>): SourceBatch {
+  /**
+   * Applies a batch to the mirror of the plain keys and the head. Plain mode: names the configs it touched (a
+   * full batch: every name, old and new). Release mode: when the release this instance runs changes (or on a
+   * full batch), fetches it and names every config of it in one full batch with `release`; otherwise there is
+   * nothing for the pipeline (undefined). The revision is the last one seen: the queue holds exactly the events up
+   * to it. `atOpen`: a release that cannot be fetched rejects (else: logged, tried again after a pause).
+   */
+  private async convert(batch: QueuedBatch<KeyChange>, atOpen: boolean): Promise<SourceBatch | undefined> {
     const names = new Set<string>();
     const touch = (key: string) => {
       const name = this.nameOfKey(key);
@@ -162,26 +299,153 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     if (batch.full) {
       for (const key of this.keys.keys()) touch(key);
       this.keys.clear();
+      this.headBytes = undefined;
     }
+    let headMoved = batch.full;
     for (const [key, bytes] of batch.items) {
+      if (key === this.fleet_.head) {
+        this.headBytes = bytes ?? undefined;
+        this.headRevision = bytes === null ? undefined : this.headRevisions.get(bytes);
+        headMoved = true;
+        continue;
+      }
       if (bytes === null) this.keys.delete(key);
       else this.keys.set(key, bytes);
       touch(key);
     }
-    return {
-      seq: batch.seq,
-      names,
-      full: batch.full,
-      // Schemas are files deployed with the application, not watched here: the pipeline reads them all with
-      // the initial listing and on reload() (reason 'request').
-      reasons: batch.reasons,
-      firstHintAt: batch.firstHintAt,
-      revision: this.revision.toString(),
-    };
+    const wasRelease = this.head !== undefined;
+    if (headMoved) {
+      try {
+        this.head = this.headBytes === undefined ? undefined : decodeHead(this.fleet_.head, this.headBytes);
+      } catch (err) {
+        if (atOpen) throw new EtcdError('E_SOURCE_RELEASE', (err as Error).message);
+        this.log.error({ err: (err as Error).message }, 'the fleet head cannot be read; staying on the release served');
+        return undefined;
+      }
+      this.registry.follow(this.head);
+      // Only a fleet member has a record (plain mode stays as it was: no heartbeat moves the revision).
+      if (this.head) this.registry.start();
+      else this.registry.stop();
+    }
+    // The mode changed: the watch follows the other range from the revision seen (no gap: what the old watch
+    // delivered is queued).
+    if ((this.head !== undefined) !== this.watchingHead) this.interrupt?.('rewatch');
+    const base = { seq: batch.seq, reasons: batch.reasons, firstHintAt: batch.firstHintAt, revision: this.revision.toString() };
+    if (this.head === undefined) {
+      if (!wasRelease) return { ...base, names, full: batch.full };
+      // The head was deleted: the prefix holds plain keys again; every plain config is listed.
+      this.log.warn({ prefix: this.prefix }, 'the fleet head is gone: serving the plain keys under the prefix');
+      this.held = undefined;
+      this.applied = undefined;
+      this.registry.update({ release: undefined, target: undefined });
+      if (!batch.full) {
+        // The plain keys were not followed in release mode: read them all (the next batch lists them).
+        this.resyncRequested = true;
+        this.interrupt?.('resync');
+        return undefined;
+      }
+      return { ...base, names: new Set([...this.keys.keys()].flatMap((k) => this.nameOfKey(k) ?? [])), full: true };
+    }
+    for (const key of batch.full || !wasRelease ? this.keys.keys() : names.size > 0 ? batch.items.keys() : []) this.warnPlainInRelease(key);
+    const target = targetOf(this.head, this.registry.id);
+    this.registry.update({ target });
+    if (!batch.full && wasRelease && this.held?.release === target) return undefined;
+    try {
+      const t0 = performance.now();
+      const content = await fetchRelease(this.client, this.prefix, target, this.held?.blobs ?? new Map());
+      this.held = content;
+      this.fetchFailures = 0;
+      this.log.info({ release: target, configs: content.entries.size, fetched: content.fetched, ms: Math.round(performance.now() - t0) }, `release ${target} read`);
+    } catch (err) {
+      const e = describeEtcdError(err, this.endpoints);
+      if (atOpen) throw e;
+      // Not now: the release served stays; a full read later tries again (a release being garbage-collected, etcd gone).
+      this.fetchFailures++;
+      const delay = Math.min(this.maxMs, this.minMs * 2 ** Math.min(this.fetchFailures, 10));
+      this.log.error({ err: e.message, release: target, retryMs: delay }, `release ${target} cannot be read; serving the release held, trying again`);
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        if (this.closed) return;
+        this.resyncRequested = true;
+        this.interrupt?.('resync');
+      }, delay);
+      this.retryTimer.unref();
+      return undefined;
+    }
+    // The revision of a release batch is the head's: every instance on this head reports the same one.
+    const revision = this.headRevision === undefined ? {} : { revision: this.headRevision };
+    const applied = this.applied;
+    if (batch.full || !wasRelease || applied === undefined) return { ...base, names: this.namesOfHeld(), full: true, release: target, ...revision };
+    // A switch from the release the store holds: only the configs whose content differs are read, parsed and
+    // validated again (the others are the same bytes), still applied as one unit with the release's number.
+    const differ = new Set<string>();
+    const entries = this.held.entries;
+    for (const [key, e] of entries) if (applied.get(key)?.sha !== e.sha) differ.add(configNameOf(key) ?? '');
+    for (const key of applied.keys()) if (!entries.has(key)) differ.add(configNameOf(key) ?? '');
+    differ.delete('');
+    return { ...base, names: differ, full: false, release: target, ...revision };
+  }
+
+  /** Remembers the mod_revision of a head value (returns this, for chaining). */
+  private noteHead(kv: IKeyValue): this {
+    if (kv.key.toString() === this.fleet_.head) this.headRevisions.set(kv.value, kv.mod_revision);
+    return this;
+  }
+
+  /** Every config name of the release held. */
+  private namesOfHeld(): Set<string> {
+    const names = new Set<string>();
+    for (const key of this.held?.entries.keys() ?? []) {
+      const name = configNameOf(key);
+      if (name !== undefined) names.add(name);
+    }
+    return names;
+  }
+
+  private warnPlainInRelease(key: string): void {
+    if (!this.keys.has(key) || this.ignoredInRelease.has(key) || this.ignoredInRelease.size >= 10_000) return;
+    this.ignoredInRelease.add(key);
+    this.log.warn({ key: displayKey(key) }, `prefix is in release mode; plain key ${displayKey(key)} ignored`);
+  }
+
+  /** The pipeline is done with a batch: the instance record says what this instance runs; an applied release is
+   *  cached (cacheDir). */
+  settled(batch: SourceBatch, outcome?: BatchOutcome): Promise<void> {
+    if (outcome === undefined) return Promise.resolve();
+    if (batch.release === undefined) {
+      this.registry.update({ state: outcome.errors > 0 ? 'error' : 'ok', errors: outcome.errors });
+      return Promise.resolve();
+    }
+    if (outcome.applied) {
+      if (this.held?.release === batch.release) this.applied = this.held.entries;
+      const fresh = this.registry.record.release !== batch.release;
+      this.registry.update({ release: batch.release, target: batch.release, state: 'ok', errors: 0, ...(fresh ? { appliedAt: Date.now() } : {}) });
+      if (this.registry.record.appliedAt === undefined) this.registry.update({ appliedAt: Date.now() });
+      const held = this.held;
+      if (this.cacheDir !== undefined && held?.release === batch.release && this.cached !== batch.release) {
+        const dir = this.cacheDir;
+        const revision = batch.revision ?? this.revision.toString();
+        this.cached = batch.release;
+        this.caching = this.caching.then(async () => {
+          try {
+            const file = await writeCache(dir, { prefix: this.prefix, release: held.release, revision, entries: held.entries, blobs: held.blobs });
+            this.log.debug({ file, release: held.release }, 'release cached');
+          } catch (err) {
+            this.cached = undefined;
+            this.log.error({ err: (err as Error).message, cacheDir: dir }, 'the applied release could not be cached');
+          }
+        });
+      }
+    } else {
+      this.registry.update({ state: 'error', errors: outcome.errors, target: batch.release });
+    }
+    this.registry.kick();
+    return Promise.resolve();
   }
 
   /** The one key behind a config name in the mirror: the same limits as a file. */
   read(name: string, limits: ReadLimits): Promise<EntryRead> {
+    if (this.head !== undefined || (this.held !== undefined && this.staleSince !== undefined)) return Promise.resolve(this.readHeld(name, limits));
     const present = candidatesOf(this.prefix + name).filter((k) => this.keys.has(k));
     if (present.length === 0) return Promise.resolve({ kind: 'missing' });
     const shown = present.map(displayKey);
@@ -196,6 +460,21 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     const bytes = this.keys.get(key)!;
     const handed = bytes.byteLength > limits.maxFileBytes ? bytes : Buffer.from(bytes);
     return Promise.resolve({ kind: 'bytes', bytes: handed, format: formatOf(key) ?? 'yaml', path: file, shown: file });
+  }
+
+  /** The entry behind a config name in the release held. */
+  private readHeld(name: string, limits: ReadLimits): EntryRead {
+    const held = this.held;
+    const present = held ? candidatesOf(name).filter((k) => held.entries.has(k)) : [];
+    if (!held || present.length === 0) return { kind: 'missing' };
+    const shown = present.map((k) => displayKey(this.prefix + k));
+    if (present.length > 1) {
+      const err = new NameConflictError('E_DUPLICATE_NAME', { file: shown[0]! }, `config '${name}' is defined by ${shown.length} keys of release ${held.release} (${shown.join(', ')}); keep one`);
+      return { kind: 'error', shown: shown[0], errors: [err] };
+    }
+    const bytes = held.blobs.get(held.entries.get(present[0]!)!.sha)!;
+    const handed = bytes.byteLength > limits.maxFileBytes ? bytes : Buffer.from(bytes);
+    return { kind: 'bytes', bytes: handed, format: formatOf(present[0]!) ?? 'yaml', path: shown[0]!, shown: shown[0]! };
   }
 
   /** etcd batches are processed as they arrive; the pipeline is alive when it waits for the next one. */
@@ -237,6 +516,9 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       this.setState('closed', undefined);
       this.interrupt?.('close');
       this.queue.close();
+      clearTimeout(this.retryTimer);
+      await this.registry.close();
+      await this.caching;
       // A request in flight to an unreachable etcd would hold close() for its whole deadline: closing the
       // client ends it.
       await settleWithin(this.loop, 1000);
@@ -254,9 +536,8 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
 
   // ---- the connection loop ----------------------------------------------------------------------------
 
-  private async run(): Promise<void> {
+  private async run(full = false): Promise<void> {
     let attempt = 0;
-    let full = false;
     while (!this.closed) {
       try {
         if (full || this.resyncRequested) {
@@ -278,7 +559,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
           this.setState('connected', undefined);
         });
         if (why === 'close') break;
-        if (why === 'resync') continue;
+        if (why === 'resync' || why === 'rewatch') continue;
         if (why === 'canceled') {
           // etcd canceled the watch: a compacted start revision (etcd3 drops the compact_revision it came
           // with) or a revoked permission. A full re-read is right in every case, and says which.
@@ -311,15 +592,15 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
    * One watch from the revision after the last seen, until it breaks. etcd3's own resume is not used: the
    * watcher is dropped on the first 'disconnected', and the loop above creates the next one.
    */
-  private async watchOnce(onConnected: () => void): Promise<'lost' | 'canceled' | 'resync' | 'close'> {
-    const w = this.client
-      .watch()
-      .prefix(this.prefix)
-      .startRevision((this.revision + 1n).toString())
-      .watcher();
+  private async watchOnce(onConnected: () => void): Promise<'lost' | 'canceled' | 'resync' | 'close' | 'rewatch'> {
+    // Release mode follows the head alone: plain keys are ignored there, and the fleet's content (every push's
+    // blobs, every instance's heartbeat) would otherwise reach every instance. Plain mode follows the prefix.
+    this.watchingHead = this.head !== undefined;
+    const builder = this.watchingHead ? this.client.watch().key(this.fleet_.head) : this.client.watch().prefix(this.prefix);
+    const w = builder.startRevision((this.revision + 1n).toString()).watcher();
     let canceledByServer = false;
     let timer: NodeJS.Timeout | undefined;
-    const why = await new Promise<'lost' | 'canceled' | 'resync' | 'close'>((resolve) => {
+    const why = await new Promise<'lost' | 'canceled' | 'resync' | 'close' | 'rewatch'>((resolve) => {
       this.interrupt = resolve;
       w.on('data', (res: IWatchResponse) => this.onData(res));
       w.on('connected', () => {
@@ -376,7 +657,7 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     this.resyncRequested = false;
     let res;
     try {
-      res = await this.client.getAll().prefix(this.prefix).exec();
+      res = await readPrefixState(this.client, this.prefix);
     } catch (err) {
       // A requested re-read fails now (reload() says why); a compaction's re-read is retried by the loop.
       const e = describeEtcdError(err, this.endpoints);
@@ -384,10 +665,15 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
       throw err;
     }
     this.resyncs++;
-    this.revision = BigInt(res.header.revision);
-    this.clusterId = res.header.cluster_id;
-    this.log.info({ revision: res.header.revision, keys: res.kvs.length, reason }, 'etcd prefix read again');
-    const entries = res.kvs.flatMap((kv) => this.keyOf(kv.key, kv.value));
+    this.revision = BigInt(res.revision);
+    this.clusterId = res.clusterId;
+    this.log.info({ revision: res.revision, keys: res.kvs.length, reason }, 'etcd prefix read again');
+    if (this.staleSince !== undefined) {
+      this.log.info({ staleSinceMs: Date.now() - this.staleSince }, 'etcd answers: no longer serving the cached release');
+      this.staleSince = undefined;
+      this.registry.update({ staleSince: undefined });
+    }
+    const entries = res.kvs.flatMap((kv) => this.noteHead(kv).keyOf(kv.key, kv.value));
     if (waiters.length === 0) {
       this.queue.add(entries, reason, { urgent: true, replace: true });
     } else {
@@ -403,13 +689,18 @@ export class EtcdSource implements Source<EtcdSourceStatus> {
     try {
       if (res.events.length === 0) return; // progress notification: says nothing about our keys
       // Already read (a replay overlapping a full read or an earlier stream): no duplicate.
-      const fresh = res.events.filter((ev) => BigInt(ev.kv.mod_revision) > this.revision);
+      // The fleet's content (blobs, manifests, releases, instance records) is read on demand, never mirrored: of
+      // the hidden segment, only the head is followed.
+      const root = Buffer.from(this.fleet_.root);
+      const head = Buffer.from(this.fleet_.head);
+      const followed = (key: Buffer) => !(key.length >= root.length && root.equals(key.subarray(0, root.length))) || head.equals(key);
+      const fresh = res.events.filter((ev) => BigInt(ev.kv.mod_revision) > this.revision && followed(ev.kv.key));
       // The events of one response are complete revisions (etcd never splits a revision without `fragment`).
       const last = res.events[res.events.length - 1]!;
       const top = BigInt(last.kv.mod_revision);
       if (top > this.revision) this.revision = top;
       if (fresh.length === 0) return;
-      const entries = fresh.flatMap((ev) => this.keyOf(ev.kv.key, ev.type === 'Delete' ? null : ev.kv.value));
+      const entries = fresh.flatMap((ev) => this.noteHead(ev.kv).keyOf(ev.kv.key, ev.type === 'Delete' ? null : ev.kv.value));
       this.queue.add(entries, 'event', { urgent: true });
     } catch (err) {
       this.log.error({ err }, 'etcd watch event could not be handled; reading the prefix again');
