@@ -29,10 +29,12 @@ COPY schemas ./schemas
 RUN npm run build
 
 # --- deps: production dependencies only ---------------------------------------------------------------------
+# Optional ones are left out: unix-dgram (sd_notify: no systemd in a container, and no install scripts here) and
+# json-schema-to-typescript (`hotconf types`, a development command: 25 MB with prettier).
 FROM ${BUILD_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
 
 # --- runtime: node and the package, nothing else --------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}

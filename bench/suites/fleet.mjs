@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdClient } from '../../dist/source/etcd/client.js';
-import { onJsonLines } from '../lines.mjs';
+import { onJsonLines, stopChild } from '../lines.mjs';
 import { pushEntries } from '../../dist/source/etcd/push.js';
 import { median, pct, r1, sleep } from '../stats.mjs';
 
@@ -125,13 +125,7 @@ function instance(url, prefix, schemaDir) {
     child,
     committed,
     state,
-    async stop() {
-      if (state.exited) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(3000)]);
-      if (!state.exited) child.kill('SIGKILL');
-    },
+    stop: () => stopChild(child, state),
   };
 }
 
@@ -178,13 +172,7 @@ function member(url, prefix, id, extra = []) {
     child,
     applied,
     state,
-    async stop() {
-      if (state.exited) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(3000)]);
-      if (!state.exited) child.kill('SIGKILL');
-    },
+    stop: () => stopChild(child, state),
   };
 }
 

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdServer } from './fleet.mjs';
-import { onJsonLines } from '../lines.mjs';
+import { onJsonLines, stopChild } from '../lines.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(root, 'dist', 'cli', 'main.js');
@@ -85,13 +85,7 @@ async function daemon(args, { ready = (l) => l.msg === 'hotconf running', idleMs
     state,
     startMs,
     rss: () => rssKiB(child.pid),
-    async stop() {
-      if (state.exited) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(3000)]);
-      if (!state.exited) child.kill('SIGKILL');
-    },
+    stop: () => stopChild(child, state),
   };
 }
 

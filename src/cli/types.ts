@@ -179,7 +179,14 @@ async function compileAll(
   documents: ReadonlyMap<string, unknown>,
   byId: ReadonlyMap<string, string>,
 ): Promise<string> {
-  const { compile } = await import('json-schema-to-typescript');
+  const { compile } = await import('json-schema-to-typescript').catch((err: NodeJS.ErrnoException) => {
+    // An optional dependency (25 MB with prettier): a production image leaves it out (npm ci --omit=optional).
+    if (err.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('json-schema-to-typescript')) throw err;
+    throw new TypesError([
+      'hotconf types needs json-schema-to-typescript, an optional dependency of hotconf that is not installed here ' +
+        '(installed with --omit=optional?): run `npm install --include=optional`, or `npm install --save-dev json-schema-to-typescript@16.0.0` in your project',
+    ], 3);
+  });
   const idOf = new Map([...byId].map(([id, file]) => [file, id]));
   /** The one URL of each schema: its `$id`, else its file URL. */
   const urlOf = (file: string) => idOf.get(file) ?? pathToFileURL(file).href;

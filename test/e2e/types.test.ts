@@ -3,7 +3,7 @@
 // the right code compiles, a wrong property is the expected TS error at the expected position. Then `--check`,
 // determinism, bad schemas, the load rules (only this command loads json-schema-to-typescript), vendored
 // SchemaStore schemas, and the README's excerpt of the repository's own generated file.
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -336,6 +336,24 @@ it('only `hotconf types` loads json-schema-to-typescript: `check` and `run --hel
   const types = await loadedBy(tmp, ['types', '--schema-dir', 'schemas']);
   expect(types.code).toBe(0);
   expect(types.loaded.some((u) => u.includes('/node_modules/json-schema-to-typescript/'))).toBe(true);
+});
+
+it('without the optional json-schema-to-typescript (npm ci --omit=optional), `hotconf types` says what is missing and how to add it', { timeout: 60_000 }, async () => {
+  await using tmp = await tempDir();
+  await writeSchemas(tmp);
+  // An install of the package whose node_modules lacks the generator: the built dist/ and every other package.
+  const pkg = path.join(tmp.dir, 'pkg');
+  await cp(path.join(ROOT, 'dist'), path.join(pkg, 'dist'), { recursive: true });
+  await cp(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));
+  await mkdir(path.join(pkg, 'node_modules'));
+  for (const entry of await readdir(path.join(ROOT, 'node_modules'))) {
+    if (entry !== 'json-schema-to-typescript') await symlink(path.join(ROOT, 'node_modules', entry), path.join(pkg, 'node_modules', entry));
+  }
+  const r = await runCommand(process.execPath, [path.join(pkg, 'dist', 'cli', 'main.js'), 'types', '--schema-dir', 'schemas', '--out', 'types.ts'], { env: childEnv(), cwd: tmp.dir });
+  expect(r.code).toBe(3);
+  expect(r.stderr).toContain('hotconf types needs json-schema-to-typescript, an optional dependency of hotconf that is not installed here');
+  expect(r.stderr).toContain('npm install --save-dev json-schema-to-typescript@16.0.0');
+  await expect(readFile(path.join(tmp.dir, 'types.ts'))).rejects.toMatchObject({ code: 'ENOENT' });
 });
 
 it('vendored SchemaStore schemas (draft-04, draft-07, 2020-12; $refs by $id and by path) give declarations tsc --strict accepts', { timeout: 180_000 }, async () => {

@@ -177,3 +177,15 @@ export function describeEtcdError(err: unknown, endpoints: readonly string[]): E
   }
   return new EtcdError('E_SOURCE_UNAVAILABLE', `etcd (${endpoints.join(',')}) is unreachable: ${msg}`, { cause: err });
 }
+
+/** The end of the key range of `prefix` (etcd's `--prefix`): the prefix with its last byte incremented. */
+export function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

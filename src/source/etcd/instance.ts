@@ -9,7 +9,7 @@ import type { Etcd3, IRangeResponse, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { settleWithin } from '../../async.js';
 import type { FleetStatus } from '../index.js';
-import { rangeEnd } from './release-read.js';
+import { prefixEnd } from './client.js';
 import { decideRollout, decodeHead, decodeJson, fleetKeys, type Head, type InstanceRecord, type InstanceState } from './layout.js';
 import { endCanary } from './rollout.js';
 
@@ -46,7 +46,7 @@ export async function readFleet(client: Etcd3, prefix: string, ids?: readonly st
   const records =
     ids !== undefined && ids.length <= REFEREE_MAX_IDS
       ? ids.map((id) => ({ request_range: { key: Buffer.from(k.instance(id)) } }))
-      : [{ request_range: { key: Buffer.from(k.instances), range_end: rangeEnd(k.instances) } }];
+      : [{ request_range: { key: Buffer.from(k.instances), range_end: prefixEnd(k.instances) } }];
   const res = await client.kv.txn({ compare: [], success: [{ request_range: { key: Buffer.from(k.head) } }, ...records], failure: [] });
   const [h, ...i] = res.responses.map((r) => (r.response_range as IRangeResponse | undefined)?.kvs ?? []);
   const headKv = h?.[0];

@@ -1,7 +1,7 @@
 // `hotconf push`: the guarded writer of a directory into an etcd prefix. One transaction guarded by the
 // mod_revision of every key read, so that concurrent pushes never interleave.
 import type { Etcd3, ICompare } from 'etcd3';
-import { EtcdError } from './client.js';
+import { EtcdError, prefixEnd } from './client.js';
 import { FLEET_SEGMENT } from './layout.js';
 
 export interface PushPlan {
@@ -96,16 +96,4 @@ export async function pushEntries(
     }
     options.onConflict?.(attempt);
   }
-}
-
-/** The end of the key range of `prefix` (etcd's `--prefix`): the prefix with its last byte incremented. */
-export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i] = end[i]! + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
 }

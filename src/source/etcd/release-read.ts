@@ -4,7 +4,7 @@
 // manifests and blobs are immutable once a meta names them, so a release read in several requests is one release.
 import type { Etcd3, IKeyValue, IRangeResponse, IRequestOp } from 'etcd3';
 import { mapLimit } from '../../async.js';
-import { EtcdError } from './client.js';
+import { EtcdError, prefixEnd } from './client.js';
 import { decodeJson, encodeManifest, fleetKeys, sha256, type ManifestEntry, type ManifestPart, type ReleaseMeta } from './layout.js';
 
 /** Blobs per read transaction (etcd's default limit is 128 operations per transaction). */
@@ -12,17 +12,6 @@ const BLOBS_PER_TXN = 64;
 /** Read transactions in flight while fetching a release. */
 const FETCH_CONCURRENCY = 4;
 
-/** The end of the key range of `prefix` (etcd's `--prefix`): the prefix with its last byte incremented. */
-export function rangeEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i] = end[i]! + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 const rangeOp = (key: Buffer, end?: Buffer): IRequestOp => ({ request_range: { key, ...(end ? { range_end: end } : {}) } });
 
@@ -34,7 +23,7 @@ export async function readPrefixState(client: Etcd3, prefix: string): Promise<{ 
   const k = fleetKeys(prefix);
   const res = await client.kv.txn({
     compare: [],
-    success: [rangeOp(Buffer.from(prefix), Buffer.from(k.root)), rangeOp(rangeEnd(k.root), rangeEnd(prefix)), rangeOp(Buffer.from(k.head))],
+    success: [rangeOp(Buffer.from(prefix), Buffer.from(k.root)), rangeOp(prefixEnd(k.root), prefixEnd(prefix)), rangeOp(Buffer.from(k.head))],
     failure: [],
   });
   const kvs = res.responses.flatMap((r) => (r.response_range as IRangeResponse | undefined)?.kvs ?? []);
@@ -67,7 +56,7 @@ export async function fetchRelease(client: Etcd3, prefix: string, n: number, hel
   if (metaBytes === null) throw broken(`release ${n} named by ${k.head} does not exist under ${prefix} (removed by hotconf push --keep?)`);
   const meta = decodeJson<ReleaseMeta>(metaKey, metaBytes);
   const partsKey = k.manifestParts(meta.manifest);
-  const parts = await client.kv.range({ key: Buffer.from(partsKey), range_end: rangeEnd(partsKey), sort_order: 'Ascend', sort_target: 'Key' });
+  const parts = await client.kv.range({ key: Buffer.from(partsKey), range_end: prefixEnd(partsKey), sort_order: 'Ascend', sort_target: 'Key' });
   if (parts.kvs.length !== meta.manifestParts) {
     throw broken(`release ${n}: manifest ${meta.manifest} has ${parts.kvs.length} part(s) under ${partsKey}, its meta says ${meta.manifestParts}`);
   }

@@ -8,7 +8,7 @@
 // absence of releases/<N>, and by the gc key (content this push reuses was not deleted meanwhile).
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
 import { configNameOf } from '../../names.js';
-import { EtcdError } from './client.js';
+import { EtcdError, prefixEnd } from './client.js';
 import {
   decodeHead,
   decodeJson,
@@ -22,7 +22,6 @@ import {
   type ManifestPart,
   type ReleaseMeta,
 } from './layout.js';
-import { prefixEnd } from './push.js';
 
 /** Most operations in one of our transactions (etcd's default --max-txn-ops is 128). */
 export const TXN_MAX_OPS = 64;
