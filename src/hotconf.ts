@@ -10,7 +10,7 @@ import { HotconfError, InitialLoadError, type ConfigErrorJSON } from './errors.j
 import { ConfigParser } from './load/worker.js';
 import { displayPath } from './names.js';
 import { checkRuntimeOptions, resolveOptions, type HotconfOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
-import { Pipeline, type BatchResult, type ConfigState, type PipelineSettings } from './pipeline/index.js';
+import { Pipeline, type BatchResult, type ConfigState, type PipelineSettings, type SourceExcerpts } from './pipeline/index.js';
 import type { EtcdSourceStatus } from './source/etcd/client.js';
 import { assertDirectories, FilesSource, type FilesSourceStatus } from './source/files/index.js';
 import type { FleetStatus, Source, SourceStatusBase } from './source/index.js';
@@ -22,6 +22,7 @@ export type { BatchResult, ConfigState } from './pipeline/index.js';
 export type { FleetInstance, FleetStatus } from './source/index.js';
 
 export type { DeepReadonly };
+export type { SourceExcerpt, SourceExcerpts } from './pipeline/index.js';
 
 export interface ConfigStatus {
   readonly name: string;
@@ -41,6 +42,9 @@ export interface ConfigStatus {
   readonly heldBy?: readonly string[];
   /** When the state last changed (ms since the epoch). */
   readonly since: number;
+  /** With `status({ excerpts: true })`, for an `error` config: the lines of the refused document around its
+   *  errors' positions, secret values masked by schema, or why they are withheld. */
+  readonly excerpts?: SourceExcerpts;
 }
 
 /** Where the configs come from, and whether that source is reachable (a source of the `source` option adds
@@ -95,8 +99,9 @@ export interface Hotconf<T extends Record<string, unknown> = Record<string, unkn
   onConfigChange(selector: (snapshot: Snapshot<T>) => unknown, handler: ChangeHandler<T>): Unsubscribe;
   /** Committed changes as an async iterable, from now on; a slow consumer gets them coalesced. */
   changes(options?: { signal?: AbortSignal }): AsyncIterableIterator<Change<T>> & AsyncDisposable;
-  /** Per-config state: ok, or the error that keeps the last good value live. */
-  status(): HotconfStatus;
+  /** Per-config state: ok, or the error that keeps the last good value live. `excerpts`: add each refused
+   *  config's source lines around its errors (secrets masked). */
+  status(options?: { excerpts?: boolean }): HotconfStatus;
   /** Full rescan: every config and schema is read again (etcd: the schemas, and the whole prefix in one range
    *  read, diffed against the store). Resolves once that batch committed or was rejected. */
   reload(): Promise<ReloadResult>;
@@ -216,7 +221,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
     return this.#store.changes(options) as AsyncIterableIterator<Change<T>> & AsyncDisposable;
   }
 
-  status(): HotconfStatus {
+  status(options: { excerpts?: boolean } = {}): HotconfStatus {
     const snap = this.#store.snapshot();
     const problems = this.#pipeline.problems;
     const names = new Set([...snap.configs.keys(), ...problems.keys()]);
@@ -234,6 +239,7 @@ class Instance<T extends Record<string, unknown>> implements Hotconf<T> {
         errors,
         ...(problem?.heldBy ? { heldBy: problem.heldBy } : {}),
         since: problem?.since ?? snap.committedAt,
+        ...(options.excerpts === true && problem?.excerpts ? { excerpts: problem.excerpts } : {}),
       };
     });
     return {

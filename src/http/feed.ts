@@ -44,6 +44,11 @@ export class Feed {
   readonly #history: HistoryEntry[] = [];
   #historyBytes = 0;
   readonly #clients = new Set<ServerResponse>();
+  /** Clients that asked for `problems` events too (`?problems=true`: the status page). */
+  readonly #problemClients = new Set<ServerResponse>();
+  /** What the last `problems` event said (config, state, since of each config not ok), to send only news. */
+  #problemsSeen = '';
+  readonly #offBatch: Unsubscribe;
   /** Dropped or closing clients, given a grace period to read before their socket is destroyed. */
   readonly #lingering = new Map<ServerResponse, NodeJS.Timeout>();
   readonly #waiters = new Map<string, Set<(outcome: WaitOutcome) => void>>();
@@ -65,6 +70,16 @@ export class Feed {
     this.#epoch = snap.epoch;
     // Synchronous handler: the store calls it after each commit (or once for several it could not tell apart).
     this.#unsubscribe = hot.onConfigChange((change) => this.#onChange(change));
+    // A refused edit commits nothing, so it is no `change`: the clients that want to know hear it as `problems`.
+    this.#problemsSeen = problemsOf(hot);
+    this.#offBatch = hot.onBatch(() => {
+      if (this.#problemClients.size === 0) return;
+      const seen = problemsOf(hot);
+      if (seen === this.#problemsSeen) return;
+      this.#problemsSeen = seen;
+      const chunk = `event: problems\ndata: ${JSON.stringify({ epoch: this.#epoch, version: this.#version, errors: hot.status().errors })}\n\n`;
+      for (const res of this.#problemClients) if (this.#clients.has(res)) this.#write(res, chunk);
+    });
     this.#heartbeat = setInterval(() => this.#broadcast(': keepalive\n\n'), opts.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -79,7 +94,7 @@ export class Feed {
   }
 
   /** Starts an event stream on a hijacked response: the preamble, then the replay or a hello, then live events. */
-  attach(res: ServerResponse, lastEventId: string | undefined, log: Logger): void {
+  attach(res: ServerResponse, lastEventId: string | undefined, log: Logger, problems = false): void {
     res.on('error', (err) => log.debug({ err }, 'event stream error'));
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -91,9 +106,11 @@ export class Feed {
     const start = `retry: ${SSE_RETRY_MS}\n\n${lastEventId === undefined ? this.#event('hello', this.#version) : this.#resume(lastEventId)}`;
     res.write(start);
     this.#clients.add(res);
+    if (problems) this.#problemClients.add(res);
     this.#metrics.sseClients.inc();
     log.debug({ lastEventId, version: this.#version, clients: this.#clients.size }, 'event stream opened');
     res.on('close', () => {
+      this.#problemClients.delete(res);
       if (this.#clients.delete(res)) this.#metrics.sseClients.dec();
       const timer = this.#lingering.get(res);
       if (timer !== undefined) {
@@ -137,6 +154,7 @@ export class Feed {
     if (this.closed) return;
     this.closed = true;
     this.#unsubscribe();
+    this.#offBatch();
     clearInterval(this.#heartbeat);
     for (const waiters of [...this.#waiters.values()]) for (const finish of [...waiters]) finish('closed');
     for (const [res, timer] of this.#lingering) {
@@ -171,12 +189,14 @@ export class Feed {
   }
 
   #broadcast(chunk: string): void {
-    for (const res of this.#clients) {
-      // Checked before writing, so that one event larger than the limit does not cost a healthy client its
-      // stream: only a client that has not taken what it was already given is dropped.
-      if (res.writableLength > this.#opts.clientBufferBytes) this.#drop(res);
-      else res.write(chunk);
-    }
+    for (const res of this.#clients) this.#write(res, chunk);
+  }
+
+  #write(res: ServerResponse, chunk: string): void {
+    // Checked before writing, so that one event larger than the limit does not cost a healthy client its
+    // stream: only a client that has not taken what it was already given is dropped.
+    if (res.writableLength > this.#opts.clientBufferBytes) this.#drop(res);
+    else res.write(chunk);
   }
 
   /** A client that reads too slowly: told to refetch (if it ever reads again), then cut off. */
@@ -190,6 +210,7 @@ export class Feed {
   }
 
   #end(res: ServerResponse, last: string, graceMs: number): void {
+    this.#problemClients.delete(res);
     if (this.#clients.delete(res)) this.#metrics.sseClients.dec();
     res.end(last);
     if (res.writableFinished || res.destroyed) return;
@@ -228,4 +249,9 @@ export class Feed {
 export function parseEventId(text: string): { epoch: string | undefined; version: number } | undefined {
   const m = /^(?:([A-Za-z0-9_-]{1,64}):)?(\d{1,15})$/.exec(text);
   return m === null ? undefined : { epoch: m[1], version: Number(m[2]) };
+}
+
+/** The configs that are not plain ok, with their state and since: changes whenever a refusal does. */
+function problemsOf(hot: Hotconf): string {
+  return JSON.stringify(hot.status().configs.filter((c) => c.state !== 'ok').map((c) => [c.name, c.state, c.since]));
 }

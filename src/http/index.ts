@@ -17,6 +17,7 @@ import { redact } from '../validate/index.js';
 import { CLOSE_GRACE_MS, Feed, parseEventId } from './feed.js';
 import { ConnectionLimit, crossSiteRefusal, HostGuard, openFileLimit, type Refusal } from './guard.js';
 import { clearStaleSocket, parseListen, removeSocket } from './listen.js';
+import { PAGE_GETS, PAGE_ROUTES, statusPageRoutes } from './status-page.js';
 
 export { parseListen, type ListenTarget } from './listen.js';
 
@@ -101,7 +102,7 @@ const RETRY_AFTER_S = '5';
 /** Requests carry no body worth more (POST /v1/reload takes none). */
 const BODY_LIMIT_BYTES = 16_384;
 /** Routes that answer without a token: probes must work before anyone can be given one. */
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
+const PUBLIC_ROUTES = new Set<string>(['/healthz', '/readyz', ...PAGE_ROUTES]);
 
 /** Starts the HTTP API for `hot`. Resolves once listening. `await using server = await startHttpServer(hot)`. */
 export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): Promise<HttpServer> {
@@ -291,7 +292,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     }
     const lastEventId = single(req.headers['last-event-id']) ?? single(req.query.lastEventId);
     reply.hijack();
-    feed.attach(reply.raw, lastEventId, req.log);
+    feed.attach(reply.raw, lastEventId, req.log, single(req.query.problems) === 'true');
     return undefined;
   });
 
@@ -325,6 +326,9 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
+  // The status page at `/` and the routes only it needs (status-page.ts).
+  const page = statusPageRoutes(app as unknown as FastifyInstance, hot, sendError);
+
   let url: string;
   try {
     if ('path' in target) {
@@ -339,6 +343,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
     }
   } catch (err) {
     feed.close();
+    page.close();
     closeMetrics();
     await app.close();
     throw err;
@@ -358,6 +363,7 @@ export async function startHttpServer(hot: Hotconf, options: HttpOptions = {}): 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       feed.close();
+      page.close();
       closeMetrics();
       for (const socket of fresh) socket.destroy();
       // Requests in flight may finish, but not forever.
@@ -441,6 +447,8 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
 }
 
 function allowedMethods(path: string): string | undefined {
+  if ((PAGE_GETS as readonly string[]).includes(path)) return 'GET, HEAD';
+
   if (path === '/v1/reload') return 'POST';
   if (path === '/v1/events') return 'GET';
   if (['/v1/configs', '/v1/status', '/v1/fleet', '/healthz', '/readyz', '/metrics'].includes(path) || path.startsWith('/v1/configs/')) {

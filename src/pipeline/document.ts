@@ -4,12 +4,14 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { ConfigError, ReadError } from '../errors.js';
 import path from 'node:path';
+import type { ParsedConfig } from '../load/index.js';
 import type { ConfigParser } from '../load/worker.js';
 import type { ConfigFormat } from '../names.js';
 import { valueAt } from '../pointer.js';
 import type { EntryRead, ReadLimits } from '../source/index.js';
 import type { SourceText } from '../store/index.js';
 import { redact, type SchemaRegistry, type ValidationResult } from '../validate/index.js';
+import { EXCERPT_MAX_SECRETS, excerptsOf, type SourceExcerpts } from './excerpt.js';
 
 /** The stages a document goes through, and their limits. */
 export interface DocumentStages {
@@ -26,7 +28,7 @@ export interface DocumentStages {
 export type Outcome =
   | { kind: 'ok'; name: string; path: string; shown: string; value: unknown; hash: string; secrets: readonly string[]; source?: SourceText }
   /** `retry`: looked at again with the next batch whatever the policy (an application check's refusal). */
-  | { kind: 'error'; name: string; shown: string | undefined; errors: readonly ConfigError[]; retry?: boolean }
+  | { kind: 'error'; name: string; shown: string | undefined; errors: readonly ConfigError[]; retry?: boolean; excerpts?: SourceExcerpts }
   | { kind: 'removed'; name: string }
   /** Written in place faster than it could be read whole: not an error, just not yet; looked at again. */
   | { kind: 'unsettled'; name: string; shown: string };
@@ -52,9 +54,18 @@ export async function validateDocument(
 /**
  * What a source's read of `name` comes to: a valid value with its hash, or why not. With `keepSource`, a valid
  * outcome keeps the source's text (for an application check and `publish.format: source`), and its hash covers
- * that text too: an edit of comments or layout is then a new version, since what is handed on changed.
+ * that text too: an edit of comments or layout is then a new version, since what is handed on changed. With
+ * `excerpt`, a refused document keeps the lines around its errors (excerpt.ts); `live()`: the secret values of the
+ * config's last good value, masked there too (asked only for a refused document).
  */
-export async function outcomeOf(name: string, read: EntryRead, stages: DocumentStages, limits: ReadLimits, keepSource = false): Promise<Outcome> {
+export async function outcomeOf(
+  name: string,
+  read: EntryRead,
+  stages: DocumentStages,
+  limits: ReadLimits,
+  keepSource = false,
+  excerpt?: { live(): readonly string[] },
+): Promise<Outcome> {
   switch (read.kind) {
     case 'missing':
       return { kind: 'removed', name };
@@ -67,12 +78,21 @@ export async function outcomeOf(name: string, read: EntryRead, stages: DocumentS
     const err = new ReadError('E_TOO_LARGE', { file: read.shown }, `is too large: ${read.bytes.byteLength} bytes, over the limit of ${limits.maxFileBytes} bytes`);
     return { kind: 'error', name, shown: read.shown, errors: [err] };
   }
+  const size = read.bytes.byteLength;
+  /** The bytes as text, while this thread still has them (a parse off-thread moves them away). */
+  const textNow = () => (read.bytes.byteLength === size ? Buffer.from(read.bytes.buffer, read.bytes.byteOffset, size).toString('utf8') : undefined);
+  let parsed: ParsedConfig | undefined;
   try {
     // Decoded before the parse, which may move the bytes to its worker thread. A document that is not valid
     // UTF-8 is refused by the parse (E_ENCODING), so a kept text always gives back the exact bytes.
-    const text = keepSource ? Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength).toString('utf8') : undefined;
-    const result = await validateDocument(name, read.bytes, read.format, read.shown, stages);
-    if (!result.ok) return { kind: 'error', name, shown: read.shown, errors: result.errors };
+    const text = keepSource ? textNow() : undefined;
+    const buf = Buffer.isBuffer(read.bytes) ? read.bytes : Buffer.from(read.bytes.buffer, read.bytes.byteOffset, size);
+    parsed = await stages.parser.parse(buf, read.format, read.shown, { maxDepth: stages.maxDepth, maxAliasCount: stages.maxAliasCount });
+    const result = await stages.registry.validateAsync(name, parsed.value, parsed, read.shown, stages.requireSchema);
+    if (!result.ok) {
+      const refused = { kind: 'error', name, shown: read.shown, errors: result.errors } as const;
+      return excerpt === undefined ? refused : { ...refused, excerpts: refusedExcerpts(name, textNow(), result.errors, stages, excerpt.live(), parsed) };
+    }
     // The secret pointers are part of the hash: a schema change that makes a field secret is a change to
     // what may be shown, even when the value is the same.
     const hash = contentHash(result.value, result.secrets, text);
@@ -80,8 +100,33 @@ export async function outcomeOf(name: string, read: EntryRead, stages: DocumentS
     return text === undefined ? ok : { ...ok, source: { file: name + path.posix.extname(read.path), text } };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    return { kind: 'error', name, shown: read.shown, errors: [err] };
+    const refused = { kind: 'error', name, shown: read.shown, errors: [err] } as const;
+    return excerpt === undefined ? refused : { ...refused, excerpts: refusedExcerpts(name, textNow(), [err], stages, excerpt.live(), parsed) };
   }
+}
+
+/** The lines of a refused document around its errors, its secrets masked; withheld when they cannot be found. */
+function refusedExcerpts(
+  name: string,
+  text: string | undefined,
+  errors: readonly ConfigError[],
+  stages: DocumentStages,
+  live: readonly string[],
+  parsed: ParsedConfig | undefined,
+): SourceExcerpts {
+  if (!errors.some((e) => e.line !== undefined)) return { excerpts: [] };
+  if (text === undefined) return { withheld: `documents over ${stages.parser.workerThresholdBytes} bytes are not excerpted` };
+  if (parsed === undefined) {
+    // Not parsed: nothing tells where its secrets are.
+    if (stages.registry.marksSecrets(name)) return { withheld: 'the document could not be parsed and its schema marks secrets: its lines are not shown' };
+    return excerptsOf(text, errors, { positions: [], values: live });
+  }
+  const secrets = stages.registry.secretsFor(name, parsed.value);
+  if (secrets === undefined) return { withheld: 'its schema cannot tell where its secrets are: its lines are not shown' };
+  // Each secret is located in the document: bounded, since a position costs up to the size of its map.
+  if (secrets.length > EXCERPT_MAX_SECRETS) return { withheld: `it holds more than ${EXCERPT_MAX_SECRETS} secret values: its lines are not shown` };
+  const positions = secrets.map((p) => parsed.locate(p)).filter((p) => p !== undefined);
+  return excerptsOf(text, errors, { positions, values: [...live, ...secrets.map((p) => valueAt(parsed.value, p))] });
 }
 
 /**

@@ -10,10 +10,12 @@ import { isConfigName } from '../names.js';
 import type { BatchPolicy } from '../options.js';
 import type { Source, SourceBatch } from '../source/index.js';
 import type { EntryInput, Store, Unsubscribe } from '../store/index.js';
-import { applyAppCheck, type AppCheck } from './appcheck.js';
+import { applyAppCheck, secretValues, type AppCheck } from './appcheck.js';
+import type { SourceExcerpts } from './excerpt.js';
 import { outcomeOf, type DocumentStages, type Outcome } from './document.js';
 
 export { applyAppCheck, boundOutput, secretValues, APP_CHECK_OUTPUT_CHARS, type AppCheck, type Candidate, type CandidateEntry } from './appcheck.js';
+export { EXCERPT_CONTEXT_LINES, EXCERPT_MAX, EXCERPT_MAX_LINES, EXCERPT_MAX_SECRETS, EXCERPT_MAX_LINE_CHARS, type SourceExcerpt, type SourceExcerpts } from './excerpt.js';
 export { contentHash, outcomeOf, validateDocument, type DocumentStages, type Outcome } from './document.js';
 
 export type ConfigState = 'ok' | 'error' | 'pending' | 'deleted';
@@ -46,6 +48,8 @@ export interface Problem {
   readonly since: number;
   /** For a `pending` config held back by `all-or-nothing`: the configs whose errors hold it. */
   readonly heldBy?: readonly string[];
+  /** For an `error` config: the lines of the refused document around its errors, secrets masked (excerpt.ts). */
+  readonly excerpts?: SourceExcerpts;
 }
 
 /** The options the pipeline reads at each batch (some change while running). */
@@ -148,7 +152,8 @@ export class Pipeline {
     const limits = { maxFileBytes: settings.maxFileBytes };
     const keepSource = settings.keepSource === true || this.#o.check !== undefined;
     const read = await mapLimit([...names].sort(), settings.concurrency, async (name) => {
-      const o = await outcomeOf(name, await source.read(name, limits), this.#o.stages, limits, keepSource);
+      const live = () => secretValues([this.#o.store.snapshot().configs.get(name) ?? { value: undefined, secrets: [] }]);
+      const o = await outcomeOf(name, await source.read(name, limits), this.#o.stages, limits, keepSource, { live });
       if (o.kind !== 'removed' && !isConfigName(name)) return unusableName(name, o.shown);
       return o.kind === 'error' ? { ...o, errors: capErrors(o.errors, settings.maxErrorsPerConfig ?? 20) } : o;
     });
@@ -201,7 +206,7 @@ export class Pipeline {
     this.#retry.clear();
     for (const o of outcomes) {
       if (o.kind === 'error') {
-        this.problems.set(o.name, { state: 'error', file: o.shown, errors: o.errors, since: now });
+        this.problems.set(o.name, { state: 'error', file: o.shown, errors: o.errors, since: now, ...(o.excerpts ? { excerpts: o.excerpts } : {}) });
         if (holdBack || o.retry === true) this.#retry.add(o.name);
       } else if (o.kind === 'unsettled') {
         this.#retry.add(o.name);

@@ -283,6 +283,34 @@ export class SchemaRegistry {
     }
   }
 
+  /**
+   * Where the secrets of `value` would be as config `name`, whether or not it is valid (a refused document's lines
+   * are shown with them masked): [] when its schema marks none or it has no schema, undefined when that cannot be
+   * told (its schema is broken or not compiled). Over-marks, as findSecrets does.
+   */
+  secretsFor(name: string, value: unknown): readonly string[] | undefined {
+    const group = this.gen.byName.get(name);
+    if (!group) return [];
+    if (!this.mayMarkSecrets(group)) return [];
+    if (group.error || !this.compiled(group)) return undefined;
+    try {
+      return this.secretsOf(group, value);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Does the schema of config `name` mark any secret (or is there no telling: a broken schema)? */
+  marksSecrets(name: string): boolean {
+    const group = this.gen.byName.get(name);
+    return group !== undefined && (group.error !== undefined || this.mayMarkSecrets(group));
+  }
+
+  /** Its own text marks a secret, or it refers to other schemas and some schema does. */
+  private mayMarkSecrets(group: Group): boolean {
+    return mentionsSecret(group.text) || (group.external && this.gen.hasSecrets);
+  }
+
   private secretsOf(group: Group, value: unknown): string[] {
     const ajv = this.gen.instances.get(`plain ${group.dialect}`);
     const root = group.schema;
