@@ -312,6 +312,10 @@ class Daemon {
         });
       });
     }
+    // From here the handlers above hear every signal: the early ones go now (a signal heard by both would be
+    // taken for a second one and force the exit), and what they recorded is acted on once the daemon runs.
+    early.release();
+    const held: NodeJS.Signals | undefined = early.stop ?? (early.reload ? 'SIGHUP' : undefined);
     if (this.settingsFile) {
       watchFile(this.settingsFile, { interval: this.options.settingsPollMs ?? 1000, persistent: false }, (curr, prev) => {
         if (curr.mtimeMs !== prev.mtimeMs || curr.ino !== prev.ino || curr.size !== prev.size) this.reload('settings file changed');
@@ -322,9 +326,7 @@ class Daemon {
     await notifier.ready(this.statusText());
     this.startWatchdog();
     logger.info({ version: hot.version, systemd: notifier.enabled, watchdogMs: notifier.watchdogIntervalMs }, 'hotconf running');
-    early.release();
-    if (early.stop) process.emit(early.stop, early.stop);
-    else if (early.reload) process.emit('SIGHUP', 'SIGHUP');
+    if (held) process.emit(held, held);
     return exited;
   }
 
