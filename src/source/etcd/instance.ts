@@ -10,8 +10,8 @@ import type { Logger } from 'pino';
 import { settleWithin } from '../../async.js';
 import type { FleetStatus } from '../index.js';
 import { prefixEnd } from './client.js';
-import { decideRollout, decodeHead, decodeJson, fleetKeys, type Head, type InstanceRecord, type InstanceState } from './layout.js';
-import { endCanary } from './rollout.js';
+import { decodeHead, fleetKeys, type Head, type InstanceRecord, type InstanceState } from './layout.js';
+import { decideAndAct, recordsOf } from './rollout.js';
 
 export const LEASE_TTL_S = 10;
 export const HEARTBEAT_MS = 5000;
@@ -50,25 +50,15 @@ export async function readFleet(client: Etcd3, prefix: string, ids?: readonly st
   const res = await client.kv.txn({ compare: [], success: [{ request_range: { key: Buffer.from(k.head) } }, ...records], failure: [] });
   const [h, ...i] = res.responses.map((r) => (r.response_range as IRangeResponse | undefined)?.kvs ?? []);
   const headKv = h?.[0];
-  const instances: InstanceRecord[] = [];
-  for (const kv of i.flat()) {
-    try {
-      instances.push(decodeJson<InstanceRecord>(kv.key.toString(), kv.value));
-    } catch {
-      // a record this hotconf cannot read says nothing about the rollout
-    }
-  }
-  return { head: headKv ? decodeHead(k.head, headKv.value) : undefined, headRevision: headKv?.mod_revision, instances };
+  return { head: headKv ? decodeHead(k.head, headKv.value) : undefined, headRevision: headKv?.mod_revision, instances: recordsOf(i.flat()) };
 }
 
-/** What GET /v1/fleet shows: the head and the records, undefined fields as null. */
+/** What GET /v1/fleet shows: the head and the records (in the order given: recordsOf sorts them by id), undefined fields as null. */
 export function fleetStatusOf(head: Head, instances: readonly InstanceRecord[]): FleetStatus {
   return {
     stable: head.stable,
     canary: head.canary ? { release: head.canary.release, ids: head.canary.ids, auto: head.canary.auto ?? null, startedAt: head.canary.startedAt } : null,
-    instances: [...instances]
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-      .map((r) => ({
+    instances: instances.map((r) => ({
         id: r.id,
         release: r.release ?? null,
         target: r.target ?? null,
@@ -177,11 +167,9 @@ export class InstanceRegistry {
       const { head, headRevision, instances } = await readFleet(this.client, this.prefix, ids);
       // Decided on the records of the canary read: a head whose canary moved meanwhile waits for the next look.
       if (!head?.canary?.auto || headRevision === undefined || head.canary.ids.join('\0') !== ids.join('\0')) return;
-      const d = decideRollout(head, instances, Date.now());
-      if (d.action !== 'abort' && d.action !== 'promote') return;
       // The writer's end of a canary: the head's CAS, and an aborted release marked so in its meta (history).
-      const moved = await endCanary(this.client, this.prefix, head, headRevision, d.action, { by: `instance ${this.id}`, reason: `auto-${d.action}: ${d.why}` });
-      if (moved) this.log.warn({ release: head.canary.release, action: d.action, why: d.why }, `canary release ${head.canary.release} ${d.action === 'abort' ? 'aborted' : 'promoted'} by this instance`);
+      const { decision: d, acted } = await decideAndAct(this.client, this.prefix, head, headRevision, instances, `instance ${this.id}`);
+      if (acted && (d.action === 'abort' || d.action === 'promote')) this.log.warn({ release: head.canary.release, action: d.action, why: d.why }, `canary release ${head.canary.release} ${d.action === 'abort' ? 'aborted' : 'promoted'} by this instance`);
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'rollout check failed; next try in a second');
     } finally {

@@ -2,7 +2,7 @@
 // the wait of `hotconf push --canary … --auto --wait`, which runs decideRollout() (layout.ts) and moves the head
 // when it says abort or promote. Every head move is a compare-and-swap on the head's mod_revision: when several
 // deciders (the pusher, each canary instance) race, one wins and the others see the result on their next read.
-import type { Etcd3, IRequestOp } from 'etcd3';
+import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3';
 import { EtcdError } from './client.js';
 import { decideRollout, decodeJson, fleetKeys, type Head, type InstanceRecord, type ReleaseMeta, type RolloutDecision } from './layout.js';
 import { rangeOf, readHead, readRelease } from './releases.js';
@@ -10,12 +10,17 @@ import { rangeOf, readHead, readRelease } from './releases.js';
 /** The live instances (their records exist while their lease does), sorted by id. Unreadable records are skipped. */
 export async function listInstances(client: Etcd3, prefix: string, revision?: string): Promise<InstanceRecord[]> {
   const { kvs } = await rangeOf(client, fleetKeys(prefix).instances, revision === undefined ? {} : { revision });
+  return recordsOf(kvs);
+}
+
+/** Instance records as read from etcd, sorted by id; a record hotconf did not write is not an instance (skipped). */
+export function recordsOf(kvs: Iterable<IKeyValue>): InstanceRecord[] {
   const out: InstanceRecord[] = [];
   for (const kv of kvs) {
     try {
       out.push(decodeJson<InstanceRecord>(kv.key.toString(), kv.value));
     } catch {
-      // A record hotconf did not write: not an instance.
+      // not an instance
     }
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -100,11 +105,27 @@ export async function stepRollout(
   const { head, headMod, revision } = await readHead(client, prefix);
   // `release`: only that canary (a waiter must not decide a later push's canary).
   if (!head?.canary?.auto || (options.release !== undefined && head.canary.release !== options.release)) return { head, decision: { action: 'none' }, acted: false };
-  const now = options.now ?? Date.now();
-  const decision = decideRollout(head, await listInstances(client, prefix, revision), now);
-  if (decision.action !== 'abort' && decision.action !== 'promote') return { head, decision, acted: false };
+  return { head, ...(await decideAndAct(client, prefix, head, headMod, await listInstances(client, prefix, revision), by, options.now)) };
+}
+
+/**
+ * {@link decideRollout} on `head` (read at `headMod`) and these records; on abort or promote, {@link endCanary}
+ * with the reason `auto-<action>: <why>`. `acted` is true when this call moved the head (false: nothing to do, or
+ * another decider's CAS landed first). The one decision step of the pusher's wait and of the canary instances.
+ */
+export async function decideAndAct(
+  client: Etcd3,
+  prefix: string,
+  head: Head,
+  headMod: string,
+  instances: readonly InstanceRecord[],
+  by: string,
+  now = Date.now(),
+): Promise<{ decision: RolloutDecision; acted: boolean }> {
+  const decision = decideRollout(head, instances, now);
+  if (decision.action !== 'abort' && decision.action !== 'promote') return { decision, acted: false };
   const acted = await endCanary(client, prefix, head, headMod, decision.action, { by, reason: `auto-${decision.action}: ${decision.why}` });
-  return { head, decision, acted };
+  return { decision, acted };
 }
 
 export interface WaitOutcome {
