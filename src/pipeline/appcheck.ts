@@ -7,6 +7,7 @@ import { AppCheckError } from '../errors.js';
 import { escapeControl } from '../names.js';
 import { valueAt } from '../pointer.js';
 import type { ConfigEntry, SourceText } from '../store/index.js';
+import { maskValues } from '../validate/index.js';
 import type { Outcome } from './document.js';
 
 /** One config of a candidate version. */
@@ -127,9 +128,7 @@ export function secretValues(entries: Iterable<{ readonly value: unknown; readon
  * most {@link APP_CHECK_OUTPUT_CHARS} characters.
  */
 export function boundOutput(text: string, secrets: readonly string[], maxChars = APP_CHECK_OUTPUT_CHARS): string {
-  let out = text.trim();
-  for (const s of secrets) out = out.split(s).join('[REDACTED]');
-  out = escapeControl(out);
+  const out = escapeControl(maskValues(text.trim(), secrets));
   if (out.length <= maxChars) return out;
   return `${out.slice(0, maxChars)}… (${out.length - maxChars} more characters)`;
 }

@@ -3,7 +3,7 @@
 // the bytes in hand; kept with the config's problem. Nothing here runs for a valid document.
 import type { ConfigError } from '../errors.js';
 import type { Position } from '../load/index.js';
-import { REDACTED } from '../validate/index.js';
+import { maskValues, REDACTED } from '../validate/index.js';
 
 /** Lines shown before and after an error's line. */
 export const EXCERPT_CONTEXT_LINES = 3;
@@ -60,10 +60,8 @@ export function excerptsOf(text: string, errors: readonly ConfigError[], marks: 
   const excerpts = ranges.map(([from, to]) => ({
     line: from,
     lines: all.slice(from - 1, to).map((text, i) => {
-      let shown = text;
       const col = masked.get(from + i);
-      if (col !== undefined) shown = shown.slice(0, col - 1) + REDACTED;
-      for (const needle of needles) shown = shown.split(needle).join(REDACTED);
+      const shown = maskValues(col === undefined ? text : text.slice(0, col - 1) + REDACTED, needles);
       return shown.length > EXCERPT_MAX_LINE_CHARS ? `${shown.slice(0, EXCERPT_MAX_LINE_CHARS)}…` : shown;
     }),
   }));

@@ -766,3 +766,11 @@ export function redact(value: unknown, secrets: readonly string[]): unknown {
 }
 
 export const REDACTED = '[REDACTED]';
+
+/** `text` with every occurrence of each of `values` replaced by {@link REDACTED}, in the order given (longest first,
+ *  so that a secret that contains another is masked whole). */
+export function maskValues(text: string, values: readonly string[]): string {
+  let out = text;
+  for (const v of values) out = out.split(v).join(REDACTED);
+  return out;
+}
